@@ -1,0 +1,1 @@
+//! Backbone benchmark (filled in below).

@@ -1,0 +1,30 @@
+//! Configuration: the model ([`model`]) and the layered loader ([`load`]):
+//! built-in defaults, then the file, then `MEDBUS_*` environment variables.
+//! Loading reports every problem at once, each with file, line and key.
+
+pub mod model;
+
+pub use model::*;
+
+/// A URL with any password replaced by `***`, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host… → scheme://user:***@host…
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((cred, host)) = rest.split_once('@') {
+            if let Some((user, _)) = cred.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_url("embedded"), "embedded");
+    }
+}
