@@ -1,1 +1,32 @@
-fn main() {}
+//! The `medbus` binary: command line and wiring only. The work is done by the
+//! workspace crates (`bus` for backbone, store and config).
+//!
+//! - `cli`: the commands and their flags.
+//! - `serve`: starts backbone, store and the HTTP server; shuts down on signal.
+//! - `http`: /healthz, /readyz and /metrics.
+//! - `telemetry`: tracing and the Prometheus recorder.
+//! - `check`: `medbus check`.
+//! - `bench`: `medbus bench backbone`.
+
+mod bench;
+mod check;
+mod cli;
+mod http;
+mod serve;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("medbus: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(cli::run(cli))
+}

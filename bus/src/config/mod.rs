@@ -1,11 +1,15 @@
-//! Configuration: the model ([`model`]) and the layered loader ([`load`]):
-//! built-in defaults, then the file, then `MEDBUS_*` environment variables.
-//! Loading reports every problem at once, each with file, line and key.
+//! Configuration: the model ([`model`]), the layered loader ([`load`]: built-in
+//! defaults, then the file, then `MEDBUS_*` environment variables), pure
+//! validation ([`validate`]) and problems located by file and line ([`problem`]).
 
+pub mod load;
 pub mod model;
+pub mod problem;
+pub mod validate;
 
+pub use load::{env_var_for, known_keys, load};
 pub use model::*;
-
+pub use problem::{Origin, Problem, Problems};
 /// A URL with any password replaced by `***`, for logs and error messages.
 pub fn redact_url(url: &str) -> String {
     // scheme://user:password@host… → scheme://user:***@host…

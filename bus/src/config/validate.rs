@@ -1,0 +1,92 @@
+//! Checks of meaning that types cannot express. Pure: binds and connects nothing.
+
+use std::time::Duration;
+
+use super::Config;
+
+/// Every problem as (key, message).
+pub fn validate(c: &Config) -> Vec<(String, String)> {
+    let mut p = Vec::new();
+    let mut bad = |key: &str, msg: String| p.push((key.to_string(), msg));
+    let b = &c.backbone;
+    if !(b.url == "embedded" || b.url.starts_with("nats://") || b.url.starts_with("tls://")) {
+        bad(
+            "backbone.url",
+            format!(
+                "must be \"embedded\" or nats://host:port, got {:?}",
+                super::redact_url(&b.url)
+            ),
+        );
+    }
+    if b.stream_prefix.is_empty() || !b.stream_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        bad("backbone.stream_prefix", "must be letters, digits and '_' only".into());
+    }
+    if b.duplicate_window < Duration::from_secs(1) {
+        bad("backbone.duplicate_window", "must be at least 1s".into());
+    }
+    if b.max_age < b.duplicate_window {
+        bad("backbone.max_age", "must be at least backbone.duplicate_window".into());
+    }
+    if b.ack_wait < Duration::from_millis(100) {
+        bad("backbone.ack_wait", "must be at least 100ms".into());
+    }
+    if b.max_deliver == 0 {
+        bad("backbone.max_deliver", "must be at least 1".into());
+    }
+    if b.max_ack_pending == 0 {
+        bad("backbone.max_ack_pending", "must be at least 1".into());
+    }
+    if b.publish_timeout.is_zero() {
+        bad("backbone.publish_timeout", "must be more than 0s".into());
+    }
+    let s = &c.store;
+    if !(s.url == "embedded"
+        || s.url.starts_with("sqlite:")
+        || s.url.starts_with("postgres://")
+        || s.url.starts_with("postgresql://"))
+    {
+        bad(
+            "store.url",
+            format!(
+                "must be \"embedded\", sqlite://PATH or postgres://…, got {:?}",
+                super::redact_url(&s.url)
+            ),
+        );
+    }
+    if s.max_connections == 0 {
+        bad("store.max_connections", "must be at least 1".into());
+    }
+    if s.connect_timeout.is_zero() {
+        bad("store.connect_timeout", "must be more than 0s".into());
+    }
+    if c.data_dir.as_os_str().is_empty() {
+        bad("data_dir", "must not be empty".into());
+    }
+    if c.log.level.trim().is_empty() {
+        bad("log.level", "must not be empty (e.g. \"info\")".into());
+    }
+    if c.shutdown.deadline.is_zero() {
+        bad("shutdown.deadline", "must be more than 0s".into());
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(validate(&Config::default()), vec![]);
+    }
+
+    #[test]
+    fn reports_each_problem() {
+        let mut c = Config::default();
+        c.backbone.url = "amqp://x".into();
+        c.backbone.max_deliver = 0;
+        c.store.url = "mysql://x".into();
+        let keys: Vec<String> = validate(&c).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["backbone.url", "backbone.max_deliver", "store.url"]);
+    }
+}

@@ -1,0 +1,458 @@
+//! SQLite store: the embedded backend, one file with nothing to install.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of exactly
+//! one connection (queued fairly in-process instead of spinning on
+//! `SQLITE_BUSY`), and each write transaction starts with `BEGIN IMMEDIATE`
+//! so another process (the CLI) can only make it wait, never fail mid-way.
+//! Reads use their own pool: in WAL mode they run beside the writer.
+//!
+//! Pragmas: WAL journal, `synchronous = FULL`, `busy_timeout` =
+//! `store.connect_timeout`, foreign keys on. FULL rather than NORMAL because
+//! in WAL mode NORMAL can lose the last commits on power loss (not on a
+//! process crash); the store holds the dedupe keys and the audit log, and the
+//! embedded backbone's default likewise syncs before acknowledging. The cost
+//! is one WAL fsync per write transaction.
+
+mod rows;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite};
+use uuid::Uuid;
+
+use self::rows::{dead_letter_columns, json, map_err, message_columns, micros};
+use super::{
+    AuditEntry, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageStatus, MessageSummary, NewMessage,
+    Store, StoreError, StoredMessage,
+};
+use crate::config::StoreConfig;
+
+/// Starts a write transaction holding the write lock from the first statement.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// A page size from a caller's limit: 0 means 100, never more than 1000.
+fn page_size(limit: u32) -> i64 {
+    i64::from(if limit == 0 { 100 } else { limit.min(1000) })
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    /// The single writer connection.
+    writer: SqlitePool,
+    /// Readers; the writer itself for an in-memory database.
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) the database file at `path`.
+    pub async fn open_file(path: &Path, cfg: &StoreConfig) -> Result<Self, StoreError> {
+        create_parent(path).await?;
+        Self::open(SqliteConnectOptions::new().filename(path), cfg, false).await
+    }
+
+    /// Opens `sqlite://PATH` (created if missing) or an in-memory database
+    /// (`sqlite::memory:`, `sqlite://?mode=memory`).
+    pub async fn open_url(url: &str, cfg: &StoreConfig) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("bad SQLite URL {url:?}: {e}")))?;
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !memory {
+            create_parent(options.get_filename()).await?;
+        }
+        Self::open(options, cfg, memory).await
+    }
+
+    async fn open(options: SqliteConnectOptions, cfg: &StoreConfig, memory: bool) -> Result<Self, StoreError> {
+        let base = options
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(cfg.connect_timeout)
+            .foreign_keys(true);
+        // Only the writer switches the journal to WAL (a persistent setting):
+        // switching needs an exclusive lock that busy_timeout cannot wait for.
+        let mut writer_options = base.clone().create_if_missing(true);
+        if !memory {
+            writer_options = writer_options.journal_mode(SqliteJournalMode::Wal);
+        }
+        // The writer is never closed for idleness or age: an in-memory database
+        // lives exactly as long as its one connection.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(cfg.connect_timeout)
+            .connect_with(writer_options)
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let reader = if memory {
+            // Every connection to `:memory:` would be a database of its own.
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(cfg.max_connections.max(1))
+                .acquire_timeout(cfg.connect_timeout)
+                .idle_timeout(Some(Duration::from_secs(600)))
+                .connect_with(base)
+                .await
+                .map_err(map_err)?
+        };
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Reads a message row and its stages in one read transaction (one WAL
+    /// snapshot), so the overall status never disagrees with the stages.
+    async fn load(
+        &self,
+        by_id: Option<Uuid>,
+        by_key: Option<(&str, &str)>,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let mut tx = self.reader.begin().await.map_err(map_err)?;
+        let row = match (by_id, by_key) {
+            (Some(id), _) => {
+                sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE id = ?1"))
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+            }
+            (None, Some((channel, control_id))) => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    message_columns!(),
+                    " FROM messages WHERE channel = ?1 AND control_id = ?2"
+                ))
+                .bind(channel)
+                .bind(control_id)
+                .fetch_optional(&mut *tx)
+                .await
+            }
+            (None, None) => return Ok(None),
+        }
+        .map_err(map_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut stored = rows::stored_message(&row)?;
+        let stages = sqlx::query(
+            "SELECT stage, status, error, attempts, updated_at FROM message_stages \
+             WHERE message_id = ?1 ORDER BY seq",
+        )
+        .bind(stored.message.id.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        stored.stages = stages.iter().map(rows::stage).collect::<Result<_, _>>()?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(stored))
+    }
+}
+
+/// Creates the directory a database file will live in.
+async fn create_parent(path: &Path) -> Result<(), StoreError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.writer).await.map_err(map_err)?;
+        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_message(&self, m: &NewMessage) -> Result<InsertOutcome, StoreError> {
+        let headers = json(&m.headers, "headers")?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
+        // No conflict target: the primary key and the partial unique index on
+        // (channel, control_id) both make a duplicate.
+        let done = sqlx::query(
+            "INSERT INTO messages (id, correlation_id, channel, protocol, control_id, message_type, patient_id, \
+             peer, raw, headers, received_at, status, error, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING",
+        )
+        .bind(m.id.to_string())
+        .bind(m.correlation_id.to_string())
+        .bind(&m.channel)
+        .bind(&m.protocol)
+        .bind(&m.control_id)
+        .bind(&m.message_type)
+        .bind(&m.patient_id)
+        .bind(&m.peer)
+        .bind(m.raw.as_ref())
+        .bind(headers)
+        .bind(micros(m.received_at))
+        .bind(m.status.as_str())
+        .bind(&m.error)
+        .bind(micros(Utc::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 1 {
+            tx.commit().await.map_err(map_err)?;
+            return Ok(InsertOutcome::Inserted);
+        }
+        // Still inside the write lock: the conflicting row is there. An id
+        // match is reported before a channel + control id match.
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM messages WHERE id = ?1 OR (channel = ?2 AND control_id = ?3) \
+             ORDER BY (id = ?1) DESC LIMIT 1",
+        )
+        .bind(m.id.to_string())
+        .bind(&m.channel)
+        .bind(&m.control_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        match existing {
+            Some(existing) => Uuid::parse_str(&existing)
+                .map(|existing| InsertOutcome::Duplicate { existing })
+                .map_err(|e| StoreError::Database(format!("stored message id {existing:?} is not a UUID: {e}"))),
+            None => Err(StoreError::Database(format!(
+                "message {} conflicted on insert but no conflicting row was found",
+                m.id
+            ))),
+        }
+    }
+
+    async fn record_stage(
+        &self,
+        message_id: Uuid,
+        stage: &str,
+        status: MessageStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = micros(Utc::now());
+        let id = message_id.to_string();
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
+        let updated = sqlx::query("UPDATE messages SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1")
+            .bind(&id)
+            .bind(status.as_str())
+            .bind(error)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!(
+                "no message {message_id} to record stage {stage:?} on"
+            )));
+        }
+        // seq numbers a message's stages in first-recorded order; the write
+        // lock makes the MAX() + 1 safe.
+        sqlx::query(
+            "INSERT INTO message_stages (message_id, stage, seq, status, error, attempts, first_at, updated_at) \
+             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq) + 1, 0) FROM message_stages WHERE message_id = ?1), \
+             ?3, ?4, 1, ?5, ?5) \
+             ON CONFLICT (message_id, stage) DO UPDATE SET status = excluded.status, error = excluded.error, \
+             attempts = message_stages.attempts + 1, updated_at = excluded.updated_at",
+        )
+        .bind(&id)
+        .bind(stage)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_message(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError> {
+        self.load(Some(id), None).await
+    }
+
+    async fn find_message(&self, channel: &str, control_id: &str) -> Result<Option<StoredMessage>, StoreError> {
+        self.load(None, Some((channel, control_id))).await
+    }
+
+    async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>, StoreError> {
+        // Keyset paging on (received_at, id), the order shown, so pages never
+        // overlap or skip; an unknown before_id falls back to plain id order.
+        let before = filter.before_id.map(|b| b.to_string());
+        let anchor = match &before {
+            Some(before) => sqlx::query_scalar::<_, i64>("SELECT received_at FROM messages WHERE id = ?1")
+                .bind(before)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(map_err)?,
+            None => None,
+        };
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, channel, protocol, control_id, message_type, patient_id, status, error, received_at \
+             FROM messages WHERE 1 = 1",
+        );
+        if let Some(channel) = &filter.channel {
+            q.push(" AND channel = ").push_bind(channel);
+        }
+        if let Some(status) = filter.status {
+            q.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(control_id) = &filter.control_id {
+            q.push(" AND control_id = ").push_bind(control_id);
+        }
+        if let Some(patient_id) = &filter.patient_id {
+            q.push(" AND patient_id = ").push_bind(patient_id);
+        }
+        if let Some(since) = filter.since {
+            q.push(" AND received_at >= ").push_bind(micros(since));
+        }
+        if let Some(until) = filter.until {
+            q.push(" AND received_at < ").push_bind(micros(until));
+        }
+        match (anchor, before) {
+            (Some(at), Some(before)) => {
+                q.push(" AND (received_at < ").push_bind(at);
+                q.push(" OR (received_at = ").push_bind(at);
+                q.push(" AND id < ").push_bind(before).push("))");
+            }
+            (None, Some(before)) => {
+                q.push(" AND id < ").push_bind(before);
+            }
+            _ => {}
+        }
+        q.push(" ORDER BY received_at DESC, id DESC LIMIT ")
+            .push_bind(page_size(filter.limit));
+        let rows = q.build().fetch_all(&self.reader).await.map_err(map_err)?;
+        rows.iter().map(rows::summary).collect()
+    }
+
+    async fn record_event(&self, e: &EventRecord) -> Result<bool, StoreError> {
+        let body = json(&e.body, "event body")?;
+        let done = sqlx::query(
+            "INSERT INTO events (id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at, \
+             recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(e.id.to_string())
+        .bind(e.correlation_id.to_string())
+        .bind(e.causation_id.map(|c| c.to_string()))
+        .bind(&e.kind)
+        .bind(&e.subject)
+        .bind(&e.patient_id)
+        .bind(body)
+        .bind(micros(e.occurred_at))
+        .bind(micros(Utc::now()))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn events_for(&self, correlation_id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at \
+             FROM events WHERE correlation_id = ?1 ORDER BY occurred_at, id",
+        )
+        .bind(correlation_id.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(rows::event).collect()
+    }
+
+    async fn insert_dead_letter(&self, d: &DeadLetter) -> Result<(), StoreError> {
+        let headers = json(&d.headers, "headers")?;
+        sqlx::query(concat!(
+            "INSERT INTO dead_letters (",
+            dead_letter_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(d.id.to_string())
+        .bind(&d.stage)
+        .bind(&d.subject)
+        .bind(&d.reason)
+        .bind(i64::from(d.deliveries))
+        .bind(d.correlation_id.map(|c| c.to_string()))
+        .bind(headers)
+        .bind(d.payload.as_ref())
+        .bind(micros(d.created_at))
+        .bind(d.replayed_at.map(micros))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_dead_letters(&self, stage: Option<&str>, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = match stage {
+            Some(stage) => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    dead_letter_columns!(),
+                    " FROM dead_letters WHERE stage = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2"
+                ))
+                .bind(stage)
+                .bind(page_size(limit))
+                .fetch_all(&self.reader)
+                .await
+            }
+            None => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    dead_letter_columns!(),
+                    " FROM dead_letters ORDER BY created_at DESC, id DESC LIMIT ?1"
+                ))
+                .bind(page_size(limit))
+                .fetch_all(&self.reader)
+                .await
+            }
+        }
+        .map_err(map_err)?;
+        rows.iter().map(rows::dead_letter).collect()
+    }
+
+    async fn mark_replayed(&self, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1")
+            .bind(id.to_string())
+            .bind(micros(Utc::now()))
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .bind(micros(e.at))
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.detail)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn audit_for(&self, target: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows =
+            sqlx::query("SELECT at, actor, action, target, detail FROM audit_log WHERE target = ?1 ORDER BY at, id")
+                .bind(target)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(map_err)?;
+        rows.iter().map(rows::audit).collect()
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}

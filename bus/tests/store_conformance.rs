@@ -1,0 +1,170 @@
+//! One store conformance suite, run against SQLite (always) and PostgreSQL
+//! (a throwaway database per test; skipped with a notice when PostgreSQL is
+//! absent, a failure when `MEDBUS_REQUIRE_SERVICES=1`).
+//!
+//! Each case is an async fn taking a [`Harness`]; `conformance!` turns it into
+//! `sqlite::<case>` and `postgres::<case>` tests.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, DurationRound, TimeDelta, TimeZone, Utc};
+use medbus_bus::config::StoreConfig;
+use medbus_bus::store::postgres::PostgresStore;
+use medbus_bus::store::sqlite::SqliteStore;
+use medbus_bus::store::*;
+use serde_json::json;
+use uuid::{NoContext, Timestamp, Uuid};
+
+/// A store under test, how to open it again, and what keeps its database alive.
+struct Harness {
+    store: SharedStore,
+    kind: &'static str,
+    reopen_at: String,
+    _keep: Keep,
+}
+
+enum Keep {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Pg(#[allow(dead_code)] medbus_testkit::PgDatabase),
+}
+
+fn cfg() -> StoreConfig {
+    StoreConfig {
+        url: String::new(),
+        max_connections: 8,
+        connect_timeout: Duration::from_secs(10),
+    }
+}
+
+impl Harness {
+    async fn sqlite() -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("nested").join("medbus.db");
+        let store = SqliteStore::open_file(&path, &cfg()).await.expect("open sqlite");
+        Harness {
+            store: Arc::new(store),
+            kind: "sqlite",
+            reopen_at: path.to_string_lossy().into_owned(),
+            _keep: Keep::Dir(dir),
+        }
+    }
+
+    async fn postgres() -> Option<Harness> {
+        let db = medbus_testkit::PgDatabase::create().await?;
+        let store = PostgresStore::connect(&db.url, &cfg()).await.expect("connect postgres");
+        Some(Harness {
+            store: Arc::new(store),
+            kind: "postgres",
+            reopen_at: db.url.clone(),
+            _keep: Keep::Pg(db),
+        })
+    }
+
+    /// A second, independent store on the same database (migrations run again).
+    async fn reopen(&self) -> SharedStore {
+        match self.kind {
+            "sqlite" => Arc::new(SqliteStore::open_file(self.reopen_at.as_ref(), &cfg()).await.expect("reopen")),
+            _ => Arc::new(PostgresStore::connect(&self.reopen_at, &cfg()).await.expect("reconnect")),
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let h = super::Harness::sqlite().await;
+                    super::cases::$case(&h).await;
+                    h.store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let Some(h) = super::Harness::postgres().await else { return };
+                    super::cases::$case(&h).await;
+                    h.store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    check_ok,
+    insert_get_round_trips_every_field,
+    duplicate_by_channel_and_control_id,
+    same_control_id_on_another_channel,
+    record_stage_counts_and_sets_status,
+    list_messages_filters,
+    list_messages_pages_newest_first,
+    list_messages_default_limit,
+    events_idempotent_oldest_first,
+    dead_letters,
+    audit_log,
+    reopen_keeps_data,
+    concurrent_inserts,
+);
+
+/// A fixed, microsecond-exact base time; each test has its own database.
+fn base() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).single().expect("valid time")
+}
+
+/// A UUID v7 carrying time `t`, so id order follows time order.
+fn id_at(t: DateTime<Utc>) -> Uuid {
+    let secs = u64::try_from(t.timestamp()).expect("after 1970");
+    Uuid::new_v7(Timestamp::from_unix(NoContext, secs, t.timestamp_subsec_nanos()))
+}
+
+fn secs(n: i64) -> TimeDelta {
+    TimeDelta::seconds(n)
+}
+
+/// A message on `channel` with `control_id`, received at `at`.
+fn msg(channel: &str, control_id: Option<&str>, at: DateTime<Utc>) -> NewMessage {
+    let id = id_at(at);
+    NewMessage {
+        id,
+        correlation_id: id,
+        channel: channel.into(),
+        protocol: "hl7v2".into(),
+        control_id: control_id.map(Into::into),
+        message_type: Some("ADT^A01".into()),
+        patient_id: Some("P1".into()),
+        peer: Some("10.0.0.7:40112".into()),
+        raw: Bytes::from_static(b"MSH|^~\\&|LAB|H|MEDBUS|H|20240501||ADT^A01|1|P|2.5\r"),
+        headers: BTreeMap::from([("mllp.peer".to_string(), "10.0.0.7".to_string())]),
+        received_at: at,
+        status: MessageStatus::Received,
+        error: None,
+    }
+}
+
+/// Inserts and asserts it was new.
+async fn put(s: &SharedStore, m: &NewMessage) {
+    assert_eq!(s.insert_message(m).await.expect("insert"), InsertOutcome::Inserted, "{:?}", m.control_id);
+}
+
+/// Now, cut to what every backend keeps (microseconds).
+fn now_us() -> DateTime<Utc> {
+    Utc::now().duration_trunc(TimeDelta::microseconds(1)).expect("truncate")
+}
+
+#[path = "store_conformance/messages.rs"]
+mod messages;
+#[path = "store_conformance/records.rs"]
+mod records;
+/// Every case, by name, for `conformance!`.
+mod cases {
+    pub use super::messages::*;
+    pub use super::records::*;
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole test suite, on real servers. Works on a fresh Debian machine:
+# - nats-server (with JetStream): the suites start private servers from the
+#   binary; it is installed with apt-get when absent.
+# - PostgreSQL: uses the one on $MEDBUS_TEST_POSTGRES_URL (default
+#   postgres://postgres@127.0.0.1:5432/postgres); when none answers, starts a
+#   private cluster under target/test-pg, installing PostgreSQL when absent.
+# Fails loudly when a server cannot be had: MEDBUS_REQUIRE_SERVICES=1 makes
+# every server suite panic instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '== %s\n' "$*" >&2; }
+die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
+
+sudo_if() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
+apt_install() {
+  command -v apt-get >/dev/null || die "cannot install $* (no apt-get): install it and re-run"
+  say "installing $*"
+  sudo_if apt-get update -qq >/dev/null 2>&1 || true
+  sudo_if env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
+}
+
+# --- NATS -----------------------------------------------------------------
+if [ -z "${MEDBUS_NATS_SERVER:-}" ]; then
+  if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
+    apt_install nats-server
+  fi
+  MEDBUS_NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
+fi
+[ -x "$MEDBUS_NATS_SERVER" ] || die "nats-server not runnable at $MEDBUS_NATS_SERVER"
+export MEDBUS_NATS_SERVER
+say "nats-server: $("$MEDBUS_NATS_SERVER" --version 2>&1 | head -1)"
+
+# --- PostgreSQL -----------------------------------------------------------
+pg_url=${MEDBUS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+pg_answers() { command -v psql >/dev/null && psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
+if ! pg_answers "$pg_url"; then
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+  if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
+    apt_install postgresql
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  fi
+  dir=$PWD/target/test-pg
+  port=${MEDBUS_TEST_PG_PORT:-55432}
+  run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    say "creating a private PostgreSQL cluster in $dir"
+    mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres "$dir"
+    run_pg "$pg_bin/initdb" -D "$dir" -U postgres --auth=trust >/dev/null || die "initdb failed"
+  fi
+  say "starting PostgreSQL on 127.0.0.1:$port"
+  run_pg "$pg_bin/pg_ctl" -D "$dir" -l "$dir/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=/tmp -c fsync=off" start >/dev/null \
+    || { tail -20 "$dir/log" >&2; die "PostgreSQL did not start"; }
+  pg_url="postgres://postgres@127.0.0.1:$port/postgres"
+  pg_answers "$pg_url" || die "PostgreSQL started but does not answer at $pg_url"
+fi
+export MEDBUS_TEST_POSTGRES_URL=$pg_url
+say "postgres: $pg_url"
+
+# --- the suite ------------------------------------------------------------
+export MEDBUS_REQUIRE_SERVICES=1
+say "cargo test --workspace"
+cargo test --workspace --all-targets "$@"

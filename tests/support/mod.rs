@@ -1,0 +1,102 @@
+//! Runs the real `medbus` binary for end-to-end tests.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `medbus serve`, killed on drop.
+pub struct Medbus {
+    child: Option<Child>,
+    /// Base URL of its HTTP server.
+    pub http: String,
+    /// Where its log goes.
+    pub log: std::path::PathBuf,
+}
+
+impl Medbus {
+    /// Starts `medbus serve` with `env` (on top of a clean MEDBUS_* environment) in `dir`.
+    pub fn start(dir: &Path, env: &[(&str, String)]) -> Medbus {
+        let port = medbus_testkit::free_port();
+        let log = dir.join("medbus.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_medbus"));
+        cmd.arg("serve")
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .env("MEDBUS_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("MEDBUS_DATA_DIR", dir.join("data"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("MEDBUS_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("MEDBUS_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("MEDBUS_DATA_DIR", dir.join("data"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("medbus binary runs");
+        let m = Medbus {
+            child: Some(child),
+            http: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        m.wait_until(Duration::from_secs(30), |code| code == Some(200), "/healthz");
+        m
+    }
+
+    /// GET `path`, returning (status, body); None when nothing answers.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .ok()?;
+        let r = client.get(format!("{}{path}", self.http)).send().ok()?;
+        let code = r.status().as_u16();
+        Some((code, r.text().unwrap_or_default()))
+    }
+
+    /// Polls `path` until `ok(status)`; panics with the log after `limit`.
+    pub fn wait_until(&self, limit: Duration, ok: impl Fn(Option<u16>) -> bool, path: &str) -> Option<(u16, String)> {
+        let start = Instant::now();
+        loop {
+            let r = self.get(path);
+            if ok(r.as_ref().map(|(c, _)| *c)) {
+                return r;
+            }
+            if start.elapsed() > limit {
+                panic!(
+                    "{path} never reached the expected state (last: {r:?}); log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Medbus {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
