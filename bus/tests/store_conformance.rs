@@ -28,8 +28,8 @@ struct Harness {
 }
 
 enum Keep {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
-    Pg(#[allow(dead_code)] medbus_testkit::PgDatabase),
+    Dir { _dir: tempfile::TempDir },
+    Pg { _db: medbus_testkit::PgDatabase },
 }
 
 fn cfg() -> StoreConfig {
@@ -49,7 +49,7 @@ impl Harness {
             store: Arc::new(store),
             kind: "sqlite",
             reopen_at: path.to_string_lossy().into_owned(),
-            _keep: Keep::Dir(dir),
+            _keep: Keep::Dir { _dir: dir },
         }
     }
 
@@ -60,15 +60,23 @@ impl Harness {
             store: Arc::new(store),
             kind: "postgres",
             reopen_at: db.url.clone(),
-            _keep: Keep::Pg(db),
+            _keep: Keep::Pg { _db: db },
         })
     }
 
     /// A second, independent store on the same database (migrations run again).
     async fn reopen(&self) -> SharedStore {
         match self.kind {
-            "sqlite" => Arc::new(SqliteStore::open_file(self.reopen_at.as_ref(), &cfg()).await.expect("reopen")),
-            _ => Arc::new(PostgresStore::connect(&self.reopen_at, &cfg()).await.expect("reconnect")),
+            "sqlite" => Arc::new(
+                SqliteStore::open_file(self.reopen_at.as_ref(), &cfg())
+                    .await
+                    .expect("reopen"),
+            ),
+            _ => Arc::new(
+                PostgresStore::connect(&self.reopen_at, &cfg())
+                    .await
+                    .expect("reconnect"),
+            ),
         }
     }
 }
@@ -151,7 +159,12 @@ fn msg(channel: &str, control_id: Option<&str>, at: DateTime<Utc>) -> NewMessage
 
 /// Inserts and asserts it was new.
 async fn put(s: &SharedStore, m: &NewMessage) {
-    assert_eq!(s.insert_message(m).await.expect("insert"), InsertOutcome::Inserted, "{:?}", m.control_id);
+    assert_eq!(
+        s.insert_message(m).await.expect("insert"),
+        InsertOutcome::Inserted,
+        "{:?}",
+        m.control_id
+    );
 }
 
 /// Now, cut to what every backend keeps (microseconds).
@@ -167,4 +180,106 @@ mod records;
 mod cases {
     pub use super::messages::*;
     pub use super::records::*;
+}
+
+/// SQLite opening paths beyond the shared cases.
+mod sqlite_only {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_url_is_one_database() {
+        // With several pooled connections each would see its own empty database.
+        let store: SharedStore = Arc::new(SqliteStore::open_url("sqlite::memory:", &cfg()).await.expect("open"));
+        let tasks = (0..16).map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                s.insert_message(&msg("mem", Some(&format!("M{i}")), base() + secs(i)))
+                    .await
+            })
+        });
+        for r in futures::future::join_all(tasks).await {
+            assert_eq!(r.expect("task").expect("insert"), InsertOutcome::Inserted);
+        }
+        let all = store.list_messages(&MessageFilter::default()).await.expect("list");
+        assert_eq!(all.len(), 16);
+        let found = store.find_message("mem", "M3").await.expect("find").expect("stored");
+        store
+            .record_stage(found.message.id, "router", MessageStatus::Processed, None)
+            .await
+            .expect("record");
+        store.check().await.expect("check");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn file_url_creates_directories_and_reopens() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a").join("b").join("m.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::open_url(&url, &cfg()).await.expect("open");
+        let m = msg("adt", Some("U1"), base());
+        assert_eq!(store.insert_message(&m).await.expect("insert"), InsertOutcome::Inserted);
+        store.close().await;
+        assert!(path.is_file(), "{} missing", path.display());
+        let again = SqliteStore::open_file(&path, &cfg()).await.expect("reopen");
+        assert_eq!(again.get_message(m.id).await.expect("get").expect("stored").message, m);
+        again.close().await;
+    }
+
+    #[tokio::test]
+    async fn embedded_config_is_a_wal_file_under_data_dir() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let config = StoreConfig {
+            url: "embedded".into(),
+            ..cfg()
+        };
+        let store = connect(&config, &data_dir).await.expect("connect");
+        assert_eq!(store.kind(), "sqlite");
+        put(&store, &msg("adt", Some("E1"), base())).await;
+        assert!(data_dir.join("medbus.db").is_file());
+        // The write-ahead log exists while the store is open: WAL mode is on.
+        assert!(data_dir.join("medbus.db-wal").is_file(), "no WAL file");
+        store.close().await;
+    }
+}
+
+/// Connection failures are sorted for the caller.
+mod errors {
+    use super::*;
+
+    #[tokio::test]
+    async fn unreachable_postgres_is_retryable() {
+        let config = StoreConfig {
+            connect_timeout: Duration::from_secs(2),
+            ..cfg()
+        };
+        let started = std::time::Instant::now();
+        let err = PostgresStore::connect("postgres://postgres@127.0.0.1:1/none", &config)
+            .await
+            .err()
+            .expect("port 1 has no PostgreSQL");
+        assert!(
+            matches!(err, StoreError::Unavailable(_)) && err.is_retryable(),
+            "{err:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_url_is_invalid() {
+        let config = StoreConfig {
+            url: "mysql://root:secret@db/medbus".into(),
+            ..cfg()
+        };
+        let err = connect(&config, &PathBuf::from("unused")).await.err().expect("refused");
+        assert!(
+            matches!(&err, StoreError::Invalid(m) if !m.contains("secret")),
+            "{err:?}"
+        );
+    }
 }

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// An empty list of ids.
+const NONE: [Uuid; 0] = [];
+
 /// Ids of the listed messages, in the order listed.
 async fn ids(s: &SharedStore, filter: MessageFilter) -> Vec<Uuid> {
     let list = s.list_messages(&filter).await.expect("list");
@@ -15,7 +18,11 @@ pub async fn check_ok(h: &Harness) {
 
 pub async fn insert_get_round_trips_every_field(h: &Harness) {
     let s = &h.store;
-    let mut m = msg("lab", Some("CTRL-1 'quoted'"), base() + TimeDelta::nanoseconds(123_456_789));
+    let mut m = msg(
+        "lab",
+        Some("CTRL-1 'quoted'"),
+        base() + TimeDelta::nanoseconds(123_456_789),
+    );
     m.correlation_id = Uuid::now_v7();
     m.message_type = Some("ORU^R01".into());
     m.patient_id = Some("MRN-0042".into());
@@ -37,8 +44,16 @@ pub async fn insert_get_round_trips_every_field(h: &Harness) {
     assert_eq!(got.message.raw.as_ref(), m.raw.as_ref());
     assert_eq!((got.status, got.error.as_deref()), (MessageStatus::Received, None));
     assert!(got.stages.is_empty());
-    assert!(t0 <= got.updated_at && got.updated_at <= t1, "updated_at {} not in [{t0}, {t1}]", got.updated_at);
-    let found = s.find_message("lab", "CTRL-1 'quoted'").await.expect("find").expect("found");
+    assert!(
+        t0 <= got.updated_at && got.updated_at <= t1,
+        "updated_at {} not in [{t0}, {t1}]",
+        got.updated_at
+    );
+    let found = s
+        .find_message("lab", "CTRL-1 'quoted'")
+        .await
+        .expect("find")
+        .expect("found");
     assert_eq!(found, got);
 
     // Nothing optional, empty raw, refused at the door.
@@ -56,11 +71,18 @@ pub async fn insert_get_round_trips_every_field(h: &Harness) {
     put(s, &bare).await;
     let got = s.get_message(bare.id).await.expect("get").expect("stored");
     assert_eq!(got.message, bare);
-    assert_eq!((got.status, got.error.as_deref()), (MessageStatus::Rejected, Some("MSH-9 is empty")));
+    assert_eq!(
+        (got.status, got.error.as_deref()),
+        (MessageStatus::Rejected, Some("MSH-9 is empty"))
+    );
 
     assert!(s.get_message(Uuid::now_v7()).await.expect("get").is_none());
     assert!(s.find_message("lab", "nope").await.expect("find").is_none());
-    assert!(s.find_message("other", "CTRL-1 'quoted'").await.expect("find").is_none());
+    assert!(s
+        .find_message("other", "CTRL-1 'quoted'")
+        .await
+        .expect("find")
+        .is_none());
 }
 
 pub async fn duplicate_by_channel_and_control_id(h: &Harness) {
@@ -68,15 +90,24 @@ pub async fn duplicate_by_channel_and_control_id(h: &Harness) {
     let a = msg("adt", Some("C1"), base());
     put(s, &a).await;
     let b = msg("adt", Some("C1"), base() + secs(1));
-    assert_eq!(s.insert_message(&b).await.expect("insert"), InsertOutcome::Duplicate { existing: a.id });
-    assert!(s.get_message(b.id).await.expect("get").is_none(), "the duplicate was stored");
+    assert_eq!(
+        s.insert_message(&b).await.expect("insert"),
+        InsertOutcome::Duplicate { existing: a.id }
+    );
+    assert!(
+        s.get_message(b.id).await.expect("get").is_none(),
+        "the duplicate was stored"
+    );
 
     // The same id again (a redelivery) is a duplicate whatever its key.
     let c = NewMessage {
         id: a.id,
         ..msg("other", Some("C9"), base() + secs(2))
     };
-    assert_eq!(s.insert_message(&c).await.expect("insert"), InsertOutcome::Duplicate { existing: a.id });
+    assert_eq!(
+        s.insert_message(&c).await.expect("insert"),
+        InsertOutcome::Duplicate { existing: a.id }
+    );
     assert!(s.find_message("other", "C9").await.expect("find").is_none());
     assert_eq!(s.get_message(a.id).await.expect("get").expect("stored").message, a);
 
@@ -122,7 +153,11 @@ pub async fn record_stage_counts_and_sets_status(h: &Harness) {
     record("registration", MessageStatus::Errored, Some("db down")).await;
 
     let got = s.get_message(m.id).await.expect("get").expect("stored");
-    let view: Vec<_> = got.stages.iter().map(|r| (r.stage.as_str(), r.status, r.error.as_deref(), r.attempts)).collect();
+    let view: Vec<_> = got
+        .stages
+        .iter()
+        .map(|r| (r.stage.as_str(), r.status, r.error.as_deref(), r.attempts))
+        .collect();
     assert_eq!(
         view,
         vec![
@@ -131,7 +166,10 @@ pub async fn record_stage_counts_and_sets_status(h: &Harness) {
             ("registration", MessageStatus::Errored, Some("db down"), 1),
         ]
     );
-    assert_eq!((got.status, got.error.as_deref()), (MessageStatus::Errored, Some("db down")));
+    assert_eq!(
+        (got.status, got.error.as_deref()),
+        (MessageStatus::Errored, Some("db down"))
+    );
     assert!(got.updated_at >= t0 && got.stages.iter().all(|r| r.updated_at >= t0));
 
     // A later attempt of an earlier stage keeps the order and sets the overall status.
@@ -139,16 +177,27 @@ pub async fn record_stage_counts_and_sets_status(h: &Harness) {
     let got = s.get_message(m.id).await.expect("get").expect("stored");
     let names: Vec<_> = got.stages.iter().map(|r| r.stage.as_str()).collect();
     assert_eq!(names, ["ingress", "router", "registration"]);
-    assert_eq!((got.stages[1].attempts, got.stages[1].error.as_deref()), (3, Some("again")));
-    assert_eq!((got.status, got.error.as_deref()), (MessageStatus::Errored, Some("again")));
+    assert_eq!(
+        (got.stages[1].attempts, got.stages[1].error.as_deref()),
+        (3, Some("again"))
+    );
+    assert_eq!(
+        (got.status, got.error.as_deref()),
+        (MessageStatus::Errored, Some("again"))
+    );
     record("registration", MessageStatus::Processed, None).await;
     let got = s.get_message(m.id).await.expect("get").expect("stored");
     assert_eq!((got.status, got.error.as_deref()), (MessageStatus::Processed, None));
-    assert_eq!((got.stages[2].status, got.stages[2].attempts), (MessageStatus::Processed, 2));
+    assert_eq!(
+        (got.stages[2].status, got.stages[2].attempts),
+        (MessageStatus::Processed, 2)
+    );
 
     let untouched = s.get_message(other.id).await.expect("get").expect("stored");
     assert_eq!((untouched.status, untouched.stages.len()), (MessageStatus::Received, 0));
-    let unknown = s.record_stage(Uuid::now_v7(), "router", MessageStatus::Processed, None).await;
+    let unknown = s
+        .record_stage(Uuid::now_v7(), "router", MessageStatus::Processed, None)
+        .await;
     assert!(matches!(unknown, Err(StoreError::Invalid(_))), "{unknown:?}");
 }
 
@@ -177,30 +226,57 @@ pub async fn list_messages_filters(h: &Harness) {
     let at = |n: i64| Some(base() + secs(n));
 
     assert_eq!(ids(s, f()).await, [m4.id, m3.id, m2.id, m1.id, m0.id]);
-    let by_channel = |c: &str| MessageFilter { channel: Some(c.into()), ..f() };
+    let by_channel = |c: &str| MessageFilter {
+        channel: Some(c.into()),
+        ..f()
+    };
     assert_eq!(ids(s, by_channel("adt")).await, [m4.id, m2.id, m0.id]);
     assert_eq!(ids(s, by_channel("lab")).await, [m3.id, m1.id]);
-    assert_eq!(ids(s, by_channel("none")).await, []);
-    let by_status = |st| MessageFilter { status: Some(st), ..f() };
+    assert_eq!(ids(s, by_channel("none")).await, NONE);
+    let by_status = |st| MessageFilter {
+        status: Some(st),
+        ..f()
+    };
     assert_eq!(ids(s, by_status(MessageStatus::Errored)).await, [m2.id]);
     assert_eq!(ids(s, by_status(MessageStatus::Rejected)).await, [m3.id]);
     assert_eq!(ids(s, by_status(MessageStatus::Received)).await, [m4.id, m1.id, m0.id]);
-    assert_eq!(ids(s, by_status(MessageStatus::Processed)).await, []);
-    let by_control = |c: &str| MessageFilter { control_id: Some(c.into()), ..f() };
+    assert_eq!(ids(s, by_status(MessageStatus::Processed)).await, NONE);
+    let by_control = |c: &str| MessageFilter {
+        control_id: Some(c.into()),
+        ..f()
+    };
     assert_eq!(ids(s, by_control("A2")).await, [m2.id]);
     assert_eq!(ids(s, by_control("L1")).await, [m1.id]);
-    let by_patient = |p: &str| MessageFilter { patient_id: Some(p.into()), ..f() };
+    let by_patient = |p: &str| MessageFilter {
+        patient_id: Some(p.into()),
+        ..f()
+    };
     assert_eq!(ids(s, by_patient("P1")).await, [m4.id, m0.id]);
     assert_eq!(ids(s, by_patient("P2")).await, [m2.id, m1.id]);
     // since is inclusive, until exclusive.
-    assert_eq!(ids(s, MessageFilter { since: at(2), ..f() }).await, [m4.id, m3.id, m2.id]);
+    assert_eq!(
+        ids(s, MessageFilter { since: at(2), ..f() }).await,
+        [m4.id, m3.id, m2.id]
+    );
     assert_eq!(ids(s, MessageFilter { until: at(2), ..f() }).await, [m1.id, m0.id]);
-    let window = MessageFilter { since: at(1), until: at(4), ..f() };
+    let window = MessageFilter {
+        since: at(1),
+        until: at(4),
+        ..f()
+    };
     assert_eq!(ids(s, window).await, [m3.id, m2.id, m1.id]);
-    let both = MessageFilter { channel: Some("adt".into()), patient_id: Some("P2".into()), ..f() };
+    let both = MessageFilter {
+        channel: Some("adt".into()),
+        patient_id: Some("P2".into()),
+        ..f()
+    };
     assert_eq!(ids(s, both).await, [m2.id]);
-    let none = MessageFilter { channel: Some("lab".into()), status: Some(MessageStatus::Errored), ..f() };
-    assert_eq!(ids(s, none).await, []);
+    let none = MessageFilter {
+        channel: Some("lab".into()),
+        status: Some(MessageStatus::Errored),
+        ..f()
+    };
+    assert_eq!(ids(s, none).await, NONE);
 
     let line = s.list_messages(&by_control("A2")).await.expect("list");
     let want = MessageSummary {
@@ -233,7 +309,15 @@ pub async fn list_messages_pages_newest_first(h: &Harness) {
     let mut sizes = Vec::new();
     let mut before_id = None;
     loop {
-        let page = ids(s, MessageFilter { before_id, limit: 3, ..Default::default() }).await;
+        let page = ids(
+            s,
+            MessageFilter {
+                before_id,
+                limit: 3,
+                ..Default::default()
+            },
+        )
+        .await;
         if page.is_empty() {
             break;
         }
@@ -244,23 +328,80 @@ pub async fn list_messages_pages_newest_first(h: &Harness) {
     }
     assert_eq!(sizes, [3, 3, 3, 1]);
     assert_eq!(paged, newest_first);
-    assert_eq!(ids(s, MessageFilter { limit: 1, ..Default::default() }).await, newest_first[..1]);
+    assert_eq!(
+        ids(
+            s,
+            MessageFilter {
+                limit: 1,
+                ..Default::default()
+            }
+        )
+        .await,
+        newest_first[..1]
+    );
     // A before_id that is not stored pages by id order alone.
     let future = id_at(base() + secs(100));
-    assert_eq!(ids(s, MessageFilter { before_id: Some(future), ..Default::default() }).await.len(), 10);
+    assert_eq!(
+        ids(
+            s,
+            MessageFilter {
+                before_id: Some(future),
+                ..Default::default()
+            }
+        )
+        .await
+        .len(),
+        10
+    );
     let past = id_at(base() - secs(100));
-    assert_eq!(ids(s, MessageFilter { before_id: Some(past), ..Default::default() }).await, []);
+    assert_eq!(
+        ids(
+            s,
+            MessageFilter {
+                before_id: Some(past),
+                ..Default::default()
+            }
+        )
+        .await,
+        NONE
+    );
 }
 
 pub async fn list_messages_default_limit(h: &Harness) {
     let s = &h.store;
     for n in 0..101 {
-        put(s, &msg("bulk", Some(&format!("B{n}")), base() + TimeDelta::milliseconds(n))).await;
+        put(
+            s,
+            &msg("bulk", Some(&format!("B{n}")), base() + TimeDelta::milliseconds(n)),
+        )
+        .await;
     }
     let page = ids(s, MessageFilter::default()).await;
     assert_eq!(page.len(), 100, "limit 0 means 100");
     let newest = s.find_message("bulk", "B100").await.expect("find").expect("stored");
     assert_eq!(page[0], newest.message.id);
-    assert_eq!(ids(s, MessageFilter { limit: 1000, ..Default::default() }).await.len(), 101);
-    assert_eq!(ids(s, MessageFilter { limit: 5000, ..Default::default() }).await.len(), 101);
+    assert_eq!(
+        ids(
+            s,
+            MessageFilter {
+                limit: 1000,
+                ..Default::default()
+            }
+        )
+        .await
+        .len(),
+        101
+    );
+    assert_eq!(
+        ids(
+            s,
+            MessageFilter {
+                limit: 5000,
+                ..Default::default()
+            }
+        )
+        .await
+        .len(),
+        101
+    );
 }

@@ -98,6 +98,18 @@ impl Filter {
     }
 }
 
+/// Consumer `id`'s spec as stored in the log.
+pub(crate) fn consumer_record(id: u32, spec: &ConsumerSpec) -> ConsumerRec {
+    ConsumerRec {
+        id,
+        name: spec.name.clone(),
+        filter: spec.filter.clone(),
+        ack_wait_ms: spec.ack_wait.as_millis().min(u64::MAX as u128) as u64,
+        max_deliver: spec.max_deliver,
+        max_ack_pending: spec.max_ack_pending as u64,
+    }
+}
+
 /// A delivery not yet settled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pending {
@@ -135,18 +147,6 @@ impl ConsumerState {
             next: 1,
             pending: BTreeMap::new(),
             notify: Arc::new(Notify::new()),
-        }
-    }
-
-    /// The spec as stored in the log.
-    pub fn record(&self) -> ConsumerRec {
-        ConsumerRec {
-            id: self.id,
-            name: self.spec.name.clone(),
-            filter: self.spec.filter.clone(),
-            ack_wait_ms: self.spec.ack_wait.as_millis().min(u64::MAX as u128) as u64,
-            max_deliver: self.spec.max_deliver,
-            max_ack_pending: self.spec.max_ack_pending as u64,
         }
     }
 
@@ -188,6 +188,9 @@ impl ConsumerState {
                 Some((_, meta)) if self.filter.matches(&meta.subject) => break,
                 Some(_) => self.floor = n,
             }
+        }
+        // Entries at or below the floor (skipped by a jump, or from replay) are redundant.
+        if self.acked.first().is_some_and(|&f| f <= self.floor) {
             self.acked = self.acked.split_off(&(self.floor + 1));
         }
         self.next = self.next.max(self.floor + 1);
@@ -200,6 +203,7 @@ pub(crate) struct Picked {
     pub seq: u64,
     pub delivered: u32,
     pub file: Arc<File>,
+    pub segment: u64,
     pub offset: u64,
     pub len: u32,
 }
@@ -316,7 +320,7 @@ impl State {
         let locate = |seq: u64| {
             let meta = index.get(&seq)?;
             let seg = segments.get(&meta.segment)?;
-            Some((seg.file.clone(), meta.offset, meta.len))
+            Some((seg.file.clone(), meta.segment, meta.offset, meta.len))
         };
         for (&seq, p) in c.pending.iter_mut() {
             if p.deadline > now {
@@ -326,7 +330,7 @@ impl State {
             if out.len() >= max {
                 continue;
             }
-            let Some((file, offset, len)) = locate(seq) else {
+            let Some((file, segment, offset, len)) = locate(seq) else {
                 gone.push(seq);
                 continue;
             };
@@ -340,6 +344,7 @@ impl State {
                 seq,
                 delivered: p.delivered,
                 file,
+                segment,
                 offset,
                 len,
             });
@@ -376,6 +381,7 @@ impl State {
                 seq,
                 delivered: 1,
                 file: seg.file.clone(),
+                segment: meta.segment,
                 offset: meta.offset,
                 len: meta.len,
             });

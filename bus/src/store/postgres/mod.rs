@@ -21,6 +21,14 @@ use super::{
 };
 use crate::config::{redact_url, StoreConfig};
 
+/// How a message is looked up.
+enum Key<'a> {
+    /// By id.
+    Id(Uuid),
+    /// By channel + control id.
+    Natural(&'a str, &'a str),
+}
+
 /// A page size from a caller's limit: 0 means 100, never more than 1000.
 fn page_size(limit: u32) -> i64 {
     i64::from(if limit == 0 { 100 } else { limit.min(1000) })
@@ -54,24 +62,20 @@ impl PostgresStore {
 
     /// Reads a message row and its stages in one snapshot, so the overall
     /// status never disagrees with the stages shown beside it.
-    async fn load(
-        &self,
-        by_id: Option<Uuid>,
-        by_key: Option<(&str, &str)>,
-    ) -> Result<Option<StoredMessage>, StoreError> {
+    async fn load(&self, key: Key<'_>) -> Result<Option<StoredMessage>, StoreError> {
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map_err(map_err)?;
-        let row = match (by_id, by_key) {
-            (Some(id), _) => {
+        let row = match key {
+            Key::Id(id) => {
                 sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE id = $1"))
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await
             }
-            (None, Some((channel, control_id))) => {
+            Key::Natural(channel, control_id) => {
                 sqlx::query(concat!(
                     "SELECT ",
                     message_columns!(),
@@ -82,7 +86,6 @@ impl PostgresStore {
                 .fetch_optional(&mut *tx)
                 .await
             }
-            (None, None) => return Ok(None),
         }
         .map_err(map_err)?;
         let Some(row) = row else {
@@ -206,11 +209,11 @@ impl Store for PostgresStore {
     }
 
     async fn get_message(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError> {
-        self.load(Some(id), None).await
+        self.load(Key::Id(id)).await
     }
 
     async fn find_message(&self, channel: &str, control_id: &str) -> Result<Option<StoredMessage>, StoreError> {
-        self.load(None, Some((channel, control_id))).await
+        self.load(Key::Natural(channel, control_id)).await
     }
 
     async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>, StoreError> {

@@ -48,6 +48,8 @@ pub(super) fn map_err(e: sqlx::Error) -> StoreError {
                 // Integrity violations (unique, check, not null, foreign key) and
                 // bad data (e.g. a NUL byte in text) will fail again the same way.
                 Some("23") | Some("22") => StoreError::Invalid(text),
+                // Bad credentials or no such database: fix the configuration.
+                Some("28") | Some("3D") => StoreError::Invalid(text),
                 _ => StoreError::Database(text),
             }
         }

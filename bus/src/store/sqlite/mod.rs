@@ -4,24 +4,15 @@
 //! one connection (queued fairly in-process instead of spinning on
 //! `SQLITE_BUSY`), and each write transaction starts with `BEGIN IMMEDIATE`
 //! so another process (the CLI) can only make it wait, never fail mid-way.
-//! Reads use their own pool: in WAL mode they run beside the writer.
-//!
-//! Pragmas: WAL journal, `synchronous = FULL`, `busy_timeout` =
-//! `store.connect_timeout`, foreign keys on. FULL rather than NORMAL because
-//! in WAL mode NORMAL can lose the last commits on power loss (not on a
-//! process crash); the store holds the dedupe keys and the audit log, and the
-//! embedded backbone's default likewise syncs before acknowledging. The cost
-//! is one WAL fsync per write transaction.
+//! Reads use their own pool: in WAL mode they run beside the writer. Opening
+//! and the pragmas are in `open.rs`.
 
+mod open;
 mod rows;
-
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
@@ -30,10 +21,17 @@ use super::{
     AuditEntry, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageStatus, MessageSummary, NewMessage,
     Store, StoreError, StoredMessage,
 };
-use crate::config::StoreConfig;
 
 /// Starts a write transaction holding the write lock from the first statement.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// How a message is looked up.
+enum Key<'a> {
+    /// By id.
+    Id(Uuid),
+    /// By channel + control id.
+    Natural(&'a str, &'a str),
+}
 
 /// A page size from a caller's limit: 0 means 100, never more than 1000.
 fn page_size(limit: u32) -> i64 {
@@ -49,81 +47,18 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating it and its directory if needed) the database file at `path`.
-    pub async fn open_file(path: &Path, cfg: &StoreConfig) -> Result<Self, StoreError> {
-        create_parent(path).await?;
-        Self::open(SqliteConnectOptions::new().filename(path), cfg, false).await
-    }
-
-    /// Opens `sqlite://PATH` (created if missing) or an in-memory database
-    /// (`sqlite::memory:`, `sqlite://?mode=memory`).
-    pub async fn open_url(url: &str, cfg: &StoreConfig) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Invalid(format!("bad SQLite URL {url:?}: {e}")))?;
-        let memory = url.contains(":memory:") || url.contains("mode=memory");
-        if !memory {
-            create_parent(options.get_filename()).await?;
-        }
-        Self::open(options, cfg, memory).await
-    }
-
-    async fn open(options: SqliteConnectOptions, cfg: &StoreConfig, memory: bool) -> Result<Self, StoreError> {
-        let base = options
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(cfg.connect_timeout)
-            .foreign_keys(true);
-        // Only the writer switches the journal to WAL (a persistent setting):
-        // switching needs an exclusive lock that busy_timeout cannot wait for.
-        let mut writer_options = base.clone().create_if_missing(true);
-        if !memory {
-            writer_options = writer_options.journal_mode(SqliteJournalMode::Wal);
-        }
-        // The writer is never closed for idleness or age: an in-memory database
-        // lives exactly as long as its one connection.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(cfg.connect_timeout)
-            .connect_with(writer_options)
-            .await
-            .map_err(map_err)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&writer)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        let reader = if memory {
-            // Every connection to `:memory:` would be a database of its own.
-            writer.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(cfg.max_connections.max(1))
-                .acquire_timeout(cfg.connect_timeout)
-                .idle_timeout(Some(Duration::from_secs(600)))
-                .connect_with(base)
-                .await
-                .map_err(map_err)?
-        };
-        Ok(SqliteStore { writer, reader })
-    }
-
     /// Reads a message row and its stages in one read transaction (one WAL
     /// snapshot), so the overall status never disagrees with the stages.
-    async fn load(
-        &self,
-        by_id: Option<Uuid>,
-        by_key: Option<(&str, &str)>,
-    ) -> Result<Option<StoredMessage>, StoreError> {
+    async fn load(&self, key: Key<'_>) -> Result<Option<StoredMessage>, StoreError> {
         let mut tx = self.reader.begin().await.map_err(map_err)?;
-        let row = match (by_id, by_key) {
-            (Some(id), _) => {
+        let row = match key {
+            Key::Id(id) => {
                 sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE id = ?1"))
                     .bind(id.to_string())
                     .fetch_optional(&mut *tx)
                     .await
             }
-            (None, Some((channel, control_id))) => {
+            Key::Natural(channel, control_id) => {
                 sqlx::query(concat!(
                     "SELECT ",
                     message_columns!(),
@@ -134,7 +69,6 @@ impl SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await
             }
-            (None, None) => return Ok(None),
         }
         .map_err(map_err)?;
         let Some(row) = row else {
@@ -152,16 +86,6 @@ impl SqliteStore {
         stored.stages = stages.iter().map(rows::stage).collect::<Result<_, _>>()?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some(stored))
-    }
-}
-
-/// Creates the directory a database file will live in.
-async fn create_parent(path: &Path) -> Result<(), StoreError> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))),
-        _ => Ok(()),
     }
 }
 
@@ -276,11 +200,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_message(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError> {
-        self.load(Some(id), None).await
+        self.load(Key::Id(id)).await
     }
 
     async fn find_message(&self, channel: &str, control_id: &str) -> Result<Option<StoredMessage>, StoreError> {
-        self.load(None, Some((channel, control_id))).await
+        self.load(Key::Natural(channel, control_id)).await
     }
 
     async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>, StoreError> {

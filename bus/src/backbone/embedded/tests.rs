@@ -1,0 +1,1 @@
+//! Tests of the embedded backbone (beyond the conformance suite).
