@@ -73,6 +73,19 @@ pub async fn run(
     let payload = Bytes::from(vec![b'x'; plan.size]);
     let subject = format!("medbus.ingress.bench.{run_id}");
     let mut figures = Vec::new();
+    // Warm up connections, stream files and caches; not measured, not consumed.
+    let warm = format!("medbus.ingress.benchwarm.{run_id}");
+    drive(plan.count.min(2000), plan.inflight, |i| {
+        let bb = backbone.clone();
+        let msg = Outgoing {
+            subject: warm.clone(),
+            dedupe_id: format!("{run_id}-w-{i}"),
+            headers: Default::default(),
+            payload: payload.clone(),
+        };
+        async move { bb.publish(msg).await.map(|_| ()) }
+    })
+    .await?;
     for (label, inflight, phase) in [
         ("publish, 1 in flight", 1, "a"),
         ("publish, N in flight", plan.inflight, "b"),
@@ -124,6 +137,9 @@ pub async fn run(
         count: got,
         elapsed: start.elapsed(),
     });
+    if backbone.kind() == "jetstream" {
+        cleanup_nats(cfg, run_id, &[&subject, &warm]).await;
+    }
     Ok(figures)
 }
 
@@ -175,11 +191,18 @@ async fn raw_nats(
             elapsed,
         });
     }
-    // Leave nothing of the baseline behind in the stream.
-    let stream = js
-        .get_stream(format!("{}_INGRESS", cfg.stream_prefix))
-        .await
-        .map_err(|e| BackboneError::Unavailable(e.to_string()))?;
-    let _ = stream.purge().filter(subject).await;
+    cleanup_nats(cfg, run_id, &[subject]).await;
     Ok(out)
+}
+
+/// Removes what a run left on a shared server: its messages and its consumer.
+async fn cleanup_nats(cfg: &BackboneConfig, run_id: &str, subjects: &[&str]) {
+    let Ok(client) = async_nats::connect(cfg.url.as_str()).await else { return };
+    let js = async_nats::jetstream::new(client);
+    if let Ok(stream) = js.get_stream(format!("{}_INGRESS", cfg.stream_prefix)).await {
+        for s in subjects {
+            let _ = stream.purge().filter(*s).await;
+        }
+        let _ = stream.delete_consumer(&format!("bench_{run_id}")).await;
+    }
 }

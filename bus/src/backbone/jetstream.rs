@@ -216,13 +216,13 @@ impl Backbone for JetStreamBackbone {
                 )))
             }
         }
-        match tokio::time::timeout(Duration::from_secs(2), self.js.query_account()).await {
+        // Stream info rather than account info: async-nats 0.51 cannot decode
+        // the account info of nats-server 2.9, and this also proves the stream is there.
+        let stream = format!("{}_INGRESS", self.prefix);
+        match tokio::time::timeout(Duration::from_secs(2), self.js.get_stream(&stream)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(BackboneError::Unavailable(format!("jetstream on {}: {e}", self.url))),
-            Err(_) => Err(BackboneError::Unavailable(format!(
-                "jetstream on {} did not answer in 2 s",
-                self.url
-            ))),
+            Ok(Err(e)) => Err(BackboneError::Unavailable(format!("jetstream on {}: stream {stream}: {e}", self.url))),
+            Err(_) => Err(BackboneError::Unavailable(format!("jetstream on {} did not answer in 2 s", self.url))),
         }
     }
 

@@ -1,0 +1,1 @@
+//! MLLP codec (being written).

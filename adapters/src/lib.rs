@@ -1,0 +1,7 @@
+//! medbus-adapters: the protocols medbus speaks to the outside world. Each
+//! adapter is one folder, listed once here.
+//!
+//! - [`hl7`]: HL7 v2 — the zero-copy parser and writer (`hl7::parser`), and
+//!   MLLP framing (`hl7::mllp_codec`).
+
+pub mod hl7;
