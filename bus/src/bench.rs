@@ -197,7 +197,9 @@ async fn raw_nats(
 
 /// Removes what a run left on a shared server: its messages and its consumer.
 async fn cleanup_nats(cfg: &BackboneConfig, run_id: &str, subjects: &[&str]) {
-    let Ok(client) = async_nats::connect(cfg.url.as_str()).await else { return };
+    let Ok(client) = async_nats::connect(cfg.url.as_str()).await else {
+        return;
+    };
     let js = async_nats::jetstream::new(client);
     if let Ok(stream) = js.get_stream(format!("{}_INGRESS", cfg.stream_prefix)).await {
         for s in subjects {

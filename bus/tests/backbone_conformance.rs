@@ -45,6 +45,7 @@ conformance!(
     nak_delay_redelivers_after_the_delay,
     in_progress_restarts_the_ack_wait,
     unacked_delivery_comes_back_after_ack_wait,
+    redelivery_comes_before_new_messages,
     naks_up_to_max_deliver_dead_letter,
     ack_wait_expiries_up_to_max_deliver_dead_letter,
     reject_dead_letters_at_once,
@@ -110,11 +111,20 @@ async fn publish_then_receive_identical(mut h: Harness) {
 
 async fn duplicate_dedupe_id_stored_once(mut h: Harness) {
     let bb = h.open().await;
-    let first = bb.publish(msg("medbus.ingress.hl7v2.lab", "lab:7", "one")).await.unwrap();
-    let again = bb.publish(msg("medbus.ingress.hl7v2.lab", "lab:7", "two")).await.unwrap();
+    let first = bb
+        .publish(msg("medbus.ingress.hl7v2.lab", "lab:7", "one"))
+        .await
+        .unwrap();
+    let again = bb
+        .publish(msg("medbus.ingress.hl7v2.lab", "lab:7", "two"))
+        .await
+        .unwrap();
     assert!(!first.duplicate);
     assert!(again.duplicate, "same dedupe id inside the window: {again:?}");
-    assert_eq!(again.sequence, first.sequence, "a duplicate reports the original sequence");
+    assert_eq!(
+        again.sequence, first.sequence,
+        "a duplicate reports the original sequence"
+    );
     let other = publish(&bb, msg("medbus.ingress.hl7v2.lab", "lab:8", "three")).await;
     assert!(other > first.sequence);
 
@@ -138,10 +148,16 @@ async fn nak_delay_redelivers_after_the_delay(mut h: Harness) {
     let t0 = Instant::now();
     assert_eq!(d.nak(delay, "downstream down").await.unwrap(), NakOutcome::Retrying);
     nothing(&mut c, Duration::from_millis(700), "before the nak delay").await;
-    let d = take(&mut c, 1, LONG).await.pop().expect("redelivery after the nak delay");
+    let d = take(&mut c, 1, LONG)
+        .await
+        .pop()
+        .expect("redelivery after the nak delay");
     let waited = t0.elapsed();
     assert_eq!((d.sequence, d.delivered), (seq, 2));
-    assert!(waited >= delay - Duration::from_millis(100), "came back after {waited:?}");
+    assert!(
+        waited >= delay - Duration::from_millis(100),
+        "came back after {waited:?}"
+    );
     assert!(waited < Duration::from_secs(6), "came back only after {waited:?}");
     d.ack().await.unwrap();
     nothing(&mut c, SHORT, "acked").await;
@@ -158,7 +174,10 @@ async fn in_progress_restarts_the_ack_wait(mut h: Harness) {
     d.in_progress().await.unwrap();
     // Without the in-progress the ack wait would end at 1.5 s; now it ends at ~2.5 s.
     nothing(&mut c, Duration::from_millis(1100), "ack wait was restarted").await;
-    let again = take(&mut c, 1, LONG).await.pop().expect("redelivered once the new wait ran out");
+    let again = take(&mut c, 1, LONG)
+        .await
+        .pop()
+        .expect("redelivered once the new wait ran out");
     assert_eq!(again.delivered, 2);
     again.ack().await.unwrap();
     drop(d);
@@ -173,10 +192,35 @@ async fn unacked_delivery_comes_back_after_ack_wait(mut h: Harness) {
     drop(d); // a handler that hung or crashed: never acked
     nothing(&mut c, Duration::from_millis(500), "inside the ack wait").await;
     let d = take(&mut c, 1, LONG).await.pop().expect("redelivery after ack_wait");
-    assert!(t0.elapsed() >= h.cfg.ack_wait - Duration::from_millis(100), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= h.cfg.ack_wait - Duration::from_millis(100),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!((d.sequence, d.delivered), (seq, 2));
     d.ack().await.unwrap();
     nothing(&mut c, Duration::from_millis(1500), "acked: not even after ack_wait").await;
+}
+
+async fn redelivery_comes_before_new_messages(mut h: Harness) {
+    let bb = h.open().await;
+    for i in 0..3 {
+        publish(&bb, msg("medbus.events.order.placed", &format!("q{i}"), "x")).await;
+    }
+    let mut spec = h.spec("requeue", "medbus.events.order.>");
+    spec.ack_wait = Duration::from_secs(20);
+    let mut c = consumer(&bb, spec).await;
+    let d = take(&mut c, 1, LONG).await.pop().expect("q0");
+    d.nak(Duration::from_millis(300), "retry soon").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let got = take(&mut c, 3, LONG).await;
+    let seen: Vec<_> = got
+        .iter()
+        .map(|d| (d.dedupe_id.clone().unwrap_or_default(), d.delivered))
+        .collect();
+    let expected = [("q0", 2), ("q1", 1), ("q2", 1)].map(|(i, n)| (i.to_string(), n));
+    assert_eq!(seen, expected);
+    ack_all(got).await;
 }
 
 /// The one dead letter of stage `name`, after at most LONG.
@@ -199,10 +243,19 @@ async fn naks_up_to_max_deliver_dead_letter(mut h: Harness) {
         let d = take(&mut c, 1, LONG).await.pop().expect("delivery");
         assert_eq!((d.sequence, d.delivered), (seq, attempt));
         let outcome = d.nak(Duration::from_millis(50), "ERP returned 503").await.unwrap();
-        let expected = if attempt < 3 { NakOutcome::Retrying } else { NakOutcome::DeadLettered };
+        let expected = if attempt < 3 {
+            NakOutcome::Retrying
+        } else {
+            NakOutcome::DeadLettered
+        };
         assert_eq!(outcome, expected, "attempt {attempt}");
     }
-    nothing(&mut c, Duration::from_millis(800), "dead-lettered: never delivered again").await;
+    nothing(
+        &mut c,
+        Duration::from_millis(800),
+        "dead-lettered: never delivered again",
+    )
+    .await;
     let dl = dead_letter_of(&h, &bb, "biller").await;
     let reason = dl.headers.get(header::REASON).cloned().unwrap_or_default();
     assert!(reason.contains("ERP returned 503"), "reason {reason:?}");
@@ -213,7 +266,10 @@ async fn naks_up_to_max_deliver_dead_letter(mut h: Harness) {
     );
     assert_eq!(dl.headers.get(header::DELIVERIES).map(String::as_str), Some("3"));
     assert_eq!(dl.headers.get(header::DEDUPE_ID).map(String::as_str), Some("bill-1"));
-    assert_eq!(dl.headers.get("Medbus-Correlation-Id").map(String::as_str), Some("corr-bill-1"));
+    assert_eq!(
+        dl.headers.get("Medbus-Correlation-Id").map(String::as_str),
+        Some("corr-bill-1")
+    );
     assert_eq!(&dl.payload[..], b"charge");
     assert_eq!(dl.subject, "medbus.dlq.biller");
 }
@@ -233,7 +289,10 @@ async fn ack_wait_expiries_up_to_max_deliver_dead_letter(mut h: Harness) {
     nothing(&mut c, Duration::from_millis(2500), "over max_deliver").await;
     let dl = dead_letter_of(&h, &bb, "hanger").await;
     let reason = dl.headers.get(header::REASON).cloned().unwrap_or_default();
-    assert!(reason.contains("not acknowledged after 2 deliveries"), "reason {reason:?}");
+    assert!(
+        reason.contains("not acknowledged after 2 deliveries"),
+        "reason {reason:?}"
+    );
     assert_eq!(&dl.payload[..], b"study");
     nothing(&mut c, Duration::from_millis(1500), "terminated after dead-lettering").await;
 }
@@ -246,7 +305,10 @@ async fn reject_dead_letters_at_once(mut h: Harness) {
     assert_eq!(d.delivered, 1);
     d.reject("no MSH segment").await.unwrap();
     let dl = dead_letter_of(&h, &bb, "parser").await;
-    assert_eq!(dl.headers.get(header::REASON).map(String::as_str), Some("no MSH segment"));
+    assert_eq!(
+        dl.headers.get(header::REASON).map(String::as_str),
+        Some("no MSH segment")
+    );
     assert_eq!(dl.headers.get(header::DELIVERIES).map(String::as_str), Some("1"));
     nothing(&mut c, Duration::from_millis(1500), "rejected: never again").await;
 }
@@ -289,9 +351,17 @@ async fn filters_see_only_their_subjects(mut h: Harness) {
         }
     }
     let cases = [
-        ("critical", "medbus.events.*.critical", vec!["medbus.events.result.critical"; 2]),
+        (
+            "critical",
+            "medbus.events.*.critical",
+            vec!["medbus.events.result.critical"; 2],
+        ),
         ("hl7", "medbus.ingress.hl7v2.>", vec!["medbus.ingress.hl7v2.adt"; 2]),
-        ("reg", "medbus.events.patient.registered", vec!["medbus.events.patient.registered"; 2]),
+        (
+            "reg",
+            "medbus.events.patient.registered",
+            vec!["medbus.events.patient.registered"; 2],
+        ),
     ];
     for (name, filter, expected) in cases {
         let mut c = consumer(&bb, h.spec(name, filter)).await;
@@ -329,7 +399,10 @@ async fn restart_loses_nothing_acknowledged(mut h: Harness) {
     let mut receipts = BTreeMap::new();
     for i in 0..200 {
         let id = format!("k{i:03}");
-        let r = bb.publish(msg("medbus.ingress.mllp.ward", &id, id.clone())).await.unwrap();
+        let r = bb
+            .publish(msg("medbus.ingress.mllp.ward", &id, id.clone()))
+            .await
+            .unwrap();
         receipts.insert(id, r.sequence);
     }
     let mut keeper = consumer(&bb, h.spec("keeper", "medbus.ingress.>")).await;
@@ -340,7 +413,10 @@ async fn restart_loses_nothing_acknowledged(mut h: Harness) {
 
     let bb = h.restart().await;
     // The duplicate window survived: a resend is still recognised.
-    let again = bb.publish(msg("medbus.ingress.mllp.ward", "k007", "k007")).await.unwrap();
+    let again = bb
+        .publish(msg("medbus.ingress.mllp.ward", "k007", "k007"))
+        .await
+        .unwrap();
     assert!(again.duplicate, "dedupe window lost in restart: {again:?}");
     assert_eq!(Some(&again.sequence), receipts.get("k007"));
 
@@ -371,7 +447,11 @@ async fn concurrent_publishers_all_acked_and_consumed_once(mut h: Harness) {
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for i in 0..500 {
-                let m = msg(&format!("medbus.ingress.load.t{t}"), &format!("t{t}-{i}"), format!("{i}"));
+                let m = msg(
+                    &format!("medbus.ingress.load.t{t}"),
+                    &format!("t{t}-{i}"),
+                    format!("{i}"),
+                );
                 let r = bb.publish(m).await.expect("publish");
                 assert!(!r.duplicate);
                 seqs.push(r.sequence);
@@ -410,7 +490,10 @@ async fn closed_backbone_refuses_work(mut h: Harness) {
     let bb = h.open().await;
     publish(&bb, msg("medbus.events.order.placed", "c1", "x")).await;
     bb.close().await.expect("close");
-    let err = bb.publish(msg("medbus.events.order.placed", "c2", "x")).await.unwrap_err();
+    let err = bb
+        .publish(msg("medbus.events.order.placed", "c2", "x"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, BackboneError::Closed), "{err:?}");
     assert!(bb.check().await.is_err());
 }

@@ -33,7 +33,9 @@ async fn crash_child() {
     let (Ok(url), Ok(dir)) = (std::env::var("MEDBUS_CRASH_CHILD"), std::env::var("MEDBUS_CRASH_DIR")) else {
         return;
     };
-    let bb = backbone::connect(&config(&url), std::path::Path::new(&dir)).await.unwrap();
+    let bb = backbone::connect(&config(&url), std::path::Path::new(&dir))
+        .await
+        .unwrap();
     let stdout = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let mut pending = FuturesUnordered::new();
     for i in 0..1_000_000u64 {
@@ -87,9 +89,15 @@ fn run_and_kill(url: &str, dir: &std::path::Path, acks: usize) -> Vec<String> {
 }
 
 async fn verify(url: &str, dir: &std::path::Path, acked: &[String]) {
-    assert!(acked.len() >= 1000, "the child acknowledged too little: {}", acked.len());
+    assert!(
+        acked.len() >= 1000,
+        "the child acknowledged too little: {}",
+        acked.len()
+    );
     let bb = backbone::connect(&config(url), dir).await.unwrap();
-    let mut consumer = open_consumer(&bb, ConsumerSpec::new("verify", SUBJECT, &config(url))).await.unwrap();
+    let mut consumer = open_consumer(&bb, ConsumerSpec::new("verify", SUBJECT, &config(url)))
+        .await
+        .unwrap();
     let mut seen: HashMap<String, usize> = HashMap::new();
     loop {
         let batch = consumer.fetch(1000, Duration::from_millis(500)).await.unwrap();
@@ -102,7 +110,12 @@ async fn verify(url: &str, dir: &std::path::Path, acked: &[String]) {
         }
     }
     let missing: Vec<&String> = acked.iter().filter(|id| !seen.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{} acknowledged messages lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "stored twice: {doubled:?}");
     bb.close().await.unwrap();
@@ -123,7 +136,9 @@ async fn jetstream_kill_9_of_the_client_loses_nothing_acknowledged() {
     if std::env::var("MEDBUS_CRASH_CHILD").is_ok() {
         return;
     }
-    let Some(nats) = medbus_testkit::NatsServer::start() else { return };
+    let Some(nats) = medbus_testkit::NatsServer::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let acked = run_and_kill(&nats.url(), dir.path(), 5000);
     verify(&nats.url(), dir.path(), &acked).await;

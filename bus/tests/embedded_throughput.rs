@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use medbus_bus::backbone::embedded::EmbeddedBackbone;
-use medbus_bus::backbone::{open_consumer, Backbone, ConsumerSpec, Outgoing, SharedBackbone};
+use medbus_bus::backbone::{open_consumer, ConsumerSpec, Outgoing, SharedBackbone};
 use medbus_bus::config::{BackboneConfig, SyncPolicy};
 
 async fn publish_rate(sync: SyncPolicy, count: usize, inflight: usize) -> f64 {

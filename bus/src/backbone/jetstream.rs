@@ -18,7 +18,7 @@ use async_nats::connection::State;
 use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream, AckKind};
 use async_nats::HeaderMap;
 use async_trait::async_trait;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 
 use super::{
     AckHandle, Backbone, BackboneError, ConsumerSource, ConsumerSpec, Delivery, Headers, Outgoing, PublishReceipt,
@@ -140,6 +140,7 @@ impl Backbone for JetStreamBackbone {
 
     async fn publish(&self, msg: Outgoing) -> Result<PublishReceipt, BackboneError> {
         self.ensure_open()?;
+        crate::subjects::Subject::parse(&msg.subject).map_err(|e| BackboneError::Invalid(e.to_string()))?;
         let publish = jetstream::message::PublishMessage::build()
             .payload(msg.payload)
             .headers(to_header_map(&msg.headers))
@@ -188,20 +189,9 @@ impl Backbone for JetStreamBackbone {
             .create_consumer(config)
             .await
             .map_err(|e| BackboneError::Unavailable(format!("consumer {} on {stream_name}: {e}", spec.name)))?;
-        // Prefetch no more than we may hold unacked, so nothing waits in a buffer
-        // while its ack-wait clock runs.
-        let prefetch = spec.max_ack_pending.clamp(1, 256);
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(prefetch)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .map_err(|e| BackboneError::Unavailable(format!("consumer {} messages: {e}", spec.name)))?;
         Ok(Box::new(JetStreamSource {
             name: spec.name.clone(),
-            messages,
+            consumer,
         }))
     }
 
@@ -221,8 +211,14 @@ impl Backbone for JetStreamBackbone {
         let stream = format!("{}_INGRESS", self.prefix);
         match tokio::time::timeout(Duration::from_secs(2), self.js.get_stream(&stream)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(BackboneError::Unavailable(format!("jetstream on {}: stream {stream}: {e}", self.url))),
-            Err(_) => Err(BackboneError::Unavailable(format!("jetstream on {} did not answer in 2 s", self.url))),
+            Ok(Err(e)) => Err(BackboneError::Unavailable(format!(
+                "jetstream on {}: stream {stream}: {e}",
+                self.url
+            ))),
+            Err(_) => Err(BackboneError::Unavailable(format!(
+                "jetstream on {} did not answer in 2 s",
+                self.url
+            ))),
         }
     }
 
@@ -236,9 +232,12 @@ impl Backbone for JetStreamBackbone {
     }
 }
 
+/// Pulls on demand rather than prefetching: a message the server hands out
+/// counts as a delivery, so one prefetched but never given to the caller would
+/// sit out a whole ack wait after a crash or rebind.
 struct JetStreamSource {
     name: String,
-    messages: consumer::pull::Stream,
+    consumer: consumer::PullConsumer,
 }
 
 impl JetStreamSource {
@@ -265,38 +264,52 @@ impl JetStreamSource {
 #[async_trait]
 impl ConsumerSource for JetStreamSource {
     async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BackboneError> {
-        let mut out = Vec::new();
-        let first = match tokio::time::timeout(wait, self.messages.next()).await {
-            Err(_) => return Ok(out),
-            Ok(None) => {
-                return Err(BackboneError::Unavailable(format!(
-                    "consumer {} stream ended",
-                    self.name
-                )))
+        let max = max.max(1);
+        // What is ready now, without waiting.
+        let mut out = self.pull(max, None).await?;
+        if out.is_empty() && !wait.is_zero() {
+            // Nothing ready: one long-poll for the first message (the server ends
+            // it at `wait`), then whatever else is ready by then.
+            out = self.pull(1, Some(wait)).await?;
+            if !out.is_empty() && max > 1 {
+                out.extend(self.pull(max - 1, None).await?);
             }
-            Ok(Some(r)) => r,
-        };
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
-            match item {
-                Ok(m) => out.push(self.convert(m)?),
-                // Missed heartbeats and the like are reported and recovered by async-nats.
-                Err(e) => {
-                    tracing::debug!(consumer = %self.name, error = %e, "consumer stream hiccup");
-                    if out.is_empty() {
-                        return Err(BackboneError::Unavailable(format!("consumer {}: {e}", self.name)));
+        }
+        Ok(out)
+    }
+}
+
+impl JetStreamSource {
+    /// One pull request: `no_wait` when `expires` is None, else a long poll.
+    async fn pull(&self, max: usize, expires: Option<Duration>) -> Result<Vec<Delivery>, BackboneError> {
+        let unavailable = |e: &dyn std::fmt::Display| BackboneError::Unavailable(format!("consumer {}: {e}", self.name));
+        let mut batch = match expires {
+            None => self.consumer.fetch().max_messages(max).messages().await,
+            Some(t) => {
+                let t = t.max(Duration::from_millis(10));
+                self.consumer.batch().max_messages(max).expires(t).messages().await
+            }
+        }
+        .map_err(|e| unavailable(&e))?;
+        // The server ends the request at `expires`; the local limit only guards a lost connection.
+        let limit = expires.unwrap_or_default() + Duration::from_secs(5);
+        let mut out = Vec::with_capacity(max);
+        let collect = async {
+            while let Some(item) = batch.next().await {
+                match item {
+                    Ok(m) => out.push(self.convert(m)?),
+                    Err(e) if out.is_empty() => return Err(unavailable(&e)),
+                    Err(e) => {
+                        tracing::debug!(consumer = %self.name, error = %e, "pull ended early");
+                        break;
                     }
-                    break;
                 }
             }
-            if out.len() >= max {
-                break;
-            }
-            // Take what is already buffered without waiting.
-            next = match self.messages.next().now_or_never() {
-                Some(Some(r)) => Some(r),
-                _ => None,
-            };
+            Ok(())
+        };
+        match tokio::time::timeout(limit, collect).await {
+            Ok(r) => r?,
+            Err(_) => tracing::debug!(consumer = %self.name, "pull request outlived its expiry"),
         }
         Ok(out)
     }

@@ -99,7 +99,8 @@ pub async fn take(c: &mut Consumer, n: usize, within: Duration) -> Vec<Delivery>
         if left.is_zero() {
             break;
         }
-        let batch: Result<Vec<Delivery>, BackboneError> = c.fetch(n - out.len(), left.min(Duration::from_secs(1))).await;
+        let batch: Result<Vec<Delivery>, BackboneError> =
+            c.fetch(n - out.len(), left.min(Duration::from_secs(1))).await;
         out.extend(batch.expect("fetch"));
     }
     out
@@ -108,7 +109,10 @@ pub async fn take(c: &mut Consumer, n: usize, within: Duration) -> Vec<Delivery>
 /// Asserts nothing is delivered within `wait`.
 pub async fn nothing(c: &mut Consumer, wait: Duration, why: &str) {
     let got = c.fetch(10, wait).await.expect("fetch");
-    let seen: Vec<_> = got.iter().map(|d| (d.sequence, d.dedupe_id.clone(), d.delivered)).collect();
+    let seen: Vec<_> = got
+        .iter()
+        .map(|d| (d.sequence, d.dedupe_id.clone(), d.delivered))
+        .collect();
     assert!(got.is_empty(), "{why}: unexpected deliveries {seen:?}");
 }
 

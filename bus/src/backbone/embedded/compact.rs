@@ -41,7 +41,10 @@ impl Writer {
                 entry.remove();
             }
             if st.index.len() != before {
-                tracing::debug!(expired = before - st.index.len(), "embedded log: messages past max_age dropped");
+                tracing::debug!(
+                    expired = before - st.index.len(),
+                    "embedded log: messages past max_age dropped"
+                );
                 for c in st.consumers.values_mut() {
                     c.advance(&st.index, st.last_seq);
                 }
@@ -182,7 +185,12 @@ impl Writer {
             seg.file = reader;
             seg.bytes = out.len() as u64;
         }
-        tracing::debug!(segment = id, kept = live.len(), bytes = out.len(), "embedded log: segment rewritten");
+        tracing::debug!(
+            segment = id,
+            kept = live.len(),
+            bytes = out.len(),
+            "embedded log: segment rewritten"
+        );
         Ok(())
     }
 }

@@ -39,7 +39,11 @@ impl ConsumerSource for EmbeddedSource {
                 return Ok(Vec::new());
             }
             let mut exhausted = Vec::new();
-            let (picked, wake) = self.link.core.lock().pick(self.id, max, Instant::now(), &mut exhausted)?;
+            let (picked, wake) = self
+                .link
+                .core
+                .lock()
+                .pick(self.id, max, Instant::now(), &mut exhausted)?;
             for seq in exhausted {
                 // Delivered max_deliver + 1 times and still not settled: never again.
                 self.link.send(Request::Settle {

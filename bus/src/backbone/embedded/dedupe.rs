@@ -70,7 +70,10 @@ mod tests {
         w.insert("b", 2, 10_500, 10_500);
         w.insert("old", 3, 1_000, 10_500);
         w.insert("", 4, 10_500, 10_500);
-        assert_eq!((w.get("a"), w.get("b"), w.get("old"), w.len()), (Some(1), Some(2), None, 2));
+        assert_eq!(
+            (w.get("a"), w.get("b"), w.get("old"), w.len()),
+            (Some(1), Some(2), None, 2)
+        );
         w.expire(11_000);
         assert_eq!((w.get("a"), w.get("b")), (None, Some(2)));
         // Re-stored after expiry: the older queue entry must not remove the new one.

@@ -2,13 +2,14 @@
 //! the semantics of the JetStream setup medbus uses, for one machine with
 //! nothing to install.
 //!
-//! - [`log`]: the record format (length + CRC32 frames, a COMMIT per batch);
-//! - [`writer`]: one thread appends every queued request with one write and one
+//! - `log`: the record format (length + CRC32 frames, a COMMIT per batch);
+//! - `writer`: one thread appends every queued request with one write and one
 //!   fdatasync (group commit), then answers the callers;
-//! - [`state`]: the in-memory index and consumer positions;
-//! - [`consumer`]: pull consumers and ack handles;
-//! - [`recover`]: rebuilding all of it on open, cutting a torn tail;
-//! - [`compact`]: max_age retention and segment compaction.
+//! - `state`: the in-memory index and consumer positions (`filter`: NATS wildcards);
+//! - `dedupe`: the duplicate window;
+//! - `consumer`: pull consumers and ack handles;
+//! - `recover`: rebuilding all of it on open, cutting a torn tail;
+//! - `compact`: max_age retention and segment compaction.
 //!
 //! Differences from JetStream, all within the backbone contract:
 //! - delivery counts (and nak delays, ack-wait clocks) are kept in memory: after
@@ -23,6 +24,7 @@
 mod compact;
 mod consumer;
 mod dedupe;
+mod filter;
 mod log;
 mod recover;
 mod state;
@@ -37,7 +39,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use self::state::{Filter, State};
+use self::filter::Filter;
+use self::state::State;
 use self::writer::{Request, Writer};
 use super::{Backbone, BackboneConfig, BackboneError, ConsumerSource, ConsumerSpec, Outgoing, PublishReceipt};
 use crate::config::SyncPolicy;

@@ -41,7 +41,9 @@ pub(crate) enum Request {
     /// Periodic expiry and compaction.
     Tick,
     /// Flush, sync and stop.
-    Close { reply: oneshot::Sender<Result<(), BackboneError>> },
+    Close {
+        reply: oneshot::Sender<Result<(), BackboneError>>,
+    },
 }
 
 /// An answer owed once the batch is durable.
@@ -178,7 +180,9 @@ impl Writer {
     fn process(&mut self, batch: &mut Vec<Request>) -> bool {
         if let Some(why) = self.core.failure() {
             // After a failed write nothing more is written: the tail may be torn.
-            batch.drain(..).for_each(|r| refuse(r, BackboneError::Storage(why.clone())));
+            batch
+                .drain(..)
+                .for_each(|r| refuse(r, BackboneError::Storage(why.clone())));
             return false;
         }
         let now_ms = unix_ms();
@@ -308,7 +312,13 @@ impl Writer {
     }
 
     /// Makes a written batch visible: index its messages, apply consumer specs.
-    fn apply(&mut self, ts_ms: u64, last_seq: u64, new_msgs: Vec<(u64, String, u64, u32)>, binds: Vec<(u32, ConsumerSpec)>) {
+    fn apply(
+        &mut self,
+        ts_ms: u64,
+        last_seq: u64,
+        new_msgs: Vec<(u64, String, u64, u32)>,
+        binds: Vec<(u32, ConsumerSpec)>,
+    ) {
         let base = self.active_len;
         self.active_len += self.buf.len() as u64;
         self.last_seq = last_seq;
