@@ -167,13 +167,13 @@ async fn in_progress_restarts_the_ack_wait(mut h: Harness) {
     let bb = h.open().await;
     publish(&bb, msg("medbus.events.order.placed", "slow", "x")).await;
     let mut spec = h.spec("slow", "medbus.events.order.>");
-    spec.ack_wait = Duration::from_millis(1500);
+    spec.ack_wait = Duration::from_secs(2);
     let mut c = consumer(&bb, spec).await;
     let d = take(&mut c, 1, LONG).await.pop().expect("delivery");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     d.in_progress().await.unwrap();
-    // Without the in-progress the ack wait would end at 1.5 s; now it ends at ~2.5 s.
-    nothing(&mut c, Duration::from_millis(1100), "ack wait was restarted").await;
+    // Without the in-progress the ack wait would end at 2 s; now it ends at ~3 s.
+    nothing(&mut c, Duration::from_millis(1500), "ack wait was restarted").await;
     let again = take(&mut c, 1, LONG)
         .await
         .pop()

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use super::log::{self, Frame, Record};
-use super::state::Picked;
+use super::state::{after, Picked};
 use super::writer::Request;
 use super::Link;
 use crate::backbone::{AckHandle, BackboneError, ConsumerSource, Delivery, Headers};
@@ -26,7 +26,7 @@ pub(crate) struct EmbeddedSource {
 #[async_trait]
 impl ConsumerSource for EmbeddedSource {
     async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BackboneError> {
-        let give_up = Instant::now() + wait;
+        let give_up = after(Instant::now(), wait);
         loop {
             self.link.core.usable()?;
             // Registered before looking, so a publish or ack in between still wakes us.
@@ -183,7 +183,7 @@ impl AckHandle for EmbeddedAck {
 
     async fn nak(&self, delay: Duration) -> Result<(), BackboneError> {
         self.link.core.usable()?;
-        let due = Instant::now() + delay;
+        let due = after(Instant::now(), delay);
         self.link
             .core
             .lock()
@@ -201,7 +201,9 @@ impl AckHandle for EmbeddedAck {
         self.link
             .core
             .lock()
-            .reschedule(self.consumer, self.seq, self.delivered, |spec| now + spec.ack_wait);
+            .reschedule(self.consumer, self.seq, self.delivered, |spec| {
+                after(now, spec.ack_wait)
+            });
         Ok(())
     }
 }

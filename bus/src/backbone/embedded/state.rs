@@ -73,6 +73,12 @@ pub(crate) fn consumer_record(id: u32, spec: &ConsumerSpec) -> ConsumerRec {
     }
 }
 
+/// `now + d`, saturating: a configured duration of years must not panic.
+pub(crate) fn after(now: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(d).unwrap_or_else(|| now + CENTURY)
+}
+
 /// A delivery not yet settled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pending {
@@ -302,7 +308,7 @@ impl State {
                 continue;
             }
             p.delivered += 1;
-            p.deadline = now + ack_wait;
+            p.deadline = after(now, ack_wait);
             out.push(Picked {
                 seq,
                 delivered: p.delivered,
@@ -336,7 +342,7 @@ impl State {
             c.pending.insert(
                 seq,
                 Pending {
-                    deadline: now + ack_wait,
+                    deadline: after(now, ack_wait),
                     delivered: 1,
                 },
             );

@@ -304,6 +304,10 @@ async fn two_bindings_of_one_name_share_the_work() {
     let gb = drain(&mut b, Duration::from_millis(100)).await;
     assert_eq!(ids(&ga), names("s", 0..4));
     assert_eq!(ids(&gb), names("s", 4..10));
+    // Extreme durations saturate instead of overflowing.
+    bb.publish(msg("medbus.events.order.placed", "s10")).await.unwrap();
+    let d = a.fetch(1, Duration::MAX).await.unwrap().pop().unwrap();
+    d.nak(Duration::MAX, "much later").await.unwrap();
     bb.close().await.unwrap();
     assert!(matches!(a.fetch(1, Duration::ZERO).await, Err(BackboneError::Closed)));
 }
@@ -327,4 +331,30 @@ async fn bad_specs_and_subjects_are_invalid() {
     assert_eq!((r.stream.as_str(), r.sequence), ("MEDBUS_EVENTS", 1));
     bb.close().await.unwrap();
     assert!(matches!(bb.close().await, Err(BackboneError::Closed)));
+}
+
+#[tokio::test]
+async fn a_failed_write_fails_publishes_and_readiness_until_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let bb = open(dir.path(), &cfg(), EmbeddedOptions::default()).await.unwrap();
+    bb.publish(msg("medbus.ingress.hl7v2.adt", "good")).await.unwrap();
+    bb.check().await.unwrap();
+    std::fs::write(dir.path().join("inject-write-failure"), b"").unwrap();
+    let err = bb.publish(msg("medbus.ingress.hl7v2.adt", "lost")).await.unwrap_err();
+    assert!(
+        matches!(&err, BackboneError::Storage(s) if s.contains("injected")),
+        "{err:?}"
+    );
+    assert!(matches!(bb.check().await, Err(BackboneError::Storage(_))));
+    std::fs::remove_file(dir.path().join("inject-write-failure")).unwrap();
+    // Still refused: after a failed write the tail cannot be trusted until a reopen.
+    let err = bb.publish(msg("medbus.ingress.hl7v2.adt", "after")).await.unwrap_err();
+    assert!(matches!(err, BackboneError::Storage(_)), "{err:?}");
+    let closed = tokio::time::timeout(Duration::from_secs(5), bb.close()).await;
+    assert!(closed.is_ok(), "close of a failed log must not hang");
+
+    let bb = open(dir.path(), &cfg(), EmbeddedOptions::default()).await.unwrap();
+    let mut c = consumer(&bb, "all", "medbus.ingress.>").await;
+    assert_eq!(ids(&drain(&mut c, Duration::from_millis(100)).await), ["good"]);
+    bb.close().await.unwrap();
 }

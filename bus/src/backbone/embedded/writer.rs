@@ -180,10 +180,12 @@ impl Writer {
     fn process(&mut self, batch: &mut Vec<Request>) -> bool {
         if let Some(why) = self.core.failure() {
             // After a failed write nothing more is written: the tail may be torn.
+            // A close still stops the thread (close() joins it).
+            let closing = batch.iter().any(|r| matches!(r, Request::Close { .. }));
             batch
                 .drain(..)
                 .for_each(|r| refuse(r, BackboneError::Storage(why.clone())));
-            return false;
+            return closing;
         }
         let now_ms = unix_ms();
         self.dedupe.expire(now_ms);
@@ -302,6 +304,11 @@ impl Writer {
 
     /// Appends the batch buffer with one write, then syncs when asked.
     fn write(&mut self, sync: bool) -> std::io::Result<()> {
+        // Tests cannot make a real disk fail on demand; this file stands in for it.
+        #[cfg(test)]
+        if self.settings.dir.join("inject-write-failure").exists() {
+            return Err(std::io::Error::other("injected write failure"));
+        }
         if !self.buf.is_empty() {
             self.active.write_all(&self.buf)?;
         }
