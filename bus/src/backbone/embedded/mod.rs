@@ -152,6 +152,9 @@ pub struct EmbeddedBackbone {
     stream_prefix: String,
     publish_timeout: Duration,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Held open with an exclusive lock: a second process (or a second open in
+    /// this one) on the same directory would interleave writes and corrupt the log.
+    dir_lock: Mutex<Option<std::fs::File>>,
 }
 
 impl EmbeddedBackbone {
@@ -170,6 +173,7 @@ impl EmbeddedBackbone {
             segment_bytes: opts.segment_bytes.max(1),
             compact_interval: opts.compact_interval,
         };
+        let dir_lock = lock_dir(dir)?;
         let core = Arc::new(Core {
             state: Mutex::new(State::default()),
             published: Notify::new(),
@@ -211,6 +215,7 @@ impl EmbeddedBackbone {
             stream_prefix: cfg.stream_prefix.clone(),
             publish_timeout: cfg.publish_timeout,
             writer: Mutex::new(Some(thread)),
+            dir_lock: Mutex::new(Some(dir_lock)),
         })
     }
 
@@ -316,7 +321,30 @@ impl Backbone for EmbeddedBackbone {
             // The writer has answered and is leaving its loop; joining releases the files.
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
+        // Only now may another open take the directory.
+        self.dir_lock.lock().unwrap_or_else(|e| e.into_inner()).take();
         result
+    }
+}
+
+/// Creates `dir` and takes its exclusive lock file, or says who holds it.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, BackboneError> {
+    std::fs::create_dir_all(dir).map_err(|e| storage(format!("cannot create {}", dir.display()), e))?;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| storage(format!("cannot open {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BackboneError::Storage(format!(
+            "{} is in use by another medbus process (lock {}); stop it or choose another data_dir",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(storage(format!("cannot lock {}", path.display()), e)),
     }
 }
 

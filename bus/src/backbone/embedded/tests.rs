@@ -358,3 +358,16 @@ async fn a_failed_write_fails_publishes_and_readiness_until_reopened() {
     assert_eq!(ids(&drain(&mut c, Duration::from_millis(100)).await), ["good"]);
     bb.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_second_open_of_the_same_directory_is_refused_until_close() {
+    let dir = tempfile::tempdir().unwrap();
+    use crate::backbone::Backbone;
+    let cfg = crate::config::BackboneConfig::default();
+    let first = super::EmbeddedBackbone::open(dir.path(), &cfg).await.unwrap();
+    let err = super::EmbeddedBackbone::open(dir.path(), &cfg).await.err().expect("second open refused");
+    assert!(err.to_string().contains("in use by another medbus process"), "{err}");
+    first.close().await.unwrap();
+    let again = super::EmbeddedBackbone::open(dir.path(), &cfg).await.unwrap();
+    again.close().await.unwrap();
+}
