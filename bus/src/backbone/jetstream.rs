@@ -282,7 +282,8 @@ impl ConsumerSource for JetStreamSource {
 impl JetStreamSource {
     /// One pull request: `no_wait` when `expires` is None, else a long poll.
     async fn pull(&self, max: usize, expires: Option<Duration>) -> Result<Vec<Delivery>, BackboneError> {
-        let unavailable = |e: &dyn std::fmt::Display| BackboneError::Unavailable(format!("consumer {}: {e}", self.name));
+        let unavailable =
+            |e: &dyn std::fmt::Display| BackboneError::Unavailable(format!("consumer {}: {e}", self.name));
         let mut batch = match expires {
             None => self.consumer.fetch().max_messages(max).messages().await,
             Some(t) => {

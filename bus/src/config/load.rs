@@ -110,6 +110,7 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Confi
             "store" => read(&key, value, &mut config.store, &mut found),
             "log" => read(&key, value, &mut config.log, &mut found),
             "shutdown" => read(&key, value, &mut config.shutdown, &mut found),
+            "channels" => read(&key, value, &mut config.channels, &mut found),
             _ => found.push((key.clone(), "unknown key".to_string())),
         }
         problems.extend(found.into_iter().map(|(k, message)| Problem {

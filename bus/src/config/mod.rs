@@ -2,11 +2,13 @@
 //! defaults, then the file, then `MEDBUS_*` environment variables), pure
 //! validation ([`validate`]) and problems located by file and line ([`problem`]).
 
+pub mod channels;
 pub mod load;
 pub mod model;
 pub mod problem;
 pub mod validate;
 
+pub use channels::{ChannelConfig, ChannelProtocol, TlsFiles};
 pub use load::{env_var_for, known_keys, load};
 pub use model::*;
 pub use problem::{Origin, Problem, Problems};

@@ -1,11 +1,14 @@
 //! The configuration model: serde structs whose doc comments are the reference
 //! for `config/medbus.toml`. Every key has a default, so an empty file is valid.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::channels::ChannelConfig;
 
 /// The whole medbus configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +26,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// Inbound channels by name (`[channels.adt]`). None by default.
+    pub channels: BTreeMap<String, ChannelConfig>,
 }
 
 impl Default for Config {
@@ -34,6 +39,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
+            channels: BTreeMap::new(),
         }
     }
 }

@@ -68,6 +68,34 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     if c.shutdown.deadline.is_zero() {
         bad("shutdown.deadline", "must be more than 0s".into());
     }
+    let mut taken = std::collections::HashMap::from([(c.http.addr, "http.addr".to_string())]);
+    for (name, ch) in &c.channels {
+        let key = |k: &str| format!("channels.{name}.{k}");
+        if let Err(e) = crate::subjects::check_token(name) {
+            bad(&format!("channels.{name}"), format!("not a usable channel name: {e}"));
+        }
+        if ch.enabled {
+            if let Some(other) = taken.insert(ch.listen, key("listen")) {
+                bad(&key("listen"), format!("{} is already used by {other}", ch.listen));
+            }
+        }
+        if !(1024..=64 << 20).contains(&ch.max_frame_bytes) {
+            bad(&key("max_frame_bytes"), "must be between 1024 and 67108864".into());
+        }
+        if ch.idle_timeout.is_zero() {
+            bad(&key("idle_timeout"), "must be more than 0s".into());
+        }
+        if ch.max_connections == 0 {
+            bad(&key("max_connections"), "must be at least 1".into());
+        }
+        if let Some(tls) = &ch.tls {
+            for (k, path) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+                if !path.is_file() {
+                    bad(&key(k), format!("no such file: {}", path.display()));
+                }
+            }
+        }
+    }
     p
 }
 
@@ -88,5 +116,35 @@ mod tests {
         c.store.url = "mysql://x".into();
         let keys: Vec<String> = validate(&c).into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["backbone.url", "backbone.max_deliver", "store.url"]);
+    }
+
+    #[test]
+    fn channels_are_checked() {
+        use crate::config::ChannelConfig;
+        let mut c = Config::default();
+        c.channels.insert("adt".into(), ChannelConfig::default());
+        c.channels.insert("lab east".into(), ChannelConfig::default());
+        let mut clash = ChannelConfig {
+            listen: c.http.addr,
+            max_frame_bytes: 10,
+            ..Default::default()
+        };
+        clash.tls = Some(crate::config::TlsFiles {
+            cert: "/nonexistent/cert.pem".into(),
+            key: "/nonexistent/key.pem".into(),
+        });
+        c.channels.insert("lab".into(), clash);
+        let keys: Vec<String> = validate(&c).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "channels.lab.listen",
+                "channels.lab.max_frame_bytes",
+                "channels.lab.tls.cert",
+                "channels.lab.tls.key",
+                "channels.lab east",
+                "channels.lab east.listen",
+            ]
+        );
     }
 }

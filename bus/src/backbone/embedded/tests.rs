@@ -365,7 +365,10 @@ async fn a_second_open_of_the_same_directory_is_refused_until_close() {
     use crate::backbone::Backbone;
     let cfg = crate::config::BackboneConfig::default();
     let first = super::EmbeddedBackbone::open(dir.path(), &cfg).await.unwrap();
-    let err = super::EmbeddedBackbone::open(dir.path(), &cfg).await.err().expect("second open refused");
+    let err = super::EmbeddedBackbone::open(dir.path(), &cfg)
+        .await
+        .err()
+        .expect("second open refused");
     assert!(err.to_string().contains("in use by another medbus process"), "{err}");
     first.close().await.unwrap();
     let again = super::EmbeddedBackbone::open(dir.path(), &cfg).await.unwrap();
