@@ -29,7 +29,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
         url: args.url.clone(),
         ..Default::default()
     };
-    let run_id = format!("{}", uuid_like());
+    let run_id = uuid_like();
     let dir = std::env::temp_dir().join(format!("medbus-bench-{run_id}"));
     let backbone = match medbus_bus::backbone::connect(&cfg, &dir).await {
         Ok(b) => b,

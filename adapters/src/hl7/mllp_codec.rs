@@ -12,8 +12,8 @@
 //!   `b"MSH|A\r\x1c\r\x0bMSH|B\r"` and `b"\x1c\r\x0bMSH|B"` → "cannot advance past
 //!   `remaining`" in `BytesMut::advance`.
 //! - No maximum frame length: 20 MiB after a VT and no end, in 64 KiB reads, is all
-//!   `Ok(None)` while RSS grows by 20.6 MB, and took 3.8 s of CPU because every read rescans
-//!   the whole buffer. 20 MiB without any VT is buffered too.
+//!   `Ok(None)` while RSS grows by 20 MiB; it took 3.8 s because every read rescans the
+//!   whole buffer (quadratic). 20 MiB without any VT is buffered too.
 //! - Bytes before the start byte are dropped silently: `b"JUNK\x0bMSH|A\r\x1c\r"` gives one
 //!   item `b"MSH|A\r"` and nothing else.
 //! - It moves bytes into a private buffer, so `FramedRead` sees an empty buffer at EOF and a

@@ -5,5 +5,7 @@
 //!   access by path (`PID-3[2].1`).
 //! - `mllp_codec`: `<VT> … <FS><CR>` framing on tokio_util with a frame limit.
 
+pub mod ack;
+pub mod listener;
 pub mod mllp_codec;
 pub mod parser;

@@ -52,33 +52,72 @@ pub enum ParseError {
     Empty,
     /// The first segment is not MSH (a batch starts with FHS/BHS: use `Batch::split`).
     #[error("{location}: a message must start with an MSH segment, found {found:?}")]
-    MissingMsh { found: String, location: Location },
+    MissingMsh {
+        /// What was found (lossy text, shortened).
+        found: String,
+        /// Where it is.
+        location: Location,
+    },
     /// The header segment ends before its encoding characters.
     #[error("{location}: header segment too short, it ends before the encoding characters (MSH-2)")]
-    HeaderTooShort { location: Location },
+    HeaderTooShort {
+        /// Where it is.
+        location: Location,
+    },
     /// MSH-2 is not 4 characters (5 with the 2.7+ truncation character).
     #[error("{location}: encoding characters {found:?} must be 4 or 5 characters (component, repetition, escape, sub-component[, truncation])")]
-    EncodingCharacters { found: String, location: Location },
+    EncodingCharacters {
+        /// What was found (lossy text, shortened).
+        found: String,
+        /// Where it is.
+        location: Location,
+    },
     /// The same character is used for two delimiters.
     #[error("{location}: delimiter {delimiter:?} is used twice in MSH-1/MSH-2")]
-    DuplicateDelimiter { delimiter: char, location: Location },
+    DuplicateDelimiter {
+        /// The offending character.
+        delimiter: char,
+        /// Where it is.
+        location: Location,
+    },
     /// A delimiter is a letter, digit, CR or LF.
     #[error("{location}: {delimiter:?} cannot be a delimiter (letters, digits, CR and LF are not allowed)")]
-    IllegalDelimiter { delimiter: char, location: Location },
+    IllegalDelimiter {
+        /// The offending character.
+        delimiter: char,
+        /// Where it is.
+        location: Location,
+    },
     /// A segment does not start with a 3-character upper-case segment id.
     #[error(
         "{location}: invalid segment id {found:?} (expected 3 upper-case letters or digits, then the field separator)"
     )]
-    InvalidSegmentId { found: String, location: Location },
+    InvalidSegmentId {
+        /// What was found (lossy text, shortened).
+        found: String,
+        /// Where it is.
+        location: Location,
+    },
     /// A header or batch segment where only message segments may be.
     #[error("{location}: unexpected {found} segment inside a message (several messages or a batch? split it with `Batch::split`)")]
-    UnexpectedSegment { found: String, location: Location },
+    UnexpectedSegment {
+        /// What was found (lossy text, shortened).
+        found: String,
+        /// Where it is.
+        location: Location,
+    },
     /// A segment in a batch file that is neither a batch envelope segment nor part of a message.
     #[error("{location}: segment outside of any message (each message must start with MSH)")]
-    OutsideMessage { location: Location },
+    OutsideMessage {
+        /// Where it is.
+        location: Location,
+    },
     /// A field the caller requires (see `Message::check_header`) is absent or empty.
     #[error("{location}: required field is missing or empty")]
-    MissingField { location: Location },
+    MissingField {
+        /// Where it is.
+        location: Location,
+    },
 }
 
 impl ParseError {
@@ -136,13 +175,21 @@ pub enum WriteError {
     /// Fields must be written in increasing order, each at most once.
     #[error("field {segment}-{field} written after field {segment}-{after}")]
     FieldOutOfOrder {
+        /// Segment id.
         segment: String,
+        /// The field asked for.
         field: usize,
+        /// The field written before it.
         after: usize,
     },
     /// Field numbers start at 1 (3 for header segments, whose 1 and 2 are the delimiters).
     #[error("field {segment}-{field} cannot be written")]
-    InvalidField { segment: String, field: usize },
+    InvalidField {
+        /// Segment id.
+        segment: String,
+        /// Field number.
+        field: usize,
+    },
     /// A field was written before any segment was started.
     #[error("field written before any segment")]
     NoSegment,

@@ -1,0 +1,232 @@
+//! medbus-sim: the command line of the simulators.
+//!
+//! ```text
+//! medbus-sim hl7 --addr 127.0.0.1:2575 --connections 8 --count 10000 [--rate 200] [--mix adt|full]
+//!                [--malformed 0.02] [--resend 0.01] [--seed 1] [--id-prefix X] [--timeout 5s]
+//!                [--duration 60s] [--json] [--acked-file F]
+//! medbus-sim hl7 generate --count N --out FILE [--framing mllp|cr] [--mix ..] [--seed ..]
+//! ```
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use medbus_simulators::hl7::corpus::{self, Framing};
+use medbus_simulators::hl7::generate::{GenConfig, Generator, Mix};
+use medbus_simulators::hl7::report;
+use medbus_simulators::hl7::sender::{self, SenderConfig};
+use tokio_util::sync::CancellationToken;
+
+/// Simulated hospital systems for medbus: sends realistic traffic and reports how it was answered.
+#[derive(Parser)]
+#[command(name = "medbus-sim", version)]
+struct Cli {
+    #[command(subcommand)]
+    protocol: Protocol,
+}
+
+#[derive(Subcommand)]
+enum Protocol {
+    /// HL7 v2 over MLLP: send generated messages to a listener (the default), or write them to a file.
+    ///
+    /// Sending exits 0 when every message got the answer its kind expects (AA/CA for valid
+    /// messages and resends, with MSA-2 = MSH-10; anything but AA/CA for malformed ones), 1
+    /// when not, 2 on bad arguments.
+    Hl7(Hl7Args),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Hl7Args {
+    #[command(subcommand)]
+    action: Option<Hl7Action>,
+    #[command(flatten)]
+    send: SendArgs,
+}
+
+#[derive(Subcommand)]
+enum Hl7Action {
+    /// Send messages over MLLP and report (what `medbus-sim hl7` does without a subcommand).
+    Send(SendArgs),
+    /// Write generated messages to a file (MLLP-framed, or CR-separated for `mllp_send --loose`).
+    Generate(GenerateArgs),
+}
+
+/// What to generate.
+#[derive(Args, Clone)]
+struct GenArgs {
+    /// How many messages.
+    #[arg(long, default_value_t = 1000)]
+    count: u64,
+    /// Message types: adt (registration feed) or full (ADT, ORM, ORU, DFT, SIU).
+    #[arg(long, value_enum, default_value_t = Mix::Adt)]
+    mix: Mix,
+    /// Share of malformed messages (no MSH, bad delimiters, truncated, binary junk), 0 to 1.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    malformed: f64,
+    /// Share of exact resends of recent messages (same MSH-10), 0 to 1.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    resend: f64,
+    /// PRNG seed: the same options give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// MSH-10 prefix (default `SIM<seed>-`); change it so a run is not taken for resends of another.
+    #[arg(long)]
+    id_prefix: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct SendArgs {
+    #[command(flatten)]
+    gen: GenArgs,
+    /// The MLLP listener (loopback only).
+    #[arg(long, default_value = "127.0.0.1:2575")]
+    addr: String,
+    /// Concurrent connections; each patient's messages go over one of them, in order.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Target total rate in messages per second (default: as fast as ACKs come back).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// How long to wait for each ACK before reconnecting and sending again.
+    #[arg(long, default_value = "5s")]
+    timeout: humantime::Duration,
+    /// How long to wait for a TCP connection.
+    #[arg(long, default_value = "2s")]
+    connect_timeout: humantime::Duration,
+    /// Stop after this long whatever is left.
+    #[arg(long, default_value = "60s")]
+    duration: humantime::Duration,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write the MSH-10 of every message answered AA/CA to this file, one per line.
+    #[arg(long)]
+    acked_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    gen: GenArgs,
+    /// The file to write (`-` for standard output).
+    #[arg(long)]
+    out: PathBuf,
+    /// mllp: `<VT>…<FS><CR>` per message; cr: CR-terminated segments, LF between messages.
+    #[arg(long, value_enum, default_value_t = Framing::Mllp)]
+    framing: Framing,
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share between 0 and 1")),
+    }
+}
+
+impl GenArgs {
+    fn config(&self) -> anyhow::Result<GenConfig> {
+        if self.malformed + self.resend > 1.0 {
+            bail!("--malformed and --resend add up to more than 1");
+        }
+        Ok(GenConfig {
+            seed: self.seed,
+            mix: self.mix,
+            malformed: self.malformed,
+            resend: self.resend,
+            id_prefix: self.id_prefix.clone(),
+            ..GenConfig::default()
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.protocol {
+        Protocol::Hl7(Hl7Args { action, send }) => match action {
+            None => send_hl7(send),
+            Some(Hl7Action::Send(a)) => send_hl7(a),
+            Some(Hl7Action::Generate(a)) => generate_hl7(a).map(|()| true),
+        },
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("medbus-sim: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The first loopback address `addr` resolves to.
+fn loopback(addr: &str) -> anyhow::Result<SocketAddr> {
+    let all: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {addr:?} (expected host:port)"))?
+        .collect();
+    match all.iter().find(|a| a.ip().is_loopback()) {
+        Some(a) => Ok(*a),
+        None => bail!("{addr} is not a loopback address: the simulator only sends to this machine"),
+    }
+}
+
+fn send_hl7(a: SendArgs) -> anyhow::Result<bool> {
+    let gen = a.gen.config()?;
+    let config = SenderConfig {
+        connections: a.connections,
+        count: a.gen.count,
+        rate: a.rate,
+        ack_timeout: a.timeout.into(),
+        connect_timeout: a.connect_timeout.into(),
+        max_duration: a.duration.into(),
+        ..SenderConfig::new(loopback(&a.addr)?)
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    let result = runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        let on_ctrl_c = cancel.clone();
+        // Ctrl-C ends the run early but still prints what was done.
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_ctrl_c.cancel();
+            }
+        });
+        sender::run(&config, Generator::new(gen), cancel).await
+    })?;
+    if a.json {
+        println!("{}", result.report.to_json());
+    } else {
+        print!("{}", result.report);
+    }
+    if let Some(path) = &a.acked_file {
+        report::write_acked(path, &result.acked).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(result.report.complete)
+}
+
+fn generate_hl7(a: GenerateArgs) -> anyhow::Result<()> {
+    let messages = Generator::new(a.gen.config()?).take(usize::try_from(a.gen.count).unwrap_or(usize::MAX));
+    let (bytes, target) = if a.out.as_os_str() == "-" {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        (corpus::write(&mut out, messages, a.framing)?, "standard output".to_string())
+    } else {
+        let file = std::fs::File::create(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        let n = corpus::write(&mut out, messages, a.framing)
+            .with_context(|| format!("cannot write {}", a.out.display()))?;
+        out.flush()?;
+        (n, a.out.display().to_string())
+    };
+    eprintln!("wrote {} messages ({bytes} bytes) to {target}", a.gen.count);
+    Ok(())
+}
