@@ -70,6 +70,28 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
         }
     };
     tracing::info!(addr = %config.http.addr, "http listening (/healthz, /readyz, /metrics)");
+    for (name, channel) in config.channels.iter().filter(|(_, c)| c.enabled) {
+        let ctx = medbus_adapters::hl7::listener::ListenerContext {
+            channel: name.clone(),
+            config: channel.clone(),
+            backbone: backbone.clone(),
+            shutdown: shutdown.clone(),
+        };
+        match medbus_adapters::hl7::listener::Hl7Listener::bind(ctx).await {
+            Ok(listener) => {
+                tasks.spawn(listener.run());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "channel failed to start");
+                shutdown.cancel();
+                tasks.close();
+                tasks.wait().await;
+                let _ = backbone.close().await;
+                store.close().await;
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let app = router(AppState {
         backbone: backbone.clone(),
         store: store.clone(),

@@ -9,27 +9,31 @@ use support::Medbus;
 #[test]
 fn embedded_default_is_healthy_ready_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    // The shipped default config, as `cargo run --release` uses it.
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/medbus.toml");
+    // The shipped default config, as `cargo run --release` uses it, on a free MLLP port.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/medbus.toml");
+    let mllp_port = medbus_testkit::free_port();
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    assert!(text.contains("listen = \"127.0.0.1:2575\""));
+    let config = dir.path().join("medbus.toml");
+    std::fs::write(&config, text.replace("127.0.0.1:2575", &format!("127.0.0.1:{mllp_port}"))).unwrap();
     let mut m = Medbus::start(dir.path(), &[("MEDBUS_CONFIG", config.display().to_string())]);
     let (code, body) = m.get("/healthz").unwrap();
     assert_eq!(code, 200, "{body}");
-    let (code, body) = m
-        .wait_until(Duration::from_secs(10), |c| c == Some(200), "/readyz")
-        .unwrap();
+    let (code, body) = m.wait_until(Duration::from_secs(10), |c| c == Some(200), "/readyz").unwrap();
     assert_eq!(code, 200);
     assert!(body.contains("\"embedded\"") && body.contains("\"sqlite\""), "{body}");
+    assert!(dir.path().join("data/medbus.db").exists(), "SQLite store created under data_dir");
+    assert!(dir.path().join("data/backbone").is_dir(), "embedded log created under data_dir");
+    // The default channel accepts ADT at once.
+    let ack = support::mllp_exchange(
+        ("127.0.0.1", mllp_port),
+        b"MSH|^~\\&|REG|HOSP|MEDBUS|HOSP|20240102||ADT^A01|E2E1|P|2.5\rPID|1||123^^^HOSP^MR\r",
+    );
+    assert!(ack.contains("MSA|AA|E2E1"), "{ack:?}");
     let (code, metrics) = m.get("/metrics").unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("medbus_ready"), "readiness gauge exported:\n{metrics}");
-    assert!(
-        dir.path().join("data/medbus.db").exists(),
-        "SQLite store created under data_dir"
-    );
-    assert!(
-        dir.path().join("data/backbone").is_dir(),
-        "embedded log created under data_dir"
-    );
+    assert!(metrics.contains("medbus_acks_total{channel=\"adt\",code=\"AA\"} 1"), "{metrics}");
     assert_eq!(m.terminate(Duration::from_secs(15)), Some(0), "SIGTERM exits 0");
 }
 

@@ -100,3 +100,23 @@ impl Drop for Medbus {
         }
     }
 }
+
+/// Sends one MLLP frame and returns the answer frame as text, segments on lines (blocking, 10 s limit).
+pub fn mllp_exchange(addr: (&str, u16), msg: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("MLLP connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut frame = vec![0x0b];
+    frame.extend_from_slice(msg);
+    frame.extend_from_slice(&[0x1c, 0x0d]);
+    s.write_all(&frame).expect("MLLP send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(&[0x1c, 0x0d]) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).replace('\r', "\n")
+}

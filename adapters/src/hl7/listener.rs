@@ -70,6 +70,9 @@ pub enum ListenerError {
         /// Cause.
         source: std::io::Error,
     },
+    /// TLS was configured; this build does not serve MLLP over TLS yet.
+    #[error("channel {0}: MLLP over TLS is not implemented yet; remove `tls` or terminate TLS in front of medbus")]
+    TlsUnsupported(String),
     /// The channel name is not a subject token.
     #[error("channel {0}: not a usable channel name")]
     BadName(String),
@@ -88,6 +91,10 @@ impl Hl7Listener {
         let subject = Subject::ingress("hl7v2", &ctx.channel)
             .map_err(|_| ListenerError::BadName(ctx.channel.clone()))?
             .to_string();
+        if ctx.config.tls.is_some() {
+            // Refuse rather than silently serve plain text on a channel meant to be encrypted.
+            return Err(ListenerError::TlsUnsupported(ctx.channel.clone()));
+        }
         let listener = TcpListener::bind(ctx.config.listen)
             .await
             .map_err(|source| ListenerError::Bind {
