@@ -8,4 +8,5 @@
 pub mod ack;
 pub mod listener;
 pub mod mllp_codec;
+pub mod sender;
 pub mod parser;
