@@ -15,15 +15,27 @@ fn embedded_default_is_healthy_ready_and_stops_cleanly() {
     let text = std::fs::read_to_string(&shipped).unwrap();
     assert!(text.contains("listen = \"127.0.0.1:2575\""));
     let config = dir.path().join("medbus.toml");
-    std::fs::write(&config, text.replace("127.0.0.1:2575", &format!("127.0.0.1:{mllp_port}"))).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("127.0.0.1:2575", &format!("127.0.0.1:{mllp_port}")),
+    )
+    .unwrap();
     let mut m = Medbus::start(dir.path(), &[("MEDBUS_CONFIG", config.display().to_string())]);
     let (code, body) = m.get("/healthz").unwrap();
     assert_eq!(code, 200, "{body}");
-    let (code, body) = m.wait_until(Duration::from_secs(10), |c| c == Some(200), "/readyz").unwrap();
+    let (code, body) = m
+        .wait_until(Duration::from_secs(10), |c| c == Some(200), "/readyz")
+        .unwrap();
     assert_eq!(code, 200);
     assert!(body.contains("\"embedded\"") && body.contains("\"sqlite\""), "{body}");
-    assert!(dir.path().join("data/medbus.db").exists(), "SQLite store created under data_dir");
-    assert!(dir.path().join("data/backbone").is_dir(), "embedded log created under data_dir");
+    assert!(
+        dir.path().join("data/medbus.db").exists(),
+        "SQLite store created under data_dir"
+    );
+    assert!(
+        dir.path().join("data/backbone").is_dir(),
+        "embedded log created under data_dir"
+    );
     // The default channel accepts ADT at once.
     let ack = support::mllp_exchange(
         ("127.0.0.1", mllp_port),
@@ -33,7 +45,10 @@ fn embedded_default_is_healthy_ready_and_stops_cleanly() {
     let (code, metrics) = m.get("/metrics").unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("medbus_ready"), "readiness gauge exported:\n{metrics}");
-    assert!(metrics.contains("medbus_acks_total{channel=\"adt\",code=\"AA\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("medbus_acks_total{channel=\"adt\",code=\"AA\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(m.terminate(Duration::from_secs(15)), Some(0), "SIGTERM exits 0");
 }
 

@@ -28,7 +28,10 @@ fn parse_and_read(raw: &[u8]) -> usize {
         acc += t.code.len() + t.trigger.map_or(0, |t| t.len());
     }
     acc += msg.control_id().map_or(0, |f| f.text().len());
-    acc += msg.segment("PID", 1).and_then(|s| s.field(3)?.component(1)).map_or(0, |c| c.text().len());
+    acc += msg
+        .segment("PID", 1)
+        .and_then(|s| s.field(3)?.component(1))
+        .map_or(0, |c| c.text().len());
     for obx in msg.segments_named("OBX") {
         acc += obx.field(5).map_or(0, |f| f.text().len());
     }
@@ -61,7 +64,12 @@ fn bench(c: &mut Criterion, corpus: &[Vec<u8>]) {
     g.throughput(Throughput::Bytes(bytes as u64));
     g.bench_function("parse+read", |b| b.iter(run(parse_and_read)));
     g.bench_function("parse_only", |b| {
-        b.iter(|| corpus.iter().map(|m| Message::parse(black_box(m)).map_or(0, |m| m.segment_count())).sum::<usize>())
+        b.iter(|| {
+            corpus
+                .iter()
+                .map(|m| Message::parse(black_box(m)).map_or(0, |m| m.segment_count()))
+                .sum::<usize>()
+        })
     });
     g.bench_function("parse+index_all_fields", |b| b.iter(run(parse_and_index_fields)));
     g.finish();
@@ -103,7 +111,9 @@ fn side_by_side(corpus: &[Vec<u8>], path: &PathBuf) {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
             let field = |key: &str| {
-                text.split_whitespace().find_map(|w| w.strip_prefix(key)).and_then(|v| v.parse::<f64>().ok())
+                text.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .and_then(|v| v.parse::<f64>().ok())
             };
             match (field("mb_per_s="), field("msg_per_s=")) {
                 (Some(py_mb), Some(py_msgs)) => println!(
@@ -113,7 +123,10 @@ fn side_by_side(corpus: &[Vec<u8>], path: &PathBuf) {
                 _ => println!("  python output not understood: {text}"),
             }
         }
-        Ok(out) => println!("  python run failed (pip install hl7?): {}", String::from_utf8_lossy(&out.stderr)),
+        Ok(out) => println!(
+            "  python run failed (pip install hl7?): {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
         Err(e) => println!("  python3 not runnable: {e}"),
     }
 }

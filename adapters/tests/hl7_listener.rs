@@ -66,7 +66,10 @@ async fn exchange(c: &mut Conn, msg: &[u8]) -> Vec<u8> {
 
 async fn next_frame(c: &mut Conn) -> Option<Vec<u8>> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), c.next()).await.expect("answer in time") {
+        match tokio::time::timeout(Duration::from_secs(5), c.next())
+            .await
+            .expect("answer in time")
+        {
             Some(Ok(MllpItem::Frame(f))) => return Some(f.to_vec()),
             Some(Ok(MllpItem::Junk { .. })) => continue,
             Some(Err(_)) | None => return None,
@@ -84,9 +87,12 @@ fn adt(id: &str) -> Vec<u8> {
 }
 
 async fn kept(bb: &SharedBackbone, name: &str) -> Vec<Delivery> {
-    let mut c = open_consumer(bb, ConsumerSpec::new(name, "medbus.ingress.hl7v2.>", &BackboneConfig::default()))
-        .await
-        .unwrap();
+    let mut c = open_consumer(
+        bb,
+        ConsumerSpec::new(name, "medbus.ingress.hl7v2.>", &BackboneConfig::default()),
+    )
+    .await
+    .unwrap();
     let mut all = Vec::new();
     loop {
         let batch = c.fetch(100, Duration::from_millis(300)).await.unwrap();
@@ -119,7 +125,10 @@ async fn accepted_message_is_kept_then_acknowledged_and_a_resend_is_kept_once() 
     assert!(env.source.peer.is_some());
     r.shutdown.cancel();
     drop(c);
-    tokio::time::timeout(Duration::from_secs(5), r.run).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), r.run)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -178,14 +187,25 @@ async fn oversized_or_truncated_frames_close_only_their_connection() {
     }
     let mut big = Framed::new(big, MllpCodec::new());
     if !closed {
-        assert!(next_frame(&mut big).await.is_none(), "no ACK for an oversized frame: closed");
+        assert!(
+            next_frame(&mut big).await.is_none(),
+            "no ACK for an oversized frame: closed"
+        );
     }
     // A peer that vanishes mid-frame.
     let mut half = TcpStream::connect(r.addr).await.unwrap();
     half.write_all(b"\x0bMSH|^~\\&|REG|HOSP").await.unwrap();
     drop(half);
-    assert_eq!(field(&exchange(&mut good, &adt("G1")).await, "MSA-1"), "AA", "others keep being served");
-    assert_eq!(kept(&r.backbone, "check3").await.len(), 1, "nothing kept from the broken frames");
+    assert_eq!(
+        field(&exchange(&mut good, &adt("G1")).await, "MSA-1"),
+        "AA",
+        "others keep being served"
+    );
+    assert_eq!(
+        kept(&r.backbone, "check3").await.len(),
+        1,
+        "nothing kept from the broken frames"
+    );
 }
 
 #[tokio::test]
@@ -211,5 +231,9 @@ async fn a_backbone_that_cannot_keep_gets_a_reject_not_an_accept() {
     let mut c = connect(r.addr).await;
     let ack = exchange(&mut c, &adt("X1")).await;
     assert_eq!(field(&ack, "MSA-1"), "AR");
-    assert!(field(&ack, "MSA-3").contains("could not keep"), "{}", String::from_utf8_lossy(&ack));
+    assert!(
+        field(&ack, "MSA-3").contains("could not keep"),
+        "{}",
+        String::from_utf8_lossy(&ack)
+    );
 }

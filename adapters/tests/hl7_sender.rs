@@ -54,8 +54,14 @@ async fn server(plan: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Server
                     match plan(n) {
                         Reply::Accept => f.send(answer(AckCode::AA)).await.unwrap(),
                         Reply::Code(c) => {
-                            let err = AckError { code: 207, location: None, text: "downstream says no".into() };
-                            f.send(Bytes::from(ack::build(Some(&msg), c, Some(&err), "S"))).await.unwrap()
+                            let err = AckError {
+                                code: 207,
+                                location: None,
+                                text: "downstream says no".into(),
+                            };
+                            f.send(Bytes::from(ack::build(Some(&msg), c, Some(&err), "S")))
+                                .await
+                                .unwrap()
                         }
                         Reply::Silent => {}
                         Reply::Hangup => return,
@@ -69,7 +75,11 @@ async fn server(plan: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Server
             });
         }
     });
-    Server { addr, received, connections }
+    Server {
+        addr,
+        received,
+        connections,
+    }
 }
 
 fn msg(id: &str) -> Vec<u8> {
@@ -145,21 +155,30 @@ async fn ae_dead_letters_and_ar_retries_by_default() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert!(sender.deliver(&msg("R1"), &stop).await.unwrap().is_accept(), "AR then AA");
+    assert!(
+        sender.deliver(&msg("R1"), &stop).await.unwrap().is_accept(),
+        "AR then AA"
+    );
     assert_eq!(*s.received.lock().unwrap(), ["E1", "R1", "R1"]);
 }
 
 #[tokio::test]
 async fn ae_can_be_retried_by_policy_and_shutdown_stops_retrying() {
     let s = server(|_| Reply::Code(AckCode::AE)).await;
-    let mut sender = MllpSender::new(SenderConfig { on_ae: OnError::Retry, ..cfg(&s.addr) });
+    let mut sender = MllpSender::new(SenderConfig {
+        on_ae: OnError::Retry,
+        ..cfg(&s.addr)
+    });
     let stop = CancellationToken::new();
     let stopper = stop.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
         stopper.cancel();
     });
-    assert!(matches!(sender.deliver(&msg("E2"), &stop).await, Err(SendError::Shutdown)));
+    assert!(matches!(
+        sender.deliver(&msg("E2"), &stop).await,
+        Err(SendError::Shutdown)
+    ));
     assert!(s.received.lock().unwrap().len() >= 2, "it retried");
 }
 

@@ -3,14 +3,17 @@
 //!
 //! - [`subjects`]: building and checking `medbus.ingress|events|dlq.…` subjects.
 //! - [`envelope`]: the envelope (ids, correlation, source, kind, body) and its wire form.
+//! - [`canonical`]: the canonical model (FHIR R4-shaped Patient, Encounter …) and
+//!   the event catalogue (kinds, subjects, bodies).
 //! - [`backbone`]: the durable backbone trait, with [`backbone::jetstream`] (NATS)
 //!   and [`backbone::embedded`] (a log file) implementations and dead-lettering.
 //! - [`store`]: the store trait, with [`store::postgres`] and [`store::sqlite`].
 //! - [`config`]: the configuration model and its layered, line-reporting loader.
-//! - [`bench`]: the backbone benchmark behind `medbus bench backbone`.
+//! - [`bench`](crate::bench): the backbone benchmark behind `medbus bench backbone`.
 
 pub mod backbone;
 pub mod bench;
+pub mod canonical;
 pub mod config;
 pub mod envelope;
 pub mod store;

@@ -102,7 +102,9 @@ fn full_mix_covers_orders_results_charges_and_appointments() {
         assert!(all.contains(control), "no {control}");
     }
     // Results: LOINC-coded OBX with UCUM units, critical flags, and P/F/C statuses.
-    for needle in ["^LN||", "^UCUM|", "|HH|||", "|LL|||", "|N|||F|", "|P|||", "|C|||", "^C4"] {
+    for needle in [
+        "^LN||", "^UCUM|", "|HH|||", "|LL|||", "|N|||F|", "|P|||", "|C|||", "^C4",
+    ] {
         assert!(all.contains(needle), "no {needle}");
     }
 }
@@ -122,7 +124,12 @@ fn each_patients_messages_follow_their_episode() {
         );
         // Nothing about a visit after it was discharged, except a cancel-discharge.
         if let Some(d) = types.iter().position(|t| t.starts_with("ADT^A03")) {
-            assert!(types[d + 1..].iter().all(|t| t.starts_with("ADT^A13") || t.starts_with("ADT^A03")), "{types:?}");
+            assert!(
+                types[d + 1..]
+                    .iter()
+                    .all(|t| t.starts_with("ADT^A13") || t.starts_with("ADT^A03")),
+                "{types:?}"
+            );
         }
         // A result follows its order.
         if let Some(r) = types.iter().position(|t| t.starts_with("ORU")) {

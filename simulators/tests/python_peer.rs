@@ -44,7 +44,11 @@ fn start_python_server() -> Option<PythonAckServer> {
         Ok(out) if !out.status.success() => {
             return unavailable(format!(
                 "`import hl7.mllp` failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
             ))
         }
         Ok(_) => {}

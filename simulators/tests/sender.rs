@@ -81,7 +81,11 @@ async fn dropped_connections_are_reopened_and_nothing_is_lost() {
     .await;
     let c = &r.report.counts;
     assert!(r.report.complete, "{}", r.report);
-    assert!(c.connection_errors >= 30 && c.reconnects == c.connection_errors, "{}", r.report);
+    assert!(
+        c.connection_errors >= 30 && c.reconnects == c.connection_errors,
+        "{}",
+        r.report
+    );
     assert_eq!(c.retries, c.connection_errors, "each lost message is sent again once");
     assert_eq!(c.accepted, 1500);
     let expected = valid_ids(&g, 1500);
@@ -222,6 +226,10 @@ async fn cancelling_ends_the_run_with_a_report() {
     let r = sender::run(&config, Generator::new(gen(0.0, 0.0)), cancel)
         .await
         .unwrap();
-    assert!(r.report.counts.accepted > 10 && r.report.counts.accepted < 200, "{}", r.report);
+    assert!(
+        r.report.counts.accepted > 10 && r.report.counts.accepted < 200,
+        "{}",
+        r.report
+    );
     assert!(r.report.unsent > 900_000);
 }

@@ -28,10 +28,19 @@ impl Rng {
     }
 }
 
-const FAMILY: &[&str] = &["SMITH", "O'BRIEN", "GARCIA", "NGUYEN", "MULLER", "KOWALSKI", "OKAFOR", "TANAKA", "DUBOIS"];
-const GIVEN: &[&str] = &["MARY", "JOHN", "AISHA", "WEI", "CARLOS", "ANNA", "PIOTR", "YUKI", "FATIMA", "LUCAS"];
+const FAMILY: &[&str] = &[
+    "SMITH", "O'BRIEN", "GARCIA", "NGUYEN", "MULLER", "KOWALSKI", "OKAFOR", "TANAKA", "DUBOIS",
+];
+const GIVEN: &[&str] = &[
+    "MARY", "JOHN", "AISHA", "WEI", "CARLOS", "ANNA", "PIOTR", "YUKI", "FATIMA", "LUCAS",
+];
 const STREETS: &[&str] = &["MAIN ST", "OAK AVE", "ELM RD", "PARK LN", "HIGH ST"];
-const CITIES: &[&str] = &["SPRINGFIELD^IL^62701", "RIVERSIDE^CA^92501", "FAIRVIEW^TN^37062", "MADISON^WI^53703"];
+const CITIES: &[&str] = &[
+    "SPRINGFIELD^IL^62701",
+    "RIVERSIDE^CA^92501",
+    "FAIRVIEW^TN^37062",
+    "MADISON^WI^53703",
+];
 const LABS: &[(&str, &str, &str, &str)] = &[
     ("2345-7", "Glucose", "mg/dL", "70-99"),
     ("2160-0", "Creatinine", "mg/dL", "0.6-1.3"),
@@ -49,7 +58,14 @@ const LABS: &[(&str, &str, &str, &str)] = &[
 
 fn msh(out: &mut String, r: &mut Rng, kind: &str, n: usize) {
     let version = r.pick(&["2.3", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.8"]);
-    let ts = format!("2024{:02}{:02}{:02}{:02}{:02}", 1 + r.below(12), 1 + r.below(28), r.below(24), r.below(60), r.below(60));
+    let ts = format!(
+        "2024{:02}{:02}{:02}{:02}{:02}",
+        1 + r.below(12),
+        1 + r.below(28),
+        r.below(24),
+        r.below(60),
+        r.below(60)
+    );
     let _ = write!(
         out,
         "MSH|^~\\&|{}|{}|MEDBUS|UCH|{ts}||{kind}|MSG{n:08}|P|{version}|||AL|NE||UNICODE UTF-8\r",
@@ -90,7 +106,12 @@ fn pid(out: &mut String, r: &mut Rng) {
 }
 
 fn pv1(out: &mut String, r: &mut Rng) {
-    let doc = format!("{}^{}^{}^^^DR^^^NPI&2.16.840.1.113883.4.6&ISO", r.digits(6), r.pick(FAMILY), r.pick(GIVEN));
+    let doc = format!(
+        "{}^{}^{}^^^DR^^^NPI&2.16.840.1.113883.4.6&ISO",
+        r.digits(6),
+        r.pick(FAMILY),
+        r.pick(GIVEN)
+    );
     let _ = write!(
         out,
         "PV1|1|{}|{}W^{}^{}^UCH^^^^{}||||{doc}|{doc}||{}||||{}|||{doc}|{}|V{}|||||||||||||||||||||||||2024{:02}{:02}{:02}0000\r",
@@ -112,9 +133,22 @@ fn pv1(out: &mut String, r: &mut Rng) {
 fn adt(out: &mut String, r: &mut Rng, n: usize) {
     let trigger = r.pick(&["A01", "A04", "A08", "A03"]);
     msh(out, r, &format!("ADT^{trigger}^ADT_A01"), n);
-    let _ = write!(out, "EVN|{trigger}|20240315083000|||{}^{}^{}\r", r.digits(5), r.pick(FAMILY), r.pick(GIVEN));
+    let _ = write!(
+        out,
+        "EVN|{trigger}|20240315083000|||{}^{}^{}\r",
+        r.digits(5),
+        r.pick(FAMILY),
+        r.pick(GIVEN)
+    );
     pid(out, r);
-    let _ = write!(out, "PD1|||UCH CLINIC^^{}|{}^{}^{}\r", r.digits(4), r.digits(6), r.pick(FAMILY), r.pick(GIVEN));
+    let _ = write!(
+        out,
+        "PD1|||UCH CLINIC^^{}|{}^{}^{}\r",
+        r.digits(4),
+        r.digits(6),
+        r.pick(FAMILY),
+        r.pick(GIVEN)
+    );
     for i in 1..=1 + r.below(3) {
         let _ = write!(
             out,
@@ -131,9 +165,22 @@ fn adt(out: &mut String, r: &mut Rng, n: usize) {
         );
     }
     pv1(out, r);
-    let _ = write!(out, "PV2|||{}^{}\r", r.pick(&["CHEST PAIN", "FEVER", "FALL"]), r.pick(&["Chest pain", "Fever", "Fall"]));
-    for (i, (code, text)) in [("8302-2", "Body height"), ("29463-7", "Body weight")].iter().enumerate() {
-        let _ = write!(out, "OBX|{}|NM|{code}^{text}^LN||{}|cm^cm^UCUM|||||F\r", i + 1, 50 + r.below(150));
+    let _ = write!(
+        out,
+        "PV2|||{}^{}\r",
+        r.pick(&["CHEST PAIN", "FEVER", "FALL"]),
+        r.pick(&["Chest pain", "Fever", "Fall"])
+    );
+    for (i, (code, text)) in [("8302-2", "Body height"), ("29463-7", "Body weight")]
+        .iter()
+        .enumerate()
+    {
+        let _ = write!(
+            out,
+            "OBX|{}|NM|{code}^{text}^LN||{}|cm^cm^UCUM|||||F\r",
+            i + 1,
+            50 + r.below(150)
+        );
     }
     for i in 1..=r.below(4) {
         let _ = write!(
@@ -146,7 +193,13 @@ fn adt(out: &mut String, r: &mut Rng, n: usize) {
         );
     }
     for i in 1..=1 + r.below(4) {
-        let _ = write!(out, "DG1|{i}||I{}^{}^I10||2024031{}|A\r", r.digits(2), r.pick(&["Hypertension", "Diabetes", "Asthma"]), r.below(9));
+        let _ = write!(
+            out,
+            "DG1|{i}||I{}^{}^I10||2024031{}|A\r",
+            r.digits(2),
+            r.pick(&["Hypertension", "Diabetes", "Asthma"]),
+            r.below(9)
+        );
     }
     let _ = write!(
         out,
@@ -168,7 +221,12 @@ fn adt(out: &mut String, r: &mut Rng, n: usize) {
         r.pick(FAMILY),
         r.pick(GIVEN),
     );
-    let _ = write!(out, "ZPI|1|{}^{}|Note: patient prefers \\F\\ interpreter\r", r.pick(&["VIP", "STD"]), r.pick(&["Very important", "Standard"]));
+    let _ = write!(
+        out,
+        "ZPI|1|{}^{}|Note: patient prefers \\F\\ interpreter\r",
+        r.pick(&["VIP", "STD"]),
+        r.pick(&["Very important", "Standard"])
+    );
 }
 
 fn oru(out: &mut String, r: &mut Rng, n: usize) {
@@ -193,10 +251,39 @@ fn orm(out: &mut String, r: &mut Rng, n: usize) {
     pv1(out, r);
     for i in 1..=1 + r.below(3) {
         let order = r.digits(8);
-        let _ = write!(out, "ORC|NW|ORD{order}^EPIC||GRP{}|SC||^^^20240316080000^^R||20240315|{}^{}^{}\r", r.digits(5), r.digits(6), r.pick(FAMILY), r.pick(GIVEN));
-        let _ = write!(out, "OBR|{i}|ORD{order}^EPIC||{}^{}^L|||20240315120000||||N|||||{}^{}^{}|||||||||1^^^20240316080000^^R\r", r.pick(&["CBC", "BMP", "XR CHEST", "CT HEAD"]), r.pick(&["Complete blood count", "Basic metabolic panel", "Chest X-ray 2 views", "CT head w/o contrast"]), r.digits(6), r.pick(FAMILY), r.pick(GIVEN));
-        let _ = write!(out, "NTE|1||Patient {} \\T\\ fasting since midnight\r", r.pick(&["anxious", "calm"]));
-        let _ = write!(out, "DG1|1||R{}^{}^I10\r", r.digits(2), r.pick(&["Chest pain", "Headache", "Fatigue"]));
+        let _ = write!(
+            out,
+            "ORC|NW|ORD{order}^EPIC||GRP{}|SC||^^^20240316080000^^R||20240315|{}^{}^{}\r",
+            r.digits(5),
+            r.digits(6),
+            r.pick(FAMILY),
+            r.pick(GIVEN)
+        );
+        let _ = write!(
+            out,
+            "OBR|{i}|ORD{order}^EPIC||{}^{}^L|||20240315120000||||N|||||{}^{}^{}|||||||||1^^^20240316080000^^R\r",
+            r.pick(&["CBC", "BMP", "XR CHEST", "CT HEAD"]),
+            r.pick(&[
+                "Complete blood count",
+                "Basic metabolic panel",
+                "Chest X-ray 2 views",
+                "CT head w/o contrast"
+            ]),
+            r.digits(6),
+            r.pick(FAMILY),
+            r.pick(GIVEN)
+        );
+        let _ = write!(
+            out,
+            "NTE|1||Patient {} \\T\\ fasting since midnight\r",
+            r.pick(&["anxious", "calm"])
+        );
+        let _ = write!(
+            out,
+            "DG1|1||R{}^{}^I10\r",
+            r.digits(2),
+            r.pick(&["Chest pain", "Headache", "Fatigue"])
+        );
     }
 }
 

@@ -5,9 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medbus_adapters::hl7::parser::{
-    decode, encode, message_ranges, Batch, FieldPath, Message, MessageWriter, Segment,
-};
+use medbus_adapters::hl7::parser::{decode, encode, message_ranges, Batch, FieldPath, Message, MessageWriter, Segment};
 
 fuzz_target!(|data: &[u8]| {
     fuzz_path(data);
@@ -25,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
         let ok: Vec<_> = ranges.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
         assert_eq!(ok.as_slice(), batch.message_ranges());
         let _ = batch.declared_message_count();
-        for seg in batch.file_header().into_iter().chain(batch.batch_headers().iter().copied()) {
+        for seg in batch
+            .file_header()
+            .into_iter()
+            .chain(batch.batch_headers().iter().copied())
+        {
             exercise_segment(&seg);
         }
         for m in batch.messages() {
@@ -49,9 +51,22 @@ fn fuzz_path(data: &[u8]) {
 
 fn exercise(msg: &Message<'_>, data: &[u8]) {
     let _ = (msg.message_type(), msg.control_id(), msg.version(), msg.processing_id());
-    let _ = (msg.sending_application(), msg.sending_facility(), msg.receiving_application());
-    let _ = (msg.receiving_facility(), msg.timestamp(), msg.charset(), msg.is_enhanced_mode());
-    let _ = (msg.accept_ack_type(), msg.application_ack_type(), msg.check_header().map_err(|e| e.to_string()));
+    let _ = (
+        msg.sending_application(),
+        msg.sending_facility(),
+        msg.receiving_application(),
+    );
+    let _ = (
+        msg.receiving_facility(),
+        msg.timestamp(),
+        msg.charset(),
+        msg.is_enhanced_mode(),
+    );
+    let _ = (
+        msg.accept_ack_type(),
+        msg.application_ack_type(),
+        msg.check_header().map_err(|e| e.to_string()),
+    );
 
     // Round trip 1: the raw bytes.
     let mut out = Vec::new();
@@ -113,17 +128,28 @@ fn exercise_segment(seg: &Segment<'_>) {
 
 /// Paths must find exactly what navigating the views finds.
 fn check_paths(msg: &Message<'_>, seg: &Segment<'_>) {
-    let occurrence = msg.segments_named(seg.name()).position(|s| s.sequence() == seg.sequence()).map_or(1, |p| p + 1);
+    let occurrence = msg
+        .segments_named(seg.name())
+        .position(|s| s.sequence() == seg.sequence())
+        .map_or(1, |p| p + 1);
     for n in 1..=seg.field_count().min(6) + 1 {
         let field = seg.field(n);
         let base = format!("{}({occurrence})-{n}", seg.name());
         let get = |p: String| msg.get(&p).expect("generated path is valid").map(|v| v.raw());
         assert_eq!(get(base.clone()), field.map(|f| f.raw()));
-        assert_eq!(get(format!("{base}[2]")), field.and_then(|f| f.repetition(2)).map(|r| r.raw()));
-        assert_eq!(get(format!("{base}.2")), field.and_then(|f| f.component(2)).map(|c| c.raw()));
+        assert_eq!(
+            get(format!("{base}[2]")),
+            field.and_then(|f| f.repetition(2)).map(|r| r.raw())
+        );
+        assert_eq!(
+            get(format!("{base}.2")),
+            field.and_then(|f| f.component(2)).map(|c| c.raw())
+        );
         assert_eq!(
             get(format!("{base}[1].1.2")),
-            field.and_then(|f| f.repetition(1)?.component(1)?.subcomponent(2)).map(|s| s.raw())
+            field
+                .and_then(|f| f.repetition(1)?.component(1)?.subcomponent(2))
+                .map(|s| s.raw())
         );
     }
 }
@@ -170,7 +196,11 @@ fn leaves(msg: &Message<'_>) -> Leaves {
             }
             let reps = f
                 .repetitions()
-                .map(|r| r.components().map(|c| c.subcomponents().map(|s| s.decoded().into_owned()).collect()).collect())
+                .map(|r| {
+                    r.components()
+                        .map(|c| c.subcomponents().map(|s| s.decoded().into_owned()).collect())
+                        .collect()
+                })
                 .collect();
             out.push((seg.name().to_string(), n, reps));
         }

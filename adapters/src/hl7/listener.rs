@@ -229,7 +229,10 @@ async fn handle(ctx: &ListenerContext, subject: &str, payload: Bytes, peer: Sock
     let mut headers = BTreeMap::new();
     if let Some(m) = msg {
         if let Some(f) = m.msh().field(9) {
-            headers.insert(raw_header::MESSAGE_TYPE.to_string(), String::from_utf8_lossy(f.raw()).into_owned());
+            headers.insert(
+                raw_header::MESSAGE_TYPE.to_string(),
+                String::from_utf8_lossy(f.raw()).into_owned(),
+            );
         }
         if let Some(id) = m.control_id() {
             headers.insert(raw_header::CONTROL_ID.to_string(), id.text().into_owned());
@@ -265,7 +268,10 @@ async fn handle(ctx: &ListenerContext, subject: &str, payload: Bytes, peer: Sock
             (code, Some(AckError::not_kept(&e.to_string())))
         }
     };
-    let control_id = msg.and_then(|m| m.control_id()).map(|c| c.text().into_owned()).unwrap_or_default();
+    let control_id = msg
+        .and_then(|m| m.control_id())
+        .map(|c| c.text().into_owned())
+        .unwrap_or_default();
     tracing::info!(channel, %peer, correlation_id = %envelope.id, control_id, outcome = code.as_str(), "hl7v2 message");
     if enhanced && !wants_commit_ack(msg, code) {
         return (None, code);
@@ -286,7 +292,12 @@ fn wants_commit_ack(msg: Option<&Message<'_>>, code: AckCode) -> bool {
 
 /// Publishes and waits for the durable ack; one retry with the same dedupe id
 /// when the outcome is unknown, since the first attempt may have been stored.
-async fn keep(ctx: &ListenerContext, subject: &str, envelope: &Envelope, dedupe_id: String) -> Result<(), BackboneError> {
+async fn keep(
+    ctx: &ListenerContext,
+    subject: &str,
+    envelope: &Envelope,
+    dedupe_id: String,
+) -> Result<(), BackboneError> {
     let out = envelope
         .to_outgoing(subject.to_string(), dedupe_id)
         .map_err(|e| BackboneError::Invalid(e.to_string()))?;

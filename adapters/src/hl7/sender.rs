@@ -116,7 +116,10 @@ pub enum SendError {
 impl SendError {
     /// True when a later attempt may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SendError::Connect { .. } | SendError::AckTimeout(_) | SendError::Connection { .. })
+        matches!(
+            self,
+            SendError::Connect { .. } | SendError::AckTimeout(_) | SendError::Connection { .. }
+        )
     }
 }
 
@@ -171,9 +174,14 @@ impl MllpSender {
     async fn exchange(&mut self, msg: &[u8], control_id: &[u8]) -> Result<AckOutcome, SendError> {
         let addr = self.cfg.addr.clone();
         let ack_timeout = self.cfg.ack_timeout;
-        let broken = |why: String| SendError::Connection { addr: addr.clone(), why };
+        let broken = |why: String| SendError::Connection {
+            addr: addr.clone(),
+            why,
+        };
         let conn = self.connection().await?;
-        conn.send(Bytes::copy_from_slice(msg)).await.map_err(|e| broken(e.to_string()))?;
+        conn.send(Bytes::copy_from_slice(msg))
+            .await
+            .map_err(|e| broken(e.to_string()))?;
         let wait = async {
             loop {
                 match conn.next().await {
@@ -202,7 +210,11 @@ impl MllpSender {
             let err = match self.send(msg).await {
                 Ok(ack) if ack.is_accept() => return Ok(ack),
                 Ok(ack) => {
-                    let policy = if ack.code.ends_with('E') { self.cfg.on_ae } else { self.cfg.on_ar };
+                    let policy = if ack.code.ends_with('E') {
+                        self.cfg.on_ae
+                    } else {
+                        self.cfg.on_ar
+                    };
                     if policy == OnError::DeadLetter {
                         return Err(SendError::Refused(ack));
                     }

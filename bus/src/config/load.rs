@@ -368,7 +368,11 @@ mod tests {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/medbus.toml");
         let mut c = load(Some(&shipped), &env(&[])).unwrap();
         let adt = c.channels.remove("adt").expect("the shipped file has the adt channel");
-        assert_eq!(adt, crate::config::ChannelConfig::default(), "its settings spell out the channel defaults");
+        assert_eq!(
+            adt,
+            crate::config::ChannelConfig::default(),
+            "its settings spell out the channel defaults"
+        );
         assert_eq!(c, Config::default(), "the rest spells out the defaults");
     }
 }

@@ -1,4 +1,4 @@
-//! Configuration: the model ([`model`]), the layered loader ([`load`]: built-in
+//! Configuration: the model ([`model`]), the layered loader ([`load`](mod@load): built-in
 //! defaults, then the file, then `MEDBUS_*` environment variables), pure
 //! validation ([`validate`]) and problems located by file and line ([`problem`]).
 

@@ -146,9 +146,7 @@ impl GenArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
     let cli = Cli::parse();
     let result = match cli.protocol {
@@ -218,7 +216,10 @@ fn generate_hl7(a: GenerateArgs) -> anyhow::Result<()> {
     let messages = Generator::new(a.gen.config()?).take(usize::try_from(a.gen.count).unwrap_or(usize::MAX));
     let (bytes, target) = if a.out.as_os_str() == "-" {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        (corpus::write(&mut out, messages, a.framing)?, "standard output".to_string())
+        (
+            corpus::write(&mut out, messages, a.framing)?,
+            "standard output".to_string(),
+        )
     } else {
         let file = std::fs::File::create(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
         let mut out = std::io::BufWriter::new(file);

@@ -67,7 +67,10 @@ const MAX_TEXT: usize = 200;
 
 /// Reads MSA-1 and MSA-2 from an ACK frame's payload.
 pub fn parse(frame: &[u8]) -> Result<Ack, AckError> {
-    let start = frame.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(frame.len());
+    let start = frame
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(frame.len());
     let frame = &frame[start..];
     let sep = match frame {
         [b'M', b'S', b'H', sep, ..] => *sep,
@@ -99,7 +102,10 @@ mod tests {
     #[test]
     fn reads_code_and_control_id_with_any_separator() {
         let a = parse(b"MSH|^~\\&|MEDBUS|GH|REG|GH|20240101||ACK^A01^ACK|1|P|2.5\rMSA|AA|SIM1-00000007\r").unwrap();
-        assert_eq!((a.code, a.control_id.as_str(), a.text), (AckCode::AA, "SIM1-00000007", None));
+        assert_eq!(
+            (a.code, a.control_id.as_str(), a.text),
+            (AckCode::AA, "SIM1-00000007", None)
+        );
         let b = parse(b"\nMSH#^~\\&#X\nMSA#AE#ID9#bad PID\n").unwrap();
         assert_eq!((b.code, b.control_id.as_str()), (AckCode::AE, "ID9"));
         assert_eq!(b.text.as_deref(), Some("bad PID"));

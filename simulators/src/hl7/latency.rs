@@ -82,7 +82,10 @@ mod tests {
             l.record(Duration::from_millis(ms));
         }
         let s = l.summary();
-        assert_eq!((s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms), (100, 50.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms),
+            (100, 50.0, 90.0, 99.0, 100.0)
+        );
         assert!((s.mean_ms - 50.5).abs() < 1e-9);
         assert_eq!(Latencies::default().summary(), LatencySummary::default());
     }

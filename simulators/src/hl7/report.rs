@@ -70,9 +70,30 @@ impl Counts {
             ($($f:ident),*) => { $(self.$f += o.$f;)* };
         }
         sum!(
-            sent, valid_sent, resends_sent, malformed_sent, retries, aa, ae, ar, ca, ce, cr, other_code, unreadable,
-            msa2_mismatches, accepted, rejected_valid, malformed_rejected, malformed_accepted, malformed_unanswered,
-            timeouts, connection_errors, connect_failures, reconnects, unacked
+            sent,
+            valid_sent,
+            resends_sent,
+            malformed_sent,
+            retries,
+            aa,
+            ae,
+            ar,
+            ca,
+            ce,
+            cr,
+            other_code,
+            unreadable,
+            msa2_mismatches,
+            accepted,
+            rejected_valid,
+            malformed_rejected,
+            malformed_accepted,
+            malformed_unanswered,
+            timeouts,
+            connection_errors,
+            connect_failures,
+            reconnects,
+            unacked
         );
     }
 }
@@ -150,7 +171,10 @@ impl fmt::Display for Report {
                     c.aa, c.ae, c.ar, c.ca, c.ce, c.cr, c.other_code, c.unreadable
                 ),
             ),
-            ("accepted", format!("{} of {}", c.accepted, c.valid_sent + c.resends_sent)),
+            (
+                "accepted",
+                format!("{} of {}", c.accepted, c.valid_sent + c.resends_sent),
+            ),
             ("rejected valid", c.rejected_valid.to_string()),
             ("MSA-2 mismatches", c.msa2_mismatches.to_string()),
             (

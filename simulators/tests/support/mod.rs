@@ -93,7 +93,7 @@ async fn serve(stream: tokio::net::TcpStream, f: Faults, seen: Arc<Mutex<Seen>>,
         let answer = match control_id(&payload) {
             Some(id) => {
                 seen.lock().unwrap().received.push(id.clone());
-                if f.drop_every.is_some_and(|k| n % k == 0) {
+                if f.drop_every.is_some_and(|k| n.checked_rem(k) == Some(0)) {
                     return;
                 }
                 if f.silent_at == Some(n) {
@@ -101,7 +101,7 @@ async fn serve(stream: tokio::net::TcpStream, f: Faults, seen: Arc<Mutex<Seen>>,
                     while let Some(Ok(_)) = framed.next().await {}
                     return;
                 }
-                if f.wrong_id_every.is_some_and(|k| n % k == 0) {
+                if f.wrong_id_every.is_some_and(|k| n.checked_rem(k) == Some(0)) {
                     ack("AA", "SOMETHING-ELSE")
                 } else {
                     seen.lock().unwrap().acked.insert(id.clone());

@@ -15,9 +15,13 @@ use super::Mix;
 /// Counters for identifiers that must be unique across all episodes of a run.
 #[derive(Debug, Default)]
 pub struct Ids {
+    /// Last patient number used (MRNs).
     pub patients: u64,
+    /// Last visit number used.
     pub visits: u64,
+    /// Last order number used (placer and filler numbers).
     pub orders: u64,
+    /// Last appointment number used.
     pub appointments: u64,
 }
 
@@ -64,8 +68,11 @@ pub struct Episode {
 
 /// One rendered step: MSH-9 and the segments after MSH.
 pub struct Rendered {
+    /// MSH-9.
     pub message_type: &'static str,
+    /// Every segment after MSH, without terminators.
     pub segments: Vec<String>,
+    /// The patient's ordering key.
     pub key: u64,
 }
 
@@ -110,7 +117,13 @@ impl Episode {
             60..=69 => steps.extend([Step::AddPerson, Step::AddDuplicate, Step::Merge]),
             70..=84 if orders => {
                 steps.push_back(Step::Schedule(SiuEvent::S12));
-                let change = *rng.pick(&[None, None, Some(SiuEvent::S13), Some(SiuEvent::S14), Some(SiuEvent::S15)]);
+                let change = rng.one_of(&[
+                    None,
+                    None,
+                    Some(SiuEvent::S13),
+                    Some(SiuEvent::S14),
+                    Some(SiuEvent::S15),
+                ]);
                 steps.extend(change.map(Step::Schedule));
                 if change != Some(SiuEvent::S15) {
                     steps.push_back(Step::Admit('O'));
@@ -183,7 +196,7 @@ impl Episode {
             Step::AddPerson => adt(AdtEvent::A28, p, None),
             Step::UpdatePerson => {
                 p.new_phone(rng);
-                p.marital = *rng.pick(&["S", "M", "D", "W"]);
+                p.marital = rng.one_of(&["S", "M", "D", "W"]);
                 adt(AdtEvent::A31, p, None)
             }
             Step::AddDuplicate => {

@@ -82,7 +82,8 @@ pub fn corrupt(how: Malformation, message: &str, rng: &mut Rng) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    const MSG: &str = "MSH|^~\\&|REG|GENERAL_HOSP|MEDBUS|MEDBUS_GH|20240301080000||ADT^A08^ADT_A01|X1|P|2.5\rEVN|A08\rPID|1\r";
+    const MSG: &str =
+        "MSH|^~\\&|REG|GENERAL_HOSP|MEDBUS|MEDBUS_GH|20240301080000||ADT^A08^ADT_A01|X1|P|2.5\rEVN|A08\rPID|1\r";
 
     #[test]
     fn every_kind_is_broken_in_its_way() {

@@ -203,7 +203,7 @@ impl Generator {
     /// A malformed message made from an update about a person outside every episode, so
     /// that no episode is missing a message the receiver rejected.
     fn next_malformed(&mut self, index: u64) -> GeneratedMessage {
-        let how = *self.rng.pick(&Malformation::ALL);
+        let how = self.rng.one_of(&Malformation::ALL);
         let p = patient::Patient::new(&mut self.rng, 90_000_000 + index, self.now);
         let segments = adt::segments(adt::AdtEvent::A08, &p, None, self.now);
         let (_, text) = self.wrap(adt::AdtEvent::A08.message_type(), &segments);

@@ -129,13 +129,7 @@ pub fn flag(a: &Analyte, v: f64) -> &'static str {
 
 /// ORU^R01 segments after MSH for the values in `o.values`. For a correction, `corrected` is
 /// the analyte whose value changed and what it was before.
-pub fn oru(
-    status: ResultStatus,
-    p: &Patient,
-    o: &Order,
-    corrected: Option<(usize, f64)>,
-    now: Seconds,
-) -> Vec<String> {
+pub fn oru(status: ResultStatus, p: &Patient, o: &Order, corrected: Option<(usize, f64)>, now: Seconds) -> Vec<String> {
     let code = match status {
         ResultStatus::Preliminary => "P",
         ResultStatus::Final => "F",
@@ -176,7 +170,10 @@ pub fn oru(
                 .build(),
         );
         if let Some((_, before)) = changed {
-            let note = format!("Corrected result. Previously reported as {:.*} {}.", a.decimals, before, a.unit);
+            let note = format!(
+                "Corrected result. Previously reported as {:.*} {}.",
+                a.decimals, before, a.unit
+            );
             out.push(Seg::new("NTE").set(1, "1").set(2, "L").set(3, note).build());
         }
     }
@@ -188,7 +185,10 @@ pub fn dft(p: &Patient, o: &Order, now: Seconds) -> Vec<String> {
     let mut out = vec![Seg::new("EVN").set(1, "P03").set(2, clock::dtm(now)).build()];
     out.extend(visit_segments(p));
     let (vcpt, vname, vprice) = VISIT_CHARGES[0];
-    let charges = [(o.panel.cpt, o.panel.cpt_name, o.panel.price_cents), (vcpt, vname, vprice)];
+    let charges = [
+        (o.panel.cpt, o.panel.cpt_name, o.panel.price_cents),
+        (vcpt, vname, vprice),
+    ];
     let doctor = xcn(DOCTORS[o.doctor]);
     for (i, (cpt, name, cents)) in charges.iter().enumerate() {
         out.push(

@@ -11,34 +11,52 @@ use super::segment::FACILITY;
 pub struct Patient {
     /// The ordering key: messages about one patient go over one connection, in order.
     pub key: u64,
+    /// Medical record number (PID-3, type MR).
     pub mrn: String,
     /// Enterprise id (second PID-3 repetition).
     pub empi: String,
+    /// Name (PID-5): family, given, middle initial.
     pub family: String,
+    /// Given name.
     pub given: &'static str,
+    /// Middle initial.
     pub middle: char,
+    /// Administrative sex (PID-8): F, M or U.
     pub sex: char,
+    /// Date of birth (PID-7).
     pub birth: Seconds,
+    /// Street line of the address (PID-11.1).
     pub street: String,
+    /// Index into `CITIES` (city, state, zip prefix, area code).
     pub city: usize,
+    /// Zip code.
     pub zip: String,
+    /// Local part of the home phone (PID-13).
     pub phone: String,
+    /// Marital status (PID-16).
     pub marital: &'static str,
+    /// Patient account number (PID-18).
     pub account: String,
+    /// The current visit, if any.
     pub visit: Option<Visit>,
 }
 
 /// An encounter (PV1).
 #[derive(Debug, Clone)]
 pub struct Visit {
+    /// Visit number (PV1-19).
     pub number: String,
     /// PV1-2: I inpatient, O outpatient, E emergency.
     pub class: char,
     /// PV1-3 as a PL: `unit^room^bed^facility`.
     pub location: String,
+    /// Attending doctor (PV1-7), index into `DOCTORS`.
     pub attending: usize,
+    /// Hospital service (PV1-10).
     pub service: &'static str,
+    /// Admit time (PV1-44).
     pub admitted: Seconds,
+    /// Discharge time (PV1-45), once discharged.
     pub discharged: Option<Seconds>,
     /// Admitting diagnosis (ICD-10-CM code, text).
     pub diagnosis: (&'static str, &'static str),
@@ -47,10 +65,15 @@ pub struct Visit {
 /// A lab order and, once resulted, the values reported for it.
 #[derive(Debug, Clone)]
 pub struct Order {
+    /// Placer order number (ORC-2, OBR-2).
     pub placer: String,
+    /// Filler order number (ORC-3, OBR-3).
     pub filler: String,
+    /// What was ordered.
     pub panel: &'static Panel,
+    /// Ordering provider, index into `DOCTORS`.
     pub doctor: usize,
+    /// When it was ordered.
     pub ordered: Seconds,
     /// The values last reported, one per analyte, so a correction can change one of them.
     pub values: Vec<f64>,
@@ -59,12 +82,19 @@ pub struct Order {
 /// A scheduled appointment (SIU).
 #[derive(Debug, Clone)]
 pub struct Appointment {
+    /// Placer appointment id (SCH-1).
     pub placer: String,
+    /// Filler appointment id (SCH-2).
     pub filler: String,
+    /// Start time.
     pub start: Seconds,
+    /// Duration in minutes.
     pub minutes: u64,
+    /// Where (AIL-3).
     pub clinic: &'static str,
+    /// With whom (AIP-3), index into `DOCTORS`.
     pub doctor: usize,
+    /// Reason code and text (SCH-7).
     pub reason: (&'static str, &'static str),
 }
 
@@ -74,7 +104,10 @@ const DIAGNOSES: &[(&str, &str)] = &[
     ("E11.9", "Type 2 diabetes mellitus without complications"),
     ("N39.0", "Urinary tract infection, site not specified"),
     ("I50.9", "Heart failure, unspecified"),
-    ("S72.001A", "Fracture of unspecified part of neck of right femur, initial encounter"),
+    (
+        "S72.001A",
+        "Fracture of unspecified part of neck of right femur, initial encounter",
+    ),
     ("O80", "Encounter for full-term uncomplicated delivery"),
     ("K35.80", "Unspecified acute appendicitis"),
 ];
@@ -88,11 +121,15 @@ impl Patient {
             _ => 'M',
         };
         let given = match sex {
-            'F' => *rng.pick(data::FEMALE_NAMES),
-            'M' => *rng.pick(data::MALE_NAMES),
+            'F' => rng.one_of(data::FEMALE_NAMES),
+            'M' => rng.one_of(data::MALE_NAMES),
             _ => {
-                let names = if rng.chance(0.5) { data::FEMALE_NAMES } else { data::MALE_NAMES };
-                *rng.pick(names)
+                let names = if rng.chance(0.5) {
+                    data::FEMALE_NAMES
+                } else {
+                    data::MALE_NAMES
+                };
+                rng.one_of(names)
             }
         };
         let age_days = rng.below(95 * 365) as i64;
@@ -109,7 +146,7 @@ impl Patient {
             city: 0,
             zip: String::new(),
             phone: String::new(),
-            marital: *rng.pick(&["S", "M", "D", "W"]),
+            marital: rng.one_of(&["S", "M", "D", "W"]),
             account: format!("AC{:08}", n),
             visit: None,
         };
@@ -164,7 +201,7 @@ impl Visit {
             'O' => format!("{}^^^{FACILITY}", rng.pick(data::CLINICS)),
             'E' => format!("ED^{:02}^^{FACILITY}", rng.range(1, 40)),
             _ => {
-                let (ward, rooms) = *rng.pick(data::WARDS);
+                let (ward, rooms) = rng.one_of(data::WARDS);
                 let bed = if rng.chance(0.5) { "A" } else { "B" };
                 format!("{ward}^{}^{bed}^{FACILITY}", 100 + rng.range(1, rooms))
             }
@@ -174,10 +211,10 @@ impl Visit {
             class,
             location,
             attending: rng.below(data::DOCTORS.len() as u64) as usize,
-            service: *rng.pick(data::SERVICES),
+            service: rng.one_of(data::SERVICES),
             admitted: now,
             discharged: None,
-            diagnosis: *rng.pick(DIAGNOSES),
+            diagnosis: rng.one_of(DIAGNOSES),
         }
     }
 }
@@ -204,10 +241,10 @@ impl Appointment {
             placer: format!("AP{:08}", n),
             filler: format!("SC{:08}", n),
             start: day + 8 * 3600 + rng.below(18) as i64 * 1800,
-            minutes: *rng.pick(&[15u64, 20, 30, 45, 60]),
-            clinic: *rng.pick(data::CLINICS),
+            minutes: rng.one_of(&[15u64, 20, 30, 45, 60]),
+            clinic: rng.one_of(data::CLINICS),
             doctor: rng.below(data::DOCTORS.len() as u64) as usize,
-            reason: *rng.pick(data::APPOINTMENT_REASONS),
+            reason: rng.one_of(data::APPOINTMENT_REASONS),
         }
     }
 }

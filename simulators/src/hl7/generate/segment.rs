@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn fields_land_at_their_numbers_and_trailing_empties_are_dropped() {
         let s = Seg::new("PV1").set(2, "I").set(19, "V1").set(25, "").build();
-        assert_eq!(s, format!("PV1||I{}|V1", "|".repeat(17)));
+        assert_eq!(s, format!("PV1||I{}|V1", "|".repeat(16)));
         assert_eq!(s.split('|').nth(19), Some("V1"));
     }
 

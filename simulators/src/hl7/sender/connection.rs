@@ -111,7 +111,10 @@ pub(super) async fn run(slot: usize, shared: Arc<Shared>, mut queue: mpsc::Recei
             t.first_send(&msg);
         }
         let started = Instant::now();
-        let Some(result) = shared.bounded(exchange(framed, msg.payload.clone(), shared.ack_timeout)).await else {
+        let Some(result) = shared
+            .bounded(exchange(framed, msg.payload.clone(), shared.ack_timeout))
+            .await
+        else {
             t.give_up(&msg, true);
             break;
         };

@@ -1,0 +1,234 @@
+//! Tests of the event catalogue: subjects, JSON shape of each body, round trips.
+
+use serde_json::json;
+
+use super::*;
+use crate::canonical::datatypes::{CodeableConcept, Coding, Reference};
+use crate::canonical::encounter::EncounterStatus;
+use crate::canonical::patient::{LinkType, PatientLink};
+use crate::canonical::systems;
+
+fn mrn(value: &str) -> Identifier {
+    Identifier {
+        type_: Some(CodeableConcept::coded(Coding::new(systems::V2_0203, "MR", None))),
+        system: Some("urn:oid:1.2.3.4".into()),
+        value: Some(value.into()),
+        ..Identifier::default()
+    }
+}
+
+fn patient() -> Patient {
+    Patient {
+        identifier: vec![mrn("100001")],
+        ..Patient::default()
+    }
+}
+
+fn when() -> Option<DateTime> {
+    DateTime::parse("2024-03-15T08:30:00-05:00").ok()
+}
+
+fn encounter_event() -> EncounterEvent {
+    let mut encounter = Encounter::new(
+        EncounterStatus::Finished,
+        Coding::new(systems::V3_ACT_CODE, "IMP", Some("inpatient encounter")),
+    );
+    encounter.subject = Some(patient().reference());
+    EncounterEvent {
+        encounter,
+        patient: patient(),
+        source_message_type: Some("ADT^A03".into()),
+        occurred: when(),
+    }
+}
+
+fn every_event() -> Vec<CanonicalEvent> {
+    let pe = PatientEvent {
+        patient: patient(),
+        source_message_type: Some("ADT^A01".into()),
+        occurred: when(),
+    };
+    let merge = MergeEvent {
+        surviving: patient(),
+        merged: vec![mrn("100002")],
+        source_message_type: Some("ADT^A40".into()),
+        occurred: None,
+    };
+    vec![
+        CanonicalEvent::PatientRegistered(pe.clone()),
+        CanonicalEvent::PatientUpdated(pe),
+        CanonicalEvent::PatientMerged(merge),
+        CanonicalEvent::EncounterPlanned(encounter_event()),
+        CanonicalEvent::EncounterStarted(encounter_event()),
+        CanonicalEvent::EncounterUpdated(encounter_event()),
+        CanonicalEvent::EncounterFinished(encounter_event()),
+        CanonicalEvent::EncounterCancelled(encounter_event()),
+        CanonicalEvent::EncounterReopened(encounter_event()),
+    ]
+}
+
+#[test]
+fn catalogue_kinds_and_subjects() {
+    for kind in EventKind::ALL {
+        let (domain, event) = kind.tokens();
+        assert_eq!(kind.as_str(), format!("{domain}.{event}"));
+        assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        // The subject is valid by the subjects module's own rules.
+        let subject = kind.subject();
+        assert_eq!(Subject::parse(&subject.to_string()).unwrap(), subject);
+        assert_eq!(subject.kind().as_deref(), Some(kind.as_str()));
+    }
+    assert_eq!(
+        EventKind::EncounterFinished.subject().to_string(),
+        "medbus.events.encounter.finished"
+    );
+    assert_eq!(EventKind::parse("patient.discharged"), None);
+    let kinds: Vec<_> = every_event().iter().map(CanonicalEvent::kind).collect();
+    assert_eq!(kinds, EventKind::ALL);
+}
+
+#[test]
+fn patient_event_json() {
+    let (subject, body) = every_event().remove(0).to_message().unwrap();
+    assert_eq!(subject.to_string(), "medbus.events.patient.registered");
+    assert_eq!(
+        body,
+        json!({
+            "patient": {
+                "resourceType": "Patient",
+                "identifier": [{
+                    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                    "system": "urn:oid:1.2.3.4",
+                    "value": "100001"
+                }]
+            },
+            "sourceMessageType": "ADT^A01",
+            "occurred": "2024-03-15T08:30:00-05:00"
+        })
+    );
+}
+
+#[test]
+fn merge_event_json() {
+    let mut merge = MergeEvent {
+        surviving: patient(),
+        merged: vec![Identifier {
+            system: Some("urn:oid:1.2.3.4".into()),
+            value: Some("100002".into()),
+            ..Identifier::default()
+        }],
+        source_message_type: Some("ADT^A40".into()),
+        occurred: None,
+    };
+    merge.surviving.identifier = vec![Identifier {
+        system: Some("urn:oid:1.2.3.4".into()),
+        value: Some("100001".into()),
+        ..Identifier::default()
+    }];
+    merge.surviving.link.push(PatientLink {
+        other: Reference {
+            type_: Some("Patient".into()),
+            identifier: merge.merged.first().cloned(),
+            ..Reference::default()
+        },
+        type_: LinkType::Replaces,
+    });
+    let event = CanonicalEvent::PatientMerged(merge);
+    assert_eq!(event.subject().to_string(), "medbus.events.patient.merged");
+    assert_eq!(
+        event.to_json().unwrap(),
+        json!({
+            "surviving": {
+                "resourceType": "Patient",
+                "identifier": [{"system": "urn:oid:1.2.3.4", "value": "100001"}],
+                "link": [{
+                    "other": {"type": "Patient", "identifier": {"system": "urn:oid:1.2.3.4", "value": "100002"}},
+                    "type": "replaces"
+                }]
+            },
+            "merged": [{"system": "urn:oid:1.2.3.4", "value": "100002"}],
+            "sourceMessageType": "ADT^A40"
+        })
+    );
+    assert_eq!(event.patient_key().as_deref(), Some("urn:oid:1.2.3.4|100001"));
+}
+
+#[test]
+fn encounter_event_json() {
+    let event = CanonicalEvent::EncounterFinished(encounter_event());
+    let mr_type = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]});
+    assert_eq!(
+        event.to_json().unwrap(),
+        json!({
+            "encounter": {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP", "display": "inpatient encounter"},
+                "subject": {
+                    "type": "Patient",
+                    "identifier": {"type": mr_type, "system": "urn:oid:1.2.3.4", "value": "100001"}
+                }
+            },
+            "patient": {
+                "resourceType": "Patient",
+                "identifier": [{"type": mr_type, "system": "urn:oid:1.2.3.4", "value": "100001"}]
+            },
+            "sourceMessageType": "ADT^A03",
+            "occurred": "2024-03-15T08:30:00-05:00"
+        })
+    );
+}
+
+#[test]
+fn every_event_round_trips_through_json() {
+    for event in every_event() {
+        let (subject, body) = event.to_message().unwrap();
+        let kind = subject.kind().and_then(|k| EventKind::parse(&k)).unwrap();
+        let text = serde_json::to_string(&body).unwrap();
+        let back = CanonicalEvent::from_json(kind, serde_json::from_str(&text).unwrap()).unwrap();
+        assert_eq!(back, event, "{}", kind.as_str());
+        assert_eq!(back.patient_key().as_deref(), Some("urn:oid:1.2.3.4|100001"));
+    }
+}
+
+#[test]
+fn a_body_of_the_wrong_shape_is_refused() {
+    let patient_body = every_event().remove(0).to_json().unwrap();
+    assert!(CanonicalEvent::from_json(EventKind::EncounterStarted, patient_body.clone()).is_err());
+    assert!(CanonicalEvent::from_json(EventKind::PatientMerged, patient_body).is_err());
+}
+
+#[test]
+fn occurred_and_source() {
+    let event = CanonicalEvent::EncounterFinished(encounter_event());
+    assert_eq!(event.source_message_type(), Some("ADT^A03"));
+    let utc = event.occurred().and_then(DateTime::to_utc).unwrap();
+    assert_eq!(utc.to_rfc3339(), "2024-03-15T13:30:00+00:00");
+}
+
+#[test]
+fn the_documented_examples_read_as_their_kind() {
+    let doc = include_str!("../../../docs/subjects.md");
+    let (mut kind, mut in_code, mut checked) = (None, false, 0);
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        } else if let Some(k) = line.strip_prefix("Medbus-Kind: ") {
+            kind = EventKind::parse(k);
+        } else if !in_code && line.starts_with('`') {
+            kind = line.split('`').nth(1).and_then(EventKind::parse).or(kind);
+        } else if in_code && line.starts_with('{') {
+            let kind = kind.unwrap();
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let event = CanonicalEvent::from_json(kind, value.clone()).unwrap();
+            assert_eq!(
+                event.to_json().unwrap(),
+                value,
+                "{} example is not in canonical form",
+                kind.as_str()
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3);
+}

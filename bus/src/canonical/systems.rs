@@ -1,0 +1,38 @@
+//! URIs of the code and identifier systems the canonical model uses, so that
+//! every mapping spells them the same way.
+
+/// HL7 v2 table 0203, identifier type (MR, PI, AN, VN, SS …).
+pub const V2_0203: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
+/// HL7 v2 table 0002, marital status (the source's code, kept beside the v3 one).
+pub const V2_0002: &str = "http://terminology.hl7.org/CodeSystem/v2-0002";
+/// HL7 v2 table 0004, patient class (for classes without a v3 ActCode).
+pub const V2_0004: &str = "http://terminology.hl7.org/CodeSystem/v2-0004";
+/// HL7 v2 table 0023, admit source.
+pub const V2_0023: &str = "http://terminology.hl7.org/CodeSystem/v2-0023";
+/// HL7 v2 table 0069, hospital service.
+pub const V2_0069: &str = "http://terminology.hl7.org/CodeSystem/v2-0069";
+/// HL7 v2 table 0112, discharge disposition.
+pub const V2_0112: &str = "http://terminology.hl7.org/CodeSystem/v2-0112";
+/// HL7 v3 ActCode (encounter class: IMP, AMB, EMER, PRENC …).
+pub const V3_ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+/// HL7 v3 MaritalStatus.
+pub const V3_MARITAL_STATUS: &str = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus";
+/// HL7 v3 NullFlavor (UNK and friends).
+pub const V3_NULL_FLAVOR: &str = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor";
+/// HL7 v3 ParticipationType (ATND, ADM, REF, CON).
+pub const V3_PARTICIPATION_TYPE: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+/// LOINC.
+pub const LOINC: &str = "http://loinc.org";
+/// SNOMED CT.
+pub const SNOMED_CT: &str = "http://snomed.info/sct";
+/// ICD-10 (WHO).
+pub const ICD_10: &str = "http://hl7.org/fhir/sid/icd-10";
+/// ICD-10-CM (US).
+pub const ICD_10_CM: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+/// CPT.
+pub const CPT: &str = "http://www.ama-assn.org/go/cpt";
+/// UCUM units.
+pub const UCUM: &str = "http://unitsofmeasure.org";
+/// Prefix of identifier systems for an assigning authority known only by its
+/// local name: `urn:medbus:authority:<percent-encoded name>`.
+pub const MEDBUS_AUTHORITY_PREFIX: &str = "urn:medbus:authority:";
