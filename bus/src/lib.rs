@@ -9,7 +9,7 @@
 //!   and [`backbone::embedded`] (a log file) implementations and dead-lettering.
 //! - [`store`]: the store trait, with [`store::postgres`] and [`store::sqlite`].
 //! - [`config`]: the configuration model and its layered, line-reporting loader.
-//! - [`bench`](crate::bench): the backbone benchmark behind `medbus bench backbone`.
+//! - [`bench`](mod@bench): the backbone benchmark behind `medbus bench backbone`.
 
 pub mod backbone;
 pub mod bench;
