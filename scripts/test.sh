@@ -60,6 +60,15 @@ fi
 export MEDBUS_TEST_POSTGRES_URL=$pg_url
 say "postgres: $pg_url"
 
+# --- HL7 peers nobody here wrote (PyPI "hl7": an MLLP server and mllp_send) --
+if ! python3 -c 'import hl7' >/dev/null 2>&1; then
+  command -v python3 >/dev/null || apt_install python3 python3-pip
+  say "installing the PyPI package hl7"
+  python3 -m pip install -q hl7 2>/dev/null || python3 -m pip install -q --break-system-packages hl7 \
+    || die "pip install hl7 failed"
+fi
+say "python hl7: $(python3 -c 'import importlib.metadata as m; print(m.version("hl7"))')"
+
 # --- the suite ------------------------------------------------------------
 export MEDBUS_REQUIRE_SERVICES=1
 say "cargo test --workspace"

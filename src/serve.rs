@@ -104,6 +104,19 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
             tracing::error!(error = %e, "http server failed");
         }
     });
+    if config.channels.values().any(|c| c.enabled) {
+        let router = medbus_routes::hl7_router::RouterContext {
+            backbone: backbone.clone(),
+            store: store.clone(),
+            backbone_config: config.backbone.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tasks.spawn(async move {
+            if let Err(e) = medbus_routes::hl7_router::run(router).await {
+                tracing::error!(error = %e, "hl7v2 router stopped with an error");
+            }
+        });
+    }
     let upkeep_stop = shutdown.clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

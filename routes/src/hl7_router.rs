@@ -1,0 +1,236 @@
+//! The HL7 v2 router stage.
+//!
+//! For each ingress delivery, in order:
+//! 1. read the envelope; unreadable → dead-letter (a bug upstream, not the sender's);
+//! 2. record the message in the store (raw bytes, channel, control id, type, patient).
+//!    A message kept under another id with the same channel + control id is a
+//!    resend seen after the backbone's dedupe window: acknowledged, not processed twice;
+//! 3. a message the listener already refused is recorded as rejected and acked;
+//! 4. parse and map: ADT becomes canonical events; other types are recorded as
+//!    filtered (no route yet); a mapping error is the sender's: the message is
+//!    recorded as errored and dead-lettered with the reason;
+//! 5. publish each event with dedupe id `<ingress id>:<n>`, so a redelivery
+//!    publishes nothing new; then record the stage and ack.
+//!
+//! Store or backbone trouble naks with a delay (retry); nothing is acked
+//! before its events are durable. One consumer processes in order, which keeps
+//! events about one patient in the order their messages were received.
+
+use std::time::Duration;
+
+use medbus_adapters::hl7::canonical::{map_adt, MapError};
+use medbus_adapters::hl7::listener::raw_header;
+use medbus_adapters::hl7::parser::Message;
+use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
+use medbus_bus::config::BackboneConfig;
+use medbus_bus::envelope::{Body, Envelope};
+use medbus_bus::store::{InsertOutcome, MessageStatus, NewMessage, SharedStore, StoreError};
+use tokio_util::sync::CancellationToken;
+
+/// Durable consumer name, also the dead-letter stage (`medbus.dlq.router_hl7v2`).
+pub const CONSUMER: &str = "router_hl7v2";
+/// Stage name recorded in the store.
+pub const STAGE: &str = "router";
+
+/// What the router needs.
+#[derive(Clone)]
+pub struct RouterContext {
+    /// Backbone to consume from and publish to.
+    pub backbone: SharedBackbone,
+    /// Store for message records.
+    pub store: SharedStore,
+    /// Consumer settings (ack wait, max deliver).
+    pub backbone_config: BackboneConfig,
+    /// Cancelled at shutdown: finish the delivery in hand, then stop.
+    pub shutdown: CancellationToken,
+}
+
+/// How one delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Events published (how many).
+    Routed(usize),
+    /// Recorded; no route for this message type.
+    Filtered,
+    /// Refused at the door by the listener; recorded.
+    Rejected,
+    /// Same channel + control id already kept under another id: skipped.
+    Resend,
+    /// Bad input: dead-lettered.
+    DeadLettered,
+    /// Trouble downstream: will be delivered again.
+    Retrying,
+}
+
+/// Runs the router until shutdown.
+pub async fn run(ctx: RouterContext) -> Result<(), BackboneError> {
+    let spec = ConsumerSpec::new(CONSUMER, "medbus.ingress.hl7v2.>", &ctx.backbone_config);
+    let mut consumer = open_consumer(&ctx.backbone, spec).await?;
+    tracing::info!(consumer = CONSUMER, "hl7v2 router consuming");
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let batch = tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            b = consumer.fetch(256, Duration::from_secs(1)) => b,
+        };
+        match batch {
+            Ok(batch) => {
+                backoff = Duration::from_millis(100);
+                for d in batch {
+                    route(&ctx, d).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(consumer = CONSUMER, error = %e, retry_in = ?backoff, "fetch failed");
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    tracing::info!(consumer = CONSUMER, "hl7v2 router stopped");
+    Ok(())
+}
+
+/// Why a delivery could not be finished now.
+enum Failure {
+    /// Worth retrying later.
+    Transient(String),
+    /// Will never work: dead-letter.
+    Permanent(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        if e.is_retryable() {
+            Failure::Transient(e.to_string())
+        } else {
+            Failure::Permanent(e.to_string())
+        }
+    }
+}
+
+impl From<BackboneError> for Failure {
+    fn from(e: BackboneError) -> Self {
+        if e.is_retryable() {
+            Failure::Transient(e.to_string())
+        } else {
+            Failure::Permanent(e.to_string())
+        }
+    }
+}
+
+/// Routes one delivery and settles it; returns what happened.
+pub async fn route(ctx: &RouterContext, d: Delivery) -> Outcome {
+    let result = process(ctx, &d).await;
+    let channel = d.subject.rsplit('.').next().unwrap_or_default().to_string();
+    let (outcome, settle) = match result {
+        Ok(o) => (o, d.ack().await.map(|_| ())),
+        Err(Failure::Transient(why)) => {
+            tracing::warn!(subject = %d.subject, sequence = d.sequence, reason = %why, "routing failed; will retry");
+            let delay = Duration::from_millis(500) * d.delivered.min(20);
+            (Outcome::Retrying, d.nak(delay, &why).await.map(|_| ()))
+        }
+        Err(Failure::Permanent(why)) => (Outcome::DeadLettered, d.reject(&why).await),
+    };
+    if let Err(e) = settle {
+        // Not settled: the backbone delivers it again after the ack wait; processing is idempotent.
+        tracing::warn!(error = %e, "could not settle a delivery");
+    }
+    metrics::counter!("medbus_routed_total", "channel" => channel, "outcome" => format!("{outcome:?}")).increment(1);
+    outcome
+}
+
+async fn process(ctx: &RouterContext, d: &Delivery) -> Result<Outcome, Failure> {
+    let env = Envelope::from_wire(&d.headers, d.payload.clone())
+        .map_err(|e| Failure::Permanent(format!("not a medbus envelope: {e}")))?;
+    let Body::Raw { headers, bytes } = &env.body else {
+        return Err(Failure::Permanent("ingress envelope without a raw body".into()));
+    };
+    let rejected = headers.get(raw_header::REJECTED).cloned();
+    let parsed = Message::parse(bytes);
+    let mapped = parsed.as_ref().ok().map(map_adt);
+    let patient_id = mapped
+        .as_ref()
+        .and_then(|m| m.as_ref().ok())
+        .and_then(|events| events.first())
+        .and_then(|e| e.patient_key());
+    let record = NewMessage {
+        id: env.id,
+        correlation_id: env.correlation_id,
+        channel: env.source.channel.clone(),
+        protocol: env.source.protocol.clone(),
+        control_id: headers.get(raw_header::CONTROL_ID).cloned(),
+        message_type: headers.get(raw_header::MESSAGE_TYPE).cloned(),
+        patient_id,
+        peer: env.source.peer.clone(),
+        raw: bytes.clone(),
+        headers: headers.clone(),
+        received_at: env.received_at,
+        status: if rejected.is_some() {
+            MessageStatus::Rejected
+        } else {
+            MessageStatus::Received
+        },
+        error: rejected.clone(),
+    };
+    match ctx.store.insert_message(&record).await? {
+        InsertOutcome::Duplicate { existing } if existing != env.id => {
+            tracing::info!(correlation_id = %env.id, %existing, "resend of a message already kept; not processed again");
+            return Ok(Outcome::Resend);
+        }
+        _ => {}
+    }
+    if let Some(why) = rejected {
+        ctx.store
+            .record_stage(env.id, STAGE, MessageStatus::Rejected, Some(&why))
+            .await?;
+        return Ok(Outcome::Rejected);
+    }
+    let events = match mapped {
+        Some(Ok(events)) => events,
+        Some(Err(MapError::NotAdt { .. })) => {
+            let why = "no route for this message type yet";
+            ctx.store
+                .record_stage(env.id, STAGE, MessageStatus::Filtered, Some(why))
+                .await?;
+            return Ok(Outcome::Filtered);
+        }
+        Some(Err(e)) => {
+            let why = e.to_string();
+            ctx.store
+                .record_stage(env.id, STAGE, MessageStatus::DeadLettered, Some(&why))
+                .await?;
+            return Err(Failure::Permanent(why));
+        }
+        None => {
+            let why = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+            ctx.store
+                .record_stage(env.id, STAGE, MessageStatus::DeadLettered, Some(&why))
+                .await?;
+            return Err(Failure::Permanent(why));
+        }
+    };
+    for (n, event) in events.iter().enumerate() {
+        let (subject, body) = event
+            .to_message()
+            .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
+        let mut out = env.derive_event(event.kind().as_str(), body);
+        if let Some(at) = event
+            .occurred()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.as_str()).ok())
+        {
+            out.occurred_at = at.with_timezone(&chrono::Utc);
+        }
+        let wire = out
+            .to_outgoing(subject.to_string(), format!("{}:{n}", env.id))
+            .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
+        ctx.backbone.publish(wire).await?;
+    }
+    ctx.store
+        .record_stage(env.id, STAGE, MessageStatus::Processed, None)
+        .await?;
+    Ok(Outcome::Routed(events.len()))
+}
