@@ -51,7 +51,11 @@ fn python_mllp_send_gets_aa_with_its_control_ids() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
-    assert!(out.status.success(), "mllp_send failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mllp_send failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for id in ids {
         assert!(stdout.contains(&format!("MSA|AA|{id}")), "no AA for {id} in:\n{stdout}");
     }

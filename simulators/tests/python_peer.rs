@@ -111,3 +111,22 @@ async fn python_hl7_server_accepts_our_messages_and_its_acks_match() {
     assert_eq!(r.acked.len(), 200);
     assert!(r.acked.iter().all(|id| id.starts_with("PY-")));
 }
+
+/// medbus's outbound MLLP sender (the destination side, not the simulator)
+/// delivering to the same real server: every message accepted, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn medbus_mllp_sender_delivers_to_python_hl7_server() {
+    use medbus_adapters::hl7::sender::{MllpSender, SenderConfig as DestinationConfig};
+    let Some(server) = tokio::task::spawn_blocking(start_python_server).await.unwrap() else {
+        return;
+    };
+    let mut sender = MllpSender::new(DestinationConfig::new(format!("127.0.0.1:{}", server.port)));
+    let stop = CancellationToken::new();
+    for i in 0..50 {
+        let msg = format!(
+            "MSH|^~\\&|MEDBUS|HOSP|EMR|HOSP|20240102101500||ADT^A08^ADT_A01|OUT{i:04}|P|2.5\rEVN|A08|20240102101500\rPID|1||MRN{i}^^^HOSP^MR||DOE^JANE\r"
+        );
+        let ack = sender.deliver(msg.as_bytes(), &stop).await.expect("delivered");
+        assert_eq!(ack.code, "AA", "message {i}: {ack:?}");
+    }
+}
