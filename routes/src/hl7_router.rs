@@ -62,6 +62,20 @@ pub enum Outcome {
     Retrying,
 }
 
+impl Outcome {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Routed(_) => "routed",
+            Outcome::Filtered => "filtered",
+            Outcome::Rejected => "rejected",
+            Outcome::Resend => "resend",
+            Outcome::DeadLettered => "dead_lettered",
+            Outcome::Retrying => "retrying",
+        }
+    }
+}
+
 /// Runs the router until shutdown.
 pub async fn run(ctx: RouterContext) -> Result<(), BackboneError> {
     let spec = ConsumerSpec::new(CONSUMER, "medbus.ingress.hl7v2.>", &ctx.backbone_config);
@@ -139,7 +153,7 @@ pub async fn route(ctx: &RouterContext, d: Delivery) -> Outcome {
         // Not settled: the backbone delivers it again after the ack wait; processing is idempotent.
         tracing::warn!(error = %e, "could not settle a delivery");
     }
-    metrics::counter!("medbus_routed_total", "channel" => channel, "outcome" => format!("{outcome:?}")).increment(1);
+    metrics::counter!("medbus_routed_total", "channel" => channel, "outcome" => outcome.label()).increment(1);
     outcome
 }
 
