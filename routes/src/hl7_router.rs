@@ -13,8 +13,9 @@
 //!    publishes nothing new; then record the stage and ack.
 //!
 //! Store or backbone trouble naks with a delay (retry); nothing is acked
-//! before its events are durable. One consumer processes in order, which keeps
-//! events about one patient in the order their messages were received.
+//! before its events are durable. Each fetched batch is spread over lanes by
+//! patient (PID-3): a lane is handled in order, which keeps events about one
+//! patient in the order their messages were received; lanes run side by side.
 
 use std::time::Duration;
 
@@ -90,9 +91,17 @@ pub async fn run(ctx: RouterContext) -> Result<(), BackboneError> {
         match batch {
             Ok(batch) => {
                 backoff = Duration::from_millis(100);
-                for d in batch {
-                    route(&ctx, d).await;
-                }
+                // Lanes by patient: order holds within a lane, lanes run side by side.
+                let lanes = split_into_lanes(batch);
+                futures::future::join_all(lanes.into_iter().map(|lane| {
+                    let ctx = &ctx;
+                    async move {
+                        for d in lane {
+                            route(ctx, d).await;
+                        }
+                    }
+                }))
+                .await;
             }
             Err(e) => {
                 tracing::warn!(consumer = CONSUMER, error = %e, retry_in = ?backoff, "fetch failed");
@@ -106,6 +115,32 @@ pub async fn run(ctx: RouterContext) -> Result<(), BackboneError> {
     }
     tracing::info!(consumer = CONSUMER, "hl7v2 router stopped");
     Ok(())
+}
+
+/// Lanes a batch is spread over.
+const LANES: usize = 16;
+
+/// Groups deliveries by patient (PID-3, first identifier), keeping their order
+/// within each group, so messages about one patient are handled one after the
+/// other while different patients proceed side by side. A message without a
+/// readable PID-3 goes by its sequence number: nothing orders it against others.
+fn split_into_lanes(batch: Vec<Delivery>) -> Vec<Vec<Delivery>> {
+    use std::hash::{Hash, Hasher};
+    let mut lanes: Vec<Vec<Delivery>> = (0..LANES).map(|_| Vec::new()).collect();
+    for d in batch {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        match Message::parse(&d.payload)
+            .ok()
+            .and_then(|m| m.get("PID-3.1").ok().flatten().map(|v| v.text().into_owned()))
+        {
+            Some(id) if !id.is_empty() => id.hash(&mut h),
+            _ => d.sequence.hash(&mut h),
+        }
+        let lane = (h.finish() % LANES as u64) as usize;
+        lanes[lane].push(d);
+    }
+    lanes.retain(|l| !l.is_empty());
+    lanes
 }
 
 /// Why a delivery could not be finished now.

@@ -17,6 +17,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 struct Rig {
+    router: RouterContext,
     mllp: std::net::SocketAddr,
     backbone: SharedBackbone,
     store: SharedStore,
@@ -25,6 +26,13 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    let r = rig_without_router().await;
+    tokio::spawn(hl7_router::run(r.router.clone()));
+    r
+}
+
+/// Listener only: messages pile up on the backbone until the test starts the router.
+async fn rig_without_router() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let cfg = BackboneConfig {
         ack_wait: Duration::from_secs(2),
@@ -47,13 +55,14 @@ async fn rig() -> Rig {
     .unwrap();
     let mllp = listener.local_addr().unwrap();
     tokio::spawn(listener.run());
-    tokio::spawn(hl7_router::run(RouterContext {
+    let router = RouterContext {
         backbone: backbone.clone(),
         store: store.clone(),
         backbone_config: cfg,
         shutdown: shutdown.clone(),
-    }));
+    };
     Rig {
+        router,
         mllp,
         backbone,
         store,
@@ -207,5 +216,60 @@ async fn every_outcome_is_recorded() {
         events(&r.backbone, "watch2", 0).await.is_empty(),
         "no events from any of them"
     );
+    r.shutdown.cancel();
+}
+
+fn adt(trigger: &str, id: &str, mrn: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|REG|HOSP|MEDBUS|HOSP|20240102101500||ADT^{trigger}^ADT_A01|{id}|P|2.5\rEVN|{trigger}|20240102101500\r\
+         PID|1||{mrn}^^^HOSP^MR||DOE^JANE||19800402|F\rPV1|1|I|W1^101^A{}V{mrn}\r",
+        "|".repeat(16)
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn events_about_one_patient_keep_the_order_of_their_messages() {
+    let r = rig_without_router().await;
+    // Interleaved admissions, updates and discharges of 12 patients, sent on one connection.
+    let mut msgs = Vec::new();
+    for round in ["A01", "A08", "A03"] {
+        for p in 0..12 {
+            msgs.push(adt(round, &format!("{round}-{p}"), &format!("P{p}")));
+        }
+    }
+    let codes = send(r.mllp, &msgs).await;
+    assert!(codes.iter().all(|c| c == "AA"), "{codes:?}");
+    // All 36 wait on the backbone, so the router takes them in one batch, across its lanes.
+    tokio::spawn(hl7_router::run(r.router.clone()));
+    // A01 → 2 events, A08 with a visit → 2, A03 → 1.
+    let got = events(&r.backbone, "order", 12 * 5).await;
+    assert_eq!(got.len(), 60);
+    let mut per_patient: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for d in &got {
+        let body: serde_json::Value = serde_json::from_slice(&d.payload).unwrap();
+        let mrn = body["patient"]["identifier"][0]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        per_patient
+            .entry(mrn)
+            .or_default()
+            .push(d.subject.trim_start_matches("medbus.events.").to_string());
+    }
+    assert_eq!(per_patient.len(), 12);
+    for (mrn, kinds) in per_patient {
+        assert_eq!(
+            kinds,
+            [
+                "patient.registered",
+                "encounter.started",
+                "patient.updated",
+                "encounter.updated",
+                "encounter.finished"
+            ],
+            "patient {mrn}"
+        );
+    }
     r.shutdown.cancel();
 }
