@@ -120,6 +120,16 @@ conformance!(
     audit_log,
     reopen_keeps_data,
     concurrent_inserts,
+    registration_upsert_reads_back,
+    registration_redelivery_changes_nothing,
+    registration_version_increments_on_replace,
+    registration_identifier_lookup,
+    registration_merge_moves_identifiers_and_encounters,
+    registration_merge_of_unknown_creates_stub,
+    registration_encounters_oldest_first,
+    registration_event_in_log,
+    registration_failure_rolls_back_event,
+    registration_concurrent_redelivery_applies_once,
 );
 
 /// A fixed, microsecond-exact base time; each test has its own database.
@@ -176,10 +186,13 @@ fn now_us() -> DateTime<Utc> {
 mod messages;
 #[path = "store_conformance/records.rs"]
 mod records;
+#[path = "store_conformance/registration.rs"]
+mod registration;
 /// Every case, by name, for `conformance!`.
 mod cases {
     pub use super::messages::*;
     pub use super::records::*;
+    pub use super::registration::*;
 }
 
 /// SQLite opening paths beyond the shared cases.

@@ -121,26 +121,14 @@ pub async fn run(ctx: RouterContext) -> Result<(), BackboneError> {
 const LANES: usize = 16;
 
 /// Groups deliveries by patient (PID-3, first identifier), keeping their order
-/// within each group, so messages about one patient are handled one after the
-/// other while different patients proceed side by side. A message without a
-/// readable PID-3 goes by its sequence number: nothing orders it against others.
+/// within each group. A message without a readable PID-3 goes by position.
 fn split_into_lanes(batch: Vec<Delivery>) -> Vec<Vec<Delivery>> {
-    use std::hash::{Hash, Hasher};
-    let mut lanes: Vec<Vec<Delivery>> = (0..LANES).map(|_| Vec::new()).collect();
-    for d in batch {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        match Message::parse(&d.payload)
+    medbus_bus::backbone::lanes::split_by_key(batch, LANES, |d| {
+        Message::parse(&d.payload)
             .ok()
             .and_then(|m| m.get("PID-3.1").ok().flatten().map(|v| v.text().into_owned()))
-        {
-            Some(id) if !id.is_empty() => id.hash(&mut h),
-            _ => d.sequence.hash(&mut h),
-        }
-        let lane = (h.finish() % LANES as u64) as usize;
-        lanes[lane].push(d);
-    }
-    lanes.retain(|l| !l.is_empty());
-    lanes
+            .filter(|id| !id.is_empty())
+    })
 }
 
 /// Why a delivery could not be finished now.

@@ -17,6 +17,7 @@
 pub mod dead_letter;
 pub mod embedded;
 pub mod jetstream;
+pub mod lanes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

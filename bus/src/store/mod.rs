@@ -1,5 +1,6 @@
 //! The store: messages (raw bytes, status per stage, errors, attempts),
-//! canonical events, dead letters and the audit log.
+//! canonical events, dead letters, the audit log and registration data
+//! (patients, identifiers, encounters; see [`registration`]).
 //!
 //! Two implementations behind one trait, chosen by `store.url`:
 //! [`postgres`] for production and [`sqlite`] for the embedded default. Each
@@ -8,7 +9,10 @@
 //! (`bus/tests/store_conformance.rs`) runs against both.
 
 pub mod postgres;
+pub mod registration;
 pub mod sqlite;
+
+pub use self::registration::{EncounterRow, PatientRow, RegistrationChange, RegistrationStore, MAX_MERGE_HOPS};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -325,6 +329,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Audit entries about `target`, oldest first.
     async fn audit_for(&self, target: &str) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// The registration domain store (patients, identifiers, encounters) on
+    /// the same database; its writes share the event log with [`Store::record_event`].
+    fn registration(&self) -> &dyn RegistrationStore;
 
     /// Closes the pool.
     async fn close(&self);

@@ -5,11 +5,13 @@
 //! key and the partial unique index on channel + control id), so concurrent
 //! inserts from several medbus processes race correctly.
 
+mod registration;
 mod rows;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
+use sqlx::query::Query;
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -17,7 +19,7 @@ use uuid::Uuid;
 use self::rows::{dead_letter_columns, map_err, message_columns};
 use super::{
     AuditEntry, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageStatus, MessageSummary, NewMessage,
-    Store, StoreError, StoredMessage,
+    RegistrationStore, Store, StoreError, StoredMessage,
 };
 use crate::config::{redact_url, StoreConfig};
 
@@ -32,6 +34,25 @@ enum Key<'a> {
 /// A page size from a caller's limit: 0 means 100, never more than 1000.
 fn page_size(limit: u32) -> i64 {
     i64::from(if limit == 0 { 100 } else { limit.min(1000) })
+}
+
+/// The insertion of `e` into the event log; it affects no row when the id is
+/// already there. Shared by [`Store::record_event`] and the registration
+/// transaction.
+fn insert_event(e: &EventRecord) -> Query<'static, Postgres, PgArguments> {
+    sqlx::query(
+        "INSERT INTO events (id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at, \
+         recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(e.id)
+    .bind(e.correlation_id)
+    .bind(e.causation_id)
+    .bind(&e.kind)
+    .bind(&e.subject)
+    .bind(&e.patient_id)
+    .bind(Json(&e.body))
+    .bind(e.occurred_at)
+    .bind(Utc::now())
 }
 
 /// The PostgreSQL store: one pool shared by every caller.
@@ -270,22 +291,7 @@ impl Store for PostgresStore {
     }
 
     async fn record_event(&self, e: &EventRecord) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO events (id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at, \
-             recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(e.id)
-        .bind(e.correlation_id)
-        .bind(e.causation_id)
-        .bind(&e.kind)
-        .bind(&e.subject)
-        .bind(&e.patient_id)
-        .bind(Json(&e.body))
-        .bind(e.occurred_at)
-        .bind(Utc::now())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let done = insert_event(e).execute(&self.pool).await.map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -382,6 +388,10 @@ impl Store for PostgresStore {
                 .await
                 .map_err(map_err)?;
         rows.iter().map(rows::audit).collect()
+    }
+
+    fn registration(&self) -> &dyn RegistrationStore {
+        self
     }
 
     async fn close(&self) {

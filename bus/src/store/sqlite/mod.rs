@@ -8,18 +8,20 @@
 //! and the pragmas are in `open.rs`.
 
 mod open;
+mod registration;
 mod rows;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::sqlite::SqlitePool;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqlitePool};
 use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use self::rows::{dead_letter_columns, json, map_err, message_columns, micros};
 use super::{
     AuditEntry, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageStatus, MessageSummary, NewMessage,
-    Store, StoreError, StoredMessage,
+    RegistrationStore, Store, StoreError, StoredMessage,
 };
 
 /// Starts a write transaction holding the write lock from the first statement.
@@ -36,6 +38,26 @@ enum Key<'a> {
 /// A page size from a caller's limit: 0 means 100, never more than 1000.
 fn page_size(limit: u32) -> i64 {
     i64::from(if limit == 0 { 100 } else { limit.min(1000) })
+}
+
+/// The insertion of `e` into the event log; it affects no row when the id is
+/// already there. Shared by [`Store::record_event`] and the registration
+/// transaction.
+fn insert_event(e: &EventRecord) -> Result<Query<'static, Sqlite, SqliteArguments>, StoreError> {
+    let body = json(&e.body, "event body")?;
+    Ok(sqlx::query(
+        "INSERT INTO events (id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at, \
+         recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(e.id.to_string())
+    .bind(e.correlation_id.to_string())
+    .bind(e.causation_id.map(|c| c.to_string()))
+    .bind(&e.kind)
+    .bind(&e.subject)
+    .bind(&e.patient_id)
+    .bind(body)
+    .bind(micros(e.occurred_at))
+    .bind(micros(Utc::now())))
 }
 
 /// The SQLite store.
@@ -259,23 +281,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_event(&self, e: &EventRecord) -> Result<bool, StoreError> {
-        let body = json(&e.body, "event body")?;
-        let done = sqlx::query(
-            "INSERT INTO events (id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at, \
-             recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(e.id.to_string())
-        .bind(e.correlation_id.to_string())
-        .bind(e.causation_id.map(|c| c.to_string()))
-        .bind(&e.kind)
-        .bind(&e.subject)
-        .bind(&e.patient_id)
-        .bind(body)
-        .bind(micros(e.occurred_at))
-        .bind(micros(Utc::now()))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        let done = insert_event(e)?.execute(&self.writer).await.map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -373,6 +379,10 @@ impl Store for SqliteStore {
                 .await
                 .map_err(map_err)?;
         rows.iter().map(rows::audit).collect()
+    }
+
+    fn registration(&self) -> &dyn RegistrationStore {
+        self
     }
 
     async fn close(&self) {

@@ -92,7 +92,8 @@ fn count(v: i64, what: &str) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|_| StoreError::Database(format!("{what} out of range in the store: {v}")))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+/// A column, decoded.
+pub(super) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
 {
@@ -107,11 +108,13 @@ fn get_opt_uuid(row: &SqliteRow, column: &str) -> Result<Option<Uuid>, StoreErro
     get::<Option<&str>>(row, column)?.map(|s| uuid(s, column)).transpose()
 }
 
-fn get_time(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
+/// A time column (INTEGER microseconds).
+pub(super) fn get_time(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
     time(get(row, column)?, column)
 }
 
-fn get_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
+/// A JSON text column, parsed.
+pub(super) fn get_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
     let text: &str = get(row, column)?;
     serde_json::from_str(text).map_err(|e| StoreError::Database(format!("{column} is not valid JSON: {e}")))
 }

@@ -1,0 +1,18 @@
+//! medbus-actors: the domain services. Each is an actix actor under a
+//! supervisor, fed by a durable consumer; it commits one store transaction
+//! per event (domain rows + event log), and only then is the event acked.
+//!
+//! - [`system`]: the actix System on its own thread (actix actors need a
+//!   `LocalSet`; the rest of medbus runs on a multi-threaded tokio runtime and
+//!   talks to actors through their `Addr`).
+//! - [`feed`]: the durable consumer that hands events to a domain actor in
+//!   per-patient lanes and settles each delivery by the actor's answer.
+//! - [`faults`]: the test-only switch that makes a service panic on purpose.
+//! - [`registration`]: patients and encounters (ADT).
+//!
+//! A new domain service is a new module here plus one line where the binary starts it.
+
+pub mod faults;
+pub mod feed;
+pub mod registration;
+pub mod system;

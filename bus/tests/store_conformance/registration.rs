@@ -1,0 +1,352 @@
+//! Conformance cases about the registration store: patients, identifiers,
+//! encounters, merges, and their transaction with the event log.
+
+use super::*;
+
+/// An event of `kind` in a correlation of its own.
+fn ev(kind: &str) -> EventRecord {
+    EventRecord {
+        id: Uuid::now_v7(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        kind: kind.into(),
+        subject: format!("medbus.events.{kind}"),
+        patient_id: Some("urn:mrn|P1".into()),
+        body: json!({"kind": kind}),
+        occurred_at: base(),
+    }
+}
+
+fn upsert_patient(key: &str, identifiers: &[(Option<&str>, &str)], family: &str) -> RegistrationChange {
+    RegistrationChange::UpsertPatient {
+        key: key.into(),
+        identifiers: identifiers
+            .iter()
+            .map(|(s, v)| (s.map(Into::into), (*v).to_string()))
+            .collect(),
+        resource: json!({"resourceType": "Patient", "name": [{"family": family}]}),
+    }
+}
+
+fn upsert_encounter(key: &str, patient_key: &str, status: &str) -> RegistrationChange {
+    RegistrationChange::UpsertEncounter {
+        key: key.into(),
+        patient_key: patient_key.into(),
+        status: status.into(),
+        resource: json!({"resourceType": "Encounter", "status": status}),
+    }
+}
+
+fn merge(surviving: &str, merged: &[&str]) -> RegistrationChange {
+    RegistrationChange::MergePatients {
+        surviving: surviving.into(),
+        merged: merged.iter().map(|m| (*m).to_string()).collect(),
+    }
+}
+
+/// Applies `changes` under a fresh event and asserts it was new.
+async fn apply(h: &Harness, changes: &[RegistrationChange]) -> EventRecord {
+    let e = ev("patient.updated");
+    assert!(h
+        .store
+        .registration()
+        .apply_registration(&e, changes)
+        .await
+        .expect("apply"));
+    e
+}
+
+async fn key_of(h: &Harness, system: Option<&str>, value: &str) -> Option<String> {
+    let found = h.store.registration().find_patient(system, value).await.expect("find");
+    found.map(|p| p.key)
+}
+
+pub async fn registration_upsert_reads_back(h: &Harness) {
+    let r = h.store.registration();
+    let before = now_us();
+    apply(h, &[upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "Ørsted")]).await;
+    let p = r.patient("urn:mrn|P1").await.expect("patient").expect("stored");
+    assert_eq!(p.key, "urn:mrn|P1");
+    assert_eq!(
+        p.resource,
+        json!({"resourceType": "Patient", "name": [{"family": "Ørsted"}]})
+    );
+    assert_eq!((p.merged_into, p.version), (None, 1));
+    assert!(p.updated_at >= before && p.updated_at <= now_us(), "{:?}", p.updated_at);
+    assert!(r.patient("urn:mrn|P2").await.expect("patient").is_none());
+    assert_eq!(r.registration_counts().await.expect("counts"), (1, 0));
+}
+
+pub async fn registration_redelivery_changes_nothing(h: &Harness) {
+    let r = h.store.registration();
+    let e = ev("patient.registered");
+    let first = [upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "One")];
+    assert!(r.apply_registration(&e, &first).await.expect("apply"));
+    let stored = r.patient("urn:mrn|P1").await.expect("patient");
+    // The same event id again, even with other changes: nothing happens.
+    let again = [
+        upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "X9")], "Two"),
+        upsert_encounter("V1", "urn:mrn|P1", "in-progress"),
+    ];
+    assert!(!r.apply_registration(&e, &again).await.expect("apply again"));
+    assert!(!r.apply_registration(&e, &first).await.expect("apply third"));
+    assert_eq!(r.patient("urn:mrn|P1").await.expect("patient"), stored);
+    assert_eq!(stored.map(|p| p.version), Some(1));
+    assert_eq!(key_of(h, Some("urn:mrn"), "X9").await, None);
+    assert_eq!(r.registration_counts().await.expect("counts"), (1, 0));
+    assert_eq!(h.store.events_for(e.correlation_id).await.expect("events").len(), 1);
+    // An event recorded on its own counts as applied too.
+    let recorded = ev("patient.registered");
+    assert!(h.store.record_event(&recorded).await.expect("record"));
+    assert!(!r.apply_registration(&recorded, &again).await.expect("apply recorded"));
+    assert_eq!(r.registration_counts().await.expect("counts"), (1, 0));
+}
+
+pub async fn registration_version_increments_on_replace(h: &Harness) {
+    let r = h.store.registration();
+    for (n, family) in ["One", "Two", "Three"].into_iter().enumerate() {
+        apply(h, &[upsert_patient("urn:mrn|P1", &[], family)]).await;
+        let p = r.patient("urn:mrn|P1").await.expect("patient").expect("stored");
+        assert_eq!(p.version, i64::try_from(n + 1).expect("small"));
+        assert_eq!(p.resource["name"][0]["family"], family);
+    }
+    // Two upserts in one event are two replaces.
+    apply(
+        h,
+        &[
+            upsert_patient("urn:mrn|P1", &[], "4"),
+            upsert_patient("urn:mrn|P1", &[], "5"),
+        ],
+    )
+    .await;
+    let p = r.patient("urn:mrn|P1").await.expect("patient").expect("stored");
+    assert_eq!((p.version, p.resource["name"][0]["family"].clone()), (5, json!("5")));
+}
+
+pub async fn registration_identifier_lookup(h: &Harness) {
+    apply(
+        h,
+        &[
+            upsert_patient(
+                "urn:mrn|P1",
+                &[(Some("urn:mrn"), "P1"), (None, "123-45"), (Some("urn:nhs"), "9")],
+                "A",
+            ),
+            upsert_patient("urn:mrn|P2", &[(Some("urn:mrn"), "P2")], "B"),
+        ],
+    )
+    .await;
+    assert_eq!(key_of(h, Some("urn:mrn"), "P1").await.as_deref(), Some("urn:mrn|P1"));
+    assert_eq!(key_of(h, Some("urn:nhs"), "9").await.as_deref(), Some("urn:mrn|P1"));
+    assert_eq!(key_of(h, Some("urn:mrn"), "P2").await.as_deref(), Some("urn:mrn|P2"));
+    // No system is its own system ('').
+    assert_eq!(key_of(h, None, "123-45").await.as_deref(), Some("urn:mrn|P1"));
+    assert_eq!(key_of(h, Some(""), "123-45").await.as_deref(), Some("urn:mrn|P1"));
+    assert_eq!(key_of(h, Some("urn:mrn"), "123-45").await, None);
+    assert_eq!(key_of(h, None, "P1").await, None);
+    assert_eq!(key_of(h, Some("urn:mrn"), "P3").await, None);
+    // An identifier claimed by another patient moves to it; others stay.
+    apply(h, &[upsert_patient("urn:mrn|P2", &[(Some("urn:nhs"), "9")], "B")]).await;
+    assert_eq!(key_of(h, Some("urn:nhs"), "9").await.as_deref(), Some("urn:mrn|P2"));
+    assert_eq!(key_of(h, Some("urn:mrn"), "P2").await.as_deref(), Some("urn:mrn|P2"));
+    assert_eq!(key_of(h, Some("urn:mrn"), "P1").await.as_deref(), Some("urn:mrn|P1"));
+}
+
+pub async fn registration_merge_moves_identifiers_and_encounters(h: &Harness) {
+    let r = h.store.registration();
+    apply(
+        h,
+        &[
+            upsert_patient("urn:mrn|A", &[(Some("urn:mrn"), "A")], "Alpha"),
+            upsert_patient("urn:mrn|B", &[(Some("urn:mrn"), "B"), (None, "b-ssn")], "Beta"),
+            upsert_encounter("VA", "urn:mrn|A", "finished"),
+            upsert_encounter("VB1", "urn:mrn|B", "finished"),
+            upsert_encounter("VB2", "urn:mrn|B", "in-progress"),
+        ],
+    )
+    .await;
+    let e = apply(h, &[merge("urn:mrn|A", &["urn:mrn|B"])]).await;
+    let b = r.patient("urn:mrn|B").await.expect("patient").expect("kept");
+    assert_eq!(b.merged_into.as_deref(), Some("urn:mrn|A"));
+    assert_eq!(
+        b.resource["name"][0]["family"], "Beta",
+        "a merged patient keeps its resource"
+    );
+    let a = r.patient("urn:mrn|A").await.expect("patient").expect("kept");
+    assert_eq!((a.merged_into, a.version), (None, 1));
+    for (system, value) in [(Some("urn:mrn"), "A"), (Some("urn:mrn"), "B"), (None, "b-ssn")] {
+        assert_eq!(key_of(h, system, value).await.as_deref(), Some("urn:mrn|A"), "{value}");
+    }
+    let keys = |v: Vec<EncounterRow>| v.into_iter().map(|e| (e.key, e.patient_key)).collect::<Vec<_>>();
+    assert_eq!(
+        keys(r.encounters_of("urn:mrn|A").await.expect("encounters")),
+        [("VA", "urn:mrn|A"), ("VB1", "urn:mrn|A"), ("VB2", "urn:mrn|A")].map(|(k, p)| (k.to_string(), p.to_string()))
+    );
+    assert!(r.encounters_of("urn:mrn|B").await.expect("encounters").is_empty());
+    assert_eq!(r.registration_counts().await.expect("counts"), (2, 3));
+    assert_eq!(h.store.events_for(e.correlation_id).await.expect("events"), [e]);
+
+    // A chain: A is merged into C later; B (via A) and A resolve to C.
+    apply(h, &[upsert_patient("urn:mrn|C", &[(Some("urn:mrn"), "C")], "Gamma")]).await;
+    apply(h, &[merge("urn:mrn|C", &["urn:mrn|A", "urn:mrn|C", "urn:mrn|A"])]).await;
+    for value in ["A", "B", "C"] {
+        assert_eq!(
+            key_of(h, Some("urn:mrn"), value).await.as_deref(),
+            Some("urn:mrn|C"),
+            "{value}"
+        );
+    }
+    let b = r.patient("urn:mrn|B").await.expect("patient").expect("kept");
+    assert_eq!(
+        b.merged_into.as_deref(),
+        Some("urn:mrn|A"),
+        "patient() does not follow merges"
+    );
+    assert_eq!(r.encounters_of("urn:mrn|C").await.expect("encounters").len(), 3);
+    // B re-indexed under its own key (an old message) still resolves through the chain.
+    apply(h, &[upsert_patient("urn:mrn|B", &[(Some("urn:old"), "b")], "Beta")]).await;
+    let found = r
+        .find_patient(Some("urn:old"), "b")
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!((found.key.as_str(), found.merged_into), ("urn:mrn|C", None));
+    // A merge naming a merged-away patient as survivor makes it live again.
+    apply(h, &[merge("urn:mrn|A", &["urn:mrn|C"])]).await;
+    assert_eq!(key_of(h, Some("urn:mrn"), "C").await.as_deref(), Some("urn:mrn|A"));
+    assert_eq!(key_of(h, Some("urn:old"), "b").await.as_deref(), Some("urn:mrn|A"));
+    assert_eq!(
+        r.patient("urn:mrn|A")
+            .await
+            .expect("patient")
+            .and_then(|p| p.merged_into),
+        None
+    );
+}
+
+pub async fn registration_merge_of_unknown_creates_stub(h: &Harness) {
+    let r = h.store.registration();
+    apply(h, &[upsert_patient("urn:mrn|S", &[(Some("urn:mrn"), "S")], "Survivor")]).await;
+    apply(h, &[merge("urn:mrn|S", &["urn:mrn|GONE"])]).await;
+    let stub = r.patient("urn:mrn|GONE").await.expect("patient").expect("stub");
+    assert_eq!(
+        (stub.resource, stub.merged_into.as_deref(), stub.version),
+        (json!({}), Some("urn:mrn|S"), 0)
+    );
+    // A later message about the merged patient indexes it and resolves to the survivor.
+    apply(
+        h,
+        &[upsert_patient("urn:mrn|GONE", &[(Some("urn:mrn"), "GONE")], "Late")],
+    )
+    .await;
+    let late = r.patient("urn:mrn|GONE").await.expect("patient").expect("kept");
+    assert_eq!((late.version, late.merged_into.as_deref()), (1, Some("urn:mrn|S")));
+    assert_eq!(key_of(h, Some("urn:mrn"), "GONE").await.as_deref(), Some("urn:mrn|S"));
+    // An unknown survivor is a live stub.
+    apply(h, &[merge("urn:mrn|NEW", &["urn:mrn|S"])]).await;
+    let new = r.patient("urn:mrn|NEW").await.expect("patient").expect("stub");
+    assert_eq!((new.resource, new.merged_into, new.version), (json!({}), None, 0));
+    assert_eq!(key_of(h, Some("urn:mrn"), "S").await.as_deref(), Some("urn:mrn|NEW"));
+    assert_eq!(r.registration_counts().await.expect("counts"), (3, 0));
+}
+
+pub async fn registration_encounters_oldest_first(h: &Harness) {
+    let r = h.store.registration();
+    apply(
+        h,
+        &[
+            upsert_patient("urn:mrn|P1", &[], "A"),
+            upsert_patient("urn:mrn|P2", &[], "B"),
+        ],
+    )
+    .await;
+    // Keys deliberately out of alphabetical order.
+    for key in ["V9", "V1", "V5"] {
+        apply(h, &[upsert_encounter(key, "urn:mrn|P1", "planned")]).await;
+    }
+    apply(h, &[upsert_encounter("V0", "urn:mrn|P2", "planned")]).await;
+    // Replacing an encounter keeps its place.
+    let before = now_us();
+    apply(h, &[upsert_encounter("V9", "urn:mrn|P1", "finished")]).await;
+    let got = r.encounters_of("urn:mrn|P1").await.expect("encounters");
+    let keys: Vec<_> = got.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["V9", "V1", "V5"]);
+    assert_eq!(got[0].status, "finished");
+    assert_eq!(
+        got[0].resource,
+        json!({"resourceType": "Encounter", "status": "finished"})
+    );
+    assert!(got[0].updated_at >= before);
+    assert_eq!(got[1].status, "planned");
+    assert_eq!(r.encounters_of("urn:mrn|P2").await.expect("encounters").len(), 1);
+    assert!(r.encounters_of("urn:mrn|P3").await.expect("encounters").is_empty());
+    assert_eq!(r.registration_counts().await.expect("counts"), (2, 4));
+}
+
+pub async fn registration_event_in_log(h: &Harness) {
+    let mut e = ev("patient.registered");
+    e.body = json!({"patient": {"id": "P1"}, "n": 1});
+    let changes = [upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "A")];
+    assert!(h
+        .store
+        .registration()
+        .apply_registration(&e, &changes)
+        .await
+        .expect("apply"));
+    assert_eq!(h.store.events_for(e.correlation_id).await.expect("events"), [e.clone()]);
+    // No changes at all still records the event, once.
+    let empty = ev("patient.updated");
+    assert!(h
+        .store
+        .registration()
+        .apply_registration(&empty, &[])
+        .await
+        .expect("apply"));
+    assert!(!h
+        .store
+        .registration()
+        .apply_registration(&empty, &[])
+        .await
+        .expect("again"));
+    assert_eq!(h.store.events_for(empty.correlation_id).await.expect("events"), [empty]);
+}
+
+pub async fn registration_failure_rolls_back_event(h: &Harness) {
+    let r = h.store.registration();
+    let e = ev("encounter.started");
+    // The patient is upserted first, then an encounter of an unknown patient
+    // violates the foreign key: nothing of the event is kept.
+    let changes = [
+        upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "A"),
+        upsert_encounter("V1", "urn:mrn|NOBODY", "in-progress"),
+    ];
+    let err = r.apply_registration(&e, &changes).await.expect_err("refused");
+    assert!(matches!(err, StoreError::Invalid(_)) && !err.is_retryable(), "{err:?}");
+    assert!(h.store.events_for(e.correlation_id).await.expect("events").is_empty());
+    assert!(r.patient("urn:mrn|P1").await.expect("patient").is_none());
+    assert_eq!(key_of(h, Some("urn:mrn"), "P1").await, None);
+    assert_eq!(r.registration_counts().await.expect("counts"), (0, 0));
+    // The store is still usable, and the same event applies once fixed.
+    let fixed = [changes[0].clone(), upsert_encounter("V1", "urn:mrn|P1", "in-progress")];
+    assert!(r.apply_registration(&e, &fixed).await.expect("apply fixed"));
+    assert_eq!(r.registration_counts().await.expect("counts"), (1, 1));
+    assert_eq!(h.store.events_for(e.correlation_id).await.expect("events"), [e]);
+}
+
+pub async fn registration_concurrent_redelivery_applies_once(h: &Harness) {
+    let e = ev("patient.registered");
+    let tasks = (0..8).map(|_| {
+        let (s, e) = (h.store.clone(), e.clone());
+        tokio::spawn(async move {
+            let changes = [upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "A")];
+            s.registration().apply_registration(&e, &changes).await
+        })
+    });
+    let mut applied = 0;
+    for r in futures::future::join_all(tasks).await {
+        applied += usize::from(r.expect("task").expect("apply"));
+    }
+    assert_eq!(applied, 1);
+    let p = h.store.registration().patient("urn:mrn|P1").await.expect("patient");
+    assert_eq!(p.map(|p| p.version), Some(1));
+}
