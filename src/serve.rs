@@ -104,6 +104,40 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
             tracing::error!(error = %e, "http server failed");
         }
     });
+    // Domain services: actix actors on their own System thread, fed by durable consumers.
+    let actors = match medbus_actors::system::ActorSystem::start() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "domain services failed to start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let registration = {
+        let store = store.clone();
+        actors
+            .supervise(move || {
+                medbus_actors::registration::RegistrationActor::new(
+                    store,
+                    medbus_actors::faults::FaultInjector::default(),
+                )
+            })
+            .await
+    };
+    match registration {
+        Ok(addr) => {
+            let (bb, cfg, stop) = (backbone.clone(), config.backbone.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                let spec = medbus_actors::registration::feed_spec();
+                if let Err(e) = medbus_actors::feed::run(bb, &cfg, spec, addr, stop).await {
+                    tracing::error!(error = %e, "registration feed stopped with an error");
+                }
+            });
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "registration service failed to start");
+            return ExitCode::FAILURE;
+        }
+    }
     if config.channels.values().any(|c| c.enabled) {
         let router = medbus_routes::hl7_router::RouterContext {
             backbone: backbone.clone(),
@@ -134,6 +168,8 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
     shutdown.cancel();
     let drain = async {
         tasks.wait().await;
+        // Feeds have stopped: no more work reaches the actors.
+        let _ = tokio::task::spawn_blocking(move || actors.stop()).await;
         if let Err(e) = backbone.close().await {
             tracing::warn!(error = %e, "backbone close");
         }
