@@ -137,7 +137,8 @@ where
 }
 
 enum Prepared {
-    Apply(Apply),
+    // Boxed: an event with its patient is large, and batches hold many.
+    Apply(Box<Apply>),
     Skip,
     Bad(String),
 }
@@ -167,7 +168,7 @@ fn prepare(d: &Delivery, kinds: &[EventKind]) -> Prepared {
         body: value,
         occurred_at: env.occurred_at,
     };
-    Prepared::Apply(Apply { event, record })
+    Prepared::Apply(Box::new(Apply { event, record }))
 }
 
 /// Patients whose next event could not be applied yet, with its sequence:
@@ -225,7 +226,7 @@ where
     let (result, applied) = match p {
         Prepared::Skip => (d.ack().await, true),
         Prepared::Bad(why) => (d.reject(&why).await, true),
-        Prepared::Apply(apply) => match apply_in_place(name, addr, apply).await {
+        Prepared::Apply(apply) => match apply_in_place(name, addr, *apply).await {
             Ok(()) => (d.ack().await, true),
             Err(ApplyError::BadInput(why)) => (d.reject(&why).await, true),
             Err(e) => {
