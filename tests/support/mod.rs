@@ -92,6 +92,17 @@ impl Medbus {
     }
 }
 
+impl Medbus {
+    /// SIGKILL: no shutdown, no flush.
+    #[allow(dead_code)] // not every test binary kills
+    pub fn kill_9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 impl Drop for Medbus {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
