@@ -1,5 +1,8 @@
 //! Runs the real `medbus` binary for end-to-end tests.
 
+// Each test binary compiles this module and none uses every helper.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -94,7 +97,6 @@ impl Medbus {
 
 impl Medbus {
     /// SIGKILL: no shutdown, no flush.
-    #[allow(dead_code)] // not every test binary kills
     pub fn kill_9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -112,8 +114,6 @@ impl Drop for Medbus {
     }
 }
 
-// Each test binary compiles this module; not every one calls every helper.
-#[allow(dead_code)]
 /// Sends one MLLP frame and returns the answer frame as text, segments on lines (blocking, 10 s limit).
 pub fn mllp_exchange(addr: (&str, u16), msg: &[u8]) -> String {
     use std::io::{Read, Write};
