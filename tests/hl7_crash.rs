@@ -16,10 +16,14 @@ use medbus_simulators::hl7::sender::{self, SenderConfig};
 use support::Medbus;
 use tokio_util::sync::CancellationToken;
 
-async fn start(dir: PathBuf, config: PathBuf) -> Medbus {
-    tokio::task::spawn_blocking(move || Medbus::start(&dir, &[("MEDBUS_CONFIG", config.display().to_string())]))
-        .await
-        .unwrap()
+async fn start(dir: PathBuf, config: PathBuf, env: Vec<(&'static str, String)>) -> Medbus {
+    tokio::task::spawn_blocking(move || {
+        let mut env = env;
+        env.push(("MEDBUS_CONFIG", config.display().to_string()));
+        Medbus::start(&dir, &env)
+    })
+    .await
+    .unwrap()
 }
 
 async fn all_messages(store: &SharedStore) -> Vec<store::MessageSummary> {
@@ -39,20 +43,44 @@ async fn all_messages(store: &SharedStore) -> Vec<store::MessageSummary> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_run_loses_nothing_acknowledged() {
+async fn kill_9_mid_run_loses_nothing_acknowledged_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_run(dir.path(), vec![], StoreConfig::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_run_loses_nothing_acknowledged_on_jetstream_and_postgres() {
+    let Some(nats) = medbus_testkit::NatsServer::start() else {
+        return;
+    };
+    let Some(db) = medbus_testkit::PgDatabase::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("MEDBUS_BACKBONE_URL", nats.url()),
+        ("MEDBUS_STORE_URL", db.url.clone()),
+    ];
+    let store_cfg = StoreConfig {
+        url: db.url.clone(),
+        ..Default::default()
+    };
+    crash_run(dir.path(), env, store_cfg).await;
+}
+
+async fn crash_run(dir: &std::path::Path, env: Vec<(&'static str, String)>, store_cfg: StoreConfig) {
     let n: u64 = std::env::var("CRASH_COUNT")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
-    let dir = tempfile::tempdir().unwrap();
     let port = medbus_testkit::free_port();
-    let config = dir.path().join("medbus.toml");
+    let config = dir.join("medbus.toml");
     std::fs::write(
         &config,
         format!("[channels.adt]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n"),
     )
     .unwrap();
-    let mut medbus = start(dir.path().to_path_buf(), config.clone()).await;
+    let mut medbus = start(dir.to_path_buf(), config.clone(), env.clone()).await;
 
     // The simulator runs throughout; it reconnects and resends what got no AA.
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -95,7 +123,7 @@ async fn kill_9_mid_run_loses_nothing_acknowledged() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let medbus = start(dir.path().to_path_buf(), config).await;
+    let medbus = start(dir.to_path_buf(), config, env).await;
 
     let result = run.await.unwrap().expect("simulator ran");
     let c = &result.report.counts;
@@ -103,9 +131,7 @@ async fn kill_9_mid_run_loses_nothing_acknowledged() {
     assert!(result.report.complete, "{}", result.report);
 
     // Every acknowledged control id is kept exactly once, and gets processed.
-    let store = store::connect(&StoreConfig::default(), &dir.path().join("data"))
-        .await
-        .unwrap();
+    let store = store::connect(&store_cfg, &dir.join("data")).await.unwrap();
     let start_wait = Instant::now();
     let stored = loop {
         let stored = all_messages(&store).await;
