@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use medbus_bus::config::StoreConfig;
-use medbus_bus::store::{self, MessageFilter, MessageStatus, SharedStore};
+use medbus_bus::store::{self, MessageStatus};
 use medbus_simulators::hl7::generate::{GenConfig, Generator, Mix};
 use medbus_simulators::hl7::sender::{self, SenderConfig};
 use support::Medbus;
@@ -26,22 +26,6 @@ async fn start(dir: PathBuf, config: PathBuf, env: Vec<(&'static str, String)>) 
     .unwrap()
 }
 
-async fn all_messages(store: &SharedStore) -> Vec<store::MessageSummary> {
-    let mut out = Vec::new();
-    let mut before = None;
-    loop {
-        let filter = MessageFilter {
-            before_id: before,
-            limit: 1000,
-            ..Default::default()
-        };
-        let page = store.list_messages(&filter).await.unwrap();
-        let Some(last) = page.last() else { return out };
-        before = Some(last.id);
-        out.extend(page);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_run_loses_nothing_acknowledged_on_the_embedded_default() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,21 +34,11 @@ async fn kill_9_mid_run_loses_nothing_acknowledged_on_the_embedded_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_run_loses_nothing_acknowledged_on_jetstream_and_postgres() {
-    let Some(nats) = medbus_testkit::NatsServer::start() else {
-        return;
-    };
-    let Some(db) = medbus_testkit::PgDatabase::create().await else {
+    let Some(servers) = support::Production::start().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let env = vec![
-        ("MEDBUS_BACKBONE_URL", nats.url()),
-        ("MEDBUS_STORE_URL", db.url.clone()),
-    ];
-    let store_cfg = StoreConfig {
-        url: db.url.clone(),
-        ..Default::default()
-    };
+    let (env, store_cfg) = (servers.env(), servers.store_config());
     crash_run(dir.path(), env, store_cfg).await;
 }
 
@@ -134,7 +108,7 @@ async fn crash_run(dir: &std::path::Path, env: Vec<(&'static str, String)>, stor
     let store = store::connect(&store_cfg, &dir.join("data")).await.unwrap();
     let start_wait = Instant::now();
     let stored = loop {
-        let stored = all_messages(&store).await;
+        let stored = support::all_messages(&store).await;
         let processed = stored.iter().filter(|m| m.status == MessageStatus::Processed).count();
         if processed as u64 == n || start_wait.elapsed() > Duration::from_secs(240) {
             break stored;

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use medbus_bus::config::StoreConfig;
-use medbus_bus::store::{self, MessageFilter, SharedStore};
+use medbus_bus::store::{self, SharedStore};
 use medbus_simulators::hl7::generate::{GenConfig, Generator, Mix};
 use medbus_simulators::hl7::sender::{self, SenderConfig};
 use support::Medbus;
@@ -51,31 +51,12 @@ async fn send_all(addr: SocketAddr, n: u64) -> Vec<String> {
     r.acked
 }
 
-/// Every stored message (all statuses), paging through the browser API.
-async fn all_messages(store: &SharedStore) -> Vec<medbus_bus::store::MessageSummary> {
-    let mut out = Vec::new();
-    let mut before = None;
-    loop {
-        let page = store
-            .list_messages(&MessageFilter {
-                before_id: before,
-                limit: 1000,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { return out };
-        before = Some(last.id);
-        out.extend(page);
-    }
-}
-
 /// Waits until every message is processed and the registration counts stop moving.
 async fn settled(store: &SharedStore, n: usize) -> (usize, (u64, u64)) {
     let start = Instant::now();
     let mut last = (0, (0, 0));
     while start.elapsed() < Duration::from_secs(240) {
-        let msgs = all_messages(store).await;
+        let msgs = support::all_messages(store).await;
         let processed = msgs
             .iter()
             .filter(|m| m.status == store::MessageStatus::Processed)
@@ -124,7 +105,7 @@ async fn run(dir: &Path, env: Vec<(&str, String)>, store_cfg: StoreConfig) {
         patients > 0 && encounters > 0,
         "rows: {patients} patients, {encounters} encounters"
     );
-    let stored = all_messages(&store).await;
+    let stored = support::all_messages(&store).await;
     assert_eq!(stored.len() as u64, n, "one row per message");
     let mut ids: Vec<_> = stored.iter().filter_map(|m| m.control_id.clone()).collect();
     ids.sort();
@@ -136,7 +117,7 @@ async fn run(dir: &Path, env: Vec<(&str, String)>, store_cfg: StoreConfig) {
     send_all(addr, n).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        all_messages(&store).await.len() as u64,
+        support::all_messages(&store).await.len() as u64,
         n,
         "resends add no message rows"
     );
@@ -158,20 +139,10 @@ async fn adt_over_8_connections_on_the_embedded_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adt_over_8_connections_on_jetstream_and_postgres() {
-    let Some(nats) = medbus_testkit::NatsServer::start() else {
-        return;
-    };
-    let Some(db) = medbus_testkit::PgDatabase::create().await else {
+    let Some(servers) = support::Production::start().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let env = vec![
-        ("MEDBUS_BACKBONE_URL", nats.url()),
-        ("MEDBUS_STORE_URL", db.url.clone()),
-    ];
-    let store_cfg = StoreConfig {
-        url: db.url.clone(),
-        ..Default::default()
-    };
+    let (env, store_cfg) = (servers.env(), servers.store_config());
     run(dir.path(), env, store_cfg).await;
 }

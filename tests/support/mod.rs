@@ -133,3 +133,52 @@ pub fn mllp_exchange(addr: (&str, u16), msg: &[u8]) -> String {
     }
     String::from_utf8_lossy(&got).replace('\r', "\n")
 }
+
+/// Every stored message (all statuses), newest first, paging through the browser API.
+pub async fn all_messages(store: &medbus_bus::store::SharedStore) -> Vec<medbus_bus::store::MessageSummary> {
+    let mut out = Vec::new();
+    let mut before = None;
+    loop {
+        let filter = medbus_bus::store::MessageFilter {
+            before_id: before,
+            limit: 1000,
+            ..Default::default()
+        };
+        let page = store.list_messages(&filter).await.expect("list messages");
+        let Some(last) = page.last() else { return out };
+        before = Some(last.id);
+        out.extend(page);
+    }
+}
+
+/// The production pair for one test: a private nats-server and a throwaway
+/// PostgreSQL database, both gone when this is dropped.
+pub struct Production {
+    nats: medbus_testkit::NatsServer,
+    db: medbus_testkit::PgDatabase,
+}
+
+impl Production {
+    /// Starts both, or None (after printing why) when one is unavailable.
+    pub async fn start() -> Option<Self> {
+        let nats = medbus_testkit::NatsServer::start()?;
+        let db = medbus_testkit::PgDatabase::create().await?;
+        Some(Production { nats, db })
+    }
+
+    /// The environment that points medbus at them.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("MEDBUS_BACKBONE_URL", self.nats.url()),
+            ("MEDBUS_STORE_URL", self.db.url.clone()),
+        ]
+    }
+
+    /// A store config for the test to read what medbus wrote.
+    pub fn store_config(&self) -> medbus_bus::config::StoreConfig {
+        medbus_bus::config::StoreConfig {
+            url: self.db.url.clone(),
+            ..Default::default()
+        }
+    }
+}
