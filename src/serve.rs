@@ -143,11 +143,33 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
             backbone: backbone.clone(),
             store: store.clone(),
             backbone_config: config.backbone.clone(),
+            application_acks: std::sync::Arc::new(
+                config
+                    .channels
+                    .iter()
+                    .filter_map(|(name, c)| Some((name.clone(), c.application_acks.clone()?)))
+                    .collect(),
+            ),
             shutdown: shutdown.clone(),
         };
         tasks.spawn(async move {
             if let Err(e) = medbus_routes::hl7_router::run(router).await {
                 tracing::error!(error = %e, "hl7v2 router stopped with an error");
+            }
+        });
+    }
+    for (name, dest) in config.destinations.iter().filter(|(_, d)| d.enabled) {
+        let ctx = medbus_adapters::hl7::destination::DestinationContext {
+            name: name.clone(),
+            config: dest.clone(),
+            backbone: backbone.clone(),
+            backbone_config: config.backbone.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tasks.spawn(async move {
+            let name = ctx.name.clone();
+            if let Err(e) = medbus_adapters::hl7::destination::run(ctx).await {
+                tracing::error!(destination = %name, error = %e, "destination stopped with an error");
             }
         });
     }

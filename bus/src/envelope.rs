@@ -153,6 +153,22 @@ impl Envelope {
         }
     }
 
+    /// A new raw message derived from `self` (an outbound message such as an
+    /// application ACK): same correlation id, causation = `self.id`.
+    pub fn derive_raw(&self, kind: impl Into<String>, headers: BTreeMap<String, String>, bytes: Bytes) -> Self {
+        Envelope {
+            id: Uuid::now_v7(),
+            correlation_id: self.correlation_id,
+            causation_id: Some(self.id),
+            source: self.source.clone(),
+            kind: kind.into(),
+            occurred_at: Utc::now(),
+            received_at: self.received_at,
+            schema_version: SCHEMA_VERSION,
+            body: Body::Raw { headers, bytes },
+        }
+    }
+
     /// Turns the envelope into a backbone message on `subject` with `dedupe_id`.
     pub fn to_outgoing(&self, subject: String, dedupe_id: String) -> Result<Outgoing, serde_json::Error> {
         let mut h: Headers = BTreeMap::new();

@@ -1,9 +1,10 @@
 //! Subject names on the backbone.
 //!
-//! Three families, documented for downstream consumers in `docs/subjects.md`:
+//! Four families, documented for downstream consumers in `docs/subjects.md`:
 //! `medbus.ingress.<protocol>.<channel>` (raw inbound messages),
-//! `medbus.events.<domain>.<event>` (canonical events) and
-//! `medbus.dlq.<stage>` (dead letters). Every token is checked so that a
+//! `medbus.events.<domain>.<event>` (canonical events),
+//! `medbus.egress.<protocol>.<destination>` (outbound messages waiting for
+//! delivery to one destination) and `medbus.dlq.<stage>` (dead letters). Every token is checked so that a
 //! channel name from config can never smuggle a wildcard or a dot into a subject.
 
 use std::fmt;
@@ -27,6 +28,13 @@ pub enum Subject {
         domain: String,
         /// Event token, e.g. `registered`.
         event: String,
+    },
+    /// An outbound message for one destination, delivered in order.
+    Egress {
+        /// Protocol token, e.g. `hl7v2`.
+        protocol: String,
+        /// Destination name from config.
+        destination: String,
     },
     /// Dead letters of one processing stage.
     DeadLetter {
@@ -98,6 +106,16 @@ impl Subject {
         })
     }
 
+    /// `medbus.egress.<protocol>.<destination>`.
+    pub fn egress(protocol: &str, destination: &str) -> Result<Self, SubjectError> {
+        check_token(protocol)?;
+        check_token(destination)?;
+        Ok(Subject::Egress {
+            protocol: protocol.into(),
+            destination: destination.into(),
+        })
+    }
+
     /// `medbus.dlq.<stage>`.
     pub fn dead_letter(stage: &str) -> Result<Self, SubjectError> {
         check_token(stage)?;
@@ -110,6 +128,7 @@ impl Subject {
         match tokens.as_slice() {
             [ROOT, "ingress", p, c] => Self::ingress(p, c),
             [ROOT, "events", d, e] => Self::event(d, e),
+            [ROOT, "egress", p, d] => Self::egress(p, d),
             [ROOT, "dlq", st] => Self::dead_letter(st),
             _ => Err(SubjectError::Unknown(s.to_string())),
         }
@@ -129,6 +148,7 @@ impl fmt::Display for Subject {
         match self {
             Subject::Ingress { protocol, channel } => write!(f, "{ROOT}.ingress.{protocol}.{channel}"),
             Subject::Event { domain, event } => write!(f, "{ROOT}.events.{domain}.{event}"),
+            Subject::Egress { protocol, destination } => write!(f, "{ROOT}.egress.{protocol}.{destination}"),
             Subject::DeadLetter { stage } => write!(f, "{ROOT}.dlq.{stage}"),
         }
     }
@@ -146,10 +166,11 @@ pub fn events_filter(domain: &str) -> Result<String, SubjectError> {
     Ok(format!("{ROOT}.events.{domain}.>"))
 }
 
-/// Subjects of the three backbone streams: ingress, events, dead letters.
-pub const STREAM_SUBJECTS: [(&str, &str); 3] = [
+/// Subjects of the four backbone streams: ingress, events, egress, dead letters.
+pub const STREAM_SUBJECTS: [(&str, &str); 4] = [
     ("INGRESS", "medbus.ingress.>"),
     ("EVENTS", "medbus.events.>"),
+    ("EGRESS", "medbus.egress.>"),
     ("DLQ", "medbus.dlq.>"),
 ];
 
@@ -163,6 +184,7 @@ mod tests {
             Subject::ingress("hl7v2", "adt-main").unwrap(),
             Subject::event("result", "critical").unwrap(),
             Subject::event("billing", "charge-posted").unwrap(),
+            Subject::egress("hl7v2", "his").unwrap(),
             Subject::dead_letter("router").unwrap(),
         ] {
             let text = s.to_string();

@@ -12,13 +12,21 @@
 //! 5. publish each event with dedupe id `<ingress id>:<n>`, so a redelivery
 //!    publishes nothing new; then record the stage and ack.
 //!
+//! In enhanced mode (MSH-15/MSH-16 valued) the outcome of steps 4–5 is also
+//! reported to the sender as an application ACK (AA, or AE with ERR for a
+//! message that cannot be mapped), published to the egress subject of the
+//! channel's `application_acks` destination before the ingress is acked.
+//!
 //! Store or backbone trouble naks with a delay (retry); nothing is acked
 //! before its events are durable. Each fetched batch is spread over lanes by
 //! patient (PID-3): a lane is handled in order, which keeps events about one
 //! patient in the order their messages were received; lanes run side by side.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use medbus_adapters::hl7::application_ack::{self, Processed};
 use medbus_adapters::hl7::canonical::{map_adt, MapError};
 use medbus_adapters::hl7::listener::raw_header;
 use medbus_adapters::hl7::parser::Message;
@@ -26,6 +34,7 @@ use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery,
 use medbus_bus::config::BackboneConfig;
 use medbus_bus::envelope::{Body, Envelope};
 use medbus_bus::store::{InsertOutcome, MessageStatus, NewMessage, SharedStore, StoreError};
+use medbus_bus::subjects::Subject;
 use tokio_util::sync::CancellationToken;
 
 /// Durable consumer name, also the dead-letter stage (`medbus.dlq.router_hl7v2`).
@@ -42,6 +51,8 @@ pub struct RouterContext {
     pub store: SharedStore,
     /// Consumer settings (ack wait, max deliver).
     pub backbone_config: BackboneConfig,
+    /// Channel name → destination that receives its enhanced-mode application ACKs.
+    pub application_acks: Arc<BTreeMap<String, String>>,
     /// Cancelled at shutdown: finish the delivery in hand, then stop.
     pub shutdown: CancellationToken,
 }
@@ -230,6 +241,9 @@ async fn process(ctx: &RouterContext, d: &Delivery) -> Result<Outcome, Failure> 
         Some(Ok(events)) => events,
         Some(Err(MapError::NotAdt { .. })) => {
             let why = "no route for this message type yet";
+            if let Ok(msg) = &parsed {
+                send_application_ack(ctx, &env, msg, &Processed::Accepted).await?;
+            }
             ctx.store
                 .record_stage(env.id, STAGE, MessageStatus::Filtered, Some(why))
                 .await?;
@@ -237,6 +251,9 @@ async fn process(ctx: &RouterContext, d: &Delivery) -> Result<Outcome, Failure> 
         }
         Some(Err(e)) => {
             let why = e.to_string();
+            if let Ok(msg) = &parsed {
+                send_application_ack(ctx, &env, msg, &Processed::Error(e.to_ack_error())).await?;
+            }
             ctx.store
                 .record_stage(env.id, STAGE, MessageStatus::DeadLettered, Some(&why))
                 .await?;
@@ -266,8 +283,50 @@ async fn process(ctx: &RouterContext, d: &Delivery) -> Result<Outcome, Failure> 
             .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
         ctx.backbone.publish(wire).await?;
     }
+    if let Ok(msg) = &parsed {
+        send_application_ack(ctx, &env, msg, &Processed::Accepted).await?;
+    }
     ctx.store
         .record_stage(env.id, STAGE, MessageStatus::Processed, None)
         .await?;
     Ok(Outcome::Routed(events.len()))
+}
+
+/// Publishes the application ACK `msg` asks for (if any) to the channel's
+/// `application_acks` destination. The dedupe id is fixed per ingress message,
+/// so a redelivery does not queue a second ACK.
+async fn send_application_ack(
+    ctx: &RouterContext,
+    env: &Envelope,
+    msg: &Message<'_>,
+    outcome: &Processed,
+) -> Result<(), Failure> {
+    let channel = env.source.channel.as_str();
+    let ack_id = uuid::Uuid::now_v7().simple().to_string();
+    let Some(ack) = application_ack::build(msg, outcome, &ack_id) else {
+        return Ok(());
+    };
+    let Some(destination) = ctx.application_acks.get(channel) else {
+        tracing::warn!(
+            channel,
+            correlation_id = %env.correlation_id,
+            "the sender asked for an application ACK (MSH-16) but the channel has no application_acks destination; not sent"
+        );
+        metrics::counter!("medbus_application_acks_total", "channel" => channel.to_string(), "outcome" => "no_destination")
+            .increment(1);
+        return Ok(());
+    };
+    let subject = Subject::egress("hl7v2", destination)
+        .map_err(|e| Failure::Permanent(format!("application ACK destination {destination:?}: {e}")))?;
+    let mut headers = BTreeMap::new();
+    headers.insert(raw_header::CONTROL_ID.to_string(), ack_id);
+    headers.insert(raw_header::ACK_CODE.to_string(), outcome.code().as_str().to_string());
+    let out = env.derive_raw("hl7v2.application-ack", headers, ack.into());
+    let wire = out
+        .to_outgoing(subject.to_string(), format!("{}:application-ack", env.id))
+        .map_err(|e| Failure::Permanent(format!("application ACK does not serialise: {e}")))?;
+    ctx.backbone.publish(wire).await?;
+    metrics::counter!("medbus_application_acks_total", "channel" => channel.to_string(), "outcome" => outcome.code().as_str())
+        .increment(1);
+    Ok(())
 }

@@ -59,6 +59,7 @@ async fn rig_without_router() -> Rig {
         backbone: backbone.clone(),
         store: store.clone(),
         backbone_config: cfg,
+        application_acks: Default::default(),
         shutdown: shutdown.clone(),
     };
     Rig {

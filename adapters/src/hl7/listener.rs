@@ -8,11 +8,16 @@
 //! the reason in `Medbus-Raw-Rejected`, under a dedupe id of its own), so it
 //! can be fixed and replayed. Junk between frames is skipped and counted; an
 //! oversized or truncated frame closes that connection only.
+//!
+//! With `tls` configured, each connection first completes a TLS handshake
+//! (bounded in time); a failed one closes that connection only and is counted
+//! in `medbus_tls_handshake_failures_total`. Plain and TLS connections then
+//! share the same framing and handling code.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -20,8 +25,10 @@ use medbus_bus::backbone::{BackboneError, SharedBackbone};
 use medbus_bus::config::ChannelConfig;
 use medbus_bus::envelope::{Envelope, Source};
 use medbus_bus::subjects::Subject;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,6 +36,10 @@ use tokio_util::task::TaskTracker;
 use super::ack::{self, AckCode, AckError};
 use super::mllp_codec::{MllpCodec, MllpError, MllpItem};
 use super::parser::{AckType, Message};
+use super::tls::{self, TlsError};
+
+/// Longest a TLS handshake may take (less when the channel's idle timeout is shorter).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Raw-header names kept with each inbound message (as `Medbus-Raw-<name>`).
 pub mod raw_header {
@@ -70,9 +81,14 @@ pub enum ListenerError {
         /// Cause.
         source: std::io::Error,
     },
-    /// TLS was configured; this build does not serve MLLP over TLS yet.
-    #[error("channel {0}: MLLP over TLS is not implemented yet; remove `tls` or terminate TLS in front of medbus")]
-    TlsUnsupported(String),
+    /// The TLS certificate, key or client CA could not be used.
+    #[error("channel {channel}: TLS: {source}")]
+    Tls {
+        /// Channel.
+        channel: String,
+        /// What is wrong, naming the file.
+        source: TlsError,
+    },
     /// The channel name is not a subject token.
     #[error("channel {0}: not a usable channel name")]
     BadName(String),
@@ -83,6 +99,7 @@ pub struct Hl7Listener {
     ctx: Arc<ListenerContext>,
     subject: String,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Hl7Listener {
@@ -91,10 +108,14 @@ impl Hl7Listener {
         let subject = Subject::ingress("hl7v2", &ctx.channel)
             .map_err(|_| ListenerError::BadName(ctx.channel.clone()))?
             .to_string();
-        if ctx.config.tls.is_some() {
-            // Refuse rather than silently serve plain text on a channel meant to be encrypted.
-            return Err(ListenerError::TlsUnsupported(ctx.channel.clone()));
-        }
+        // Before binding: a bad certificate or key stops the start, never serves plain text instead.
+        let tls = match &ctx.config.tls {
+            Some(files) => Some(tls::acceptor(files).map_err(|source| ListenerError::Tls {
+                channel: ctx.channel.clone(),
+                source,
+            })?),
+            None => None,
+        };
         let listener = TcpListener::bind(ctx.config.listen)
             .await
             .map_err(|source| ListenerError::Bind {
@@ -106,6 +127,7 @@ impl Hl7Listener {
             ctx: Arc::new(ctx),
             subject,
             listener,
+            tls,
         })
     }
 
@@ -120,7 +142,13 @@ impl Hl7Listener {
         let subject: Arc<str> = self.subject.into();
         let slots = Arc::new(Semaphore::new(ctx.config.max_connections));
         let tasks = TaskTracker::new();
-        tracing::info!(channel = %ctx.channel, addr = ?self.listener.local_addr().ok(), "hl7v2 listener accepting");
+        let tls = self.tls;
+        tracing::info!(
+            channel = %ctx.channel,
+            addr = ?self.listener.local_addr().ok(),
+            tls = tls.is_some(),
+            "hl7v2 listener accepting"
+        );
         loop {
             let permit = tokio::select! {
                 _ = ctx.shutdown.cancelled() => break,
@@ -142,10 +170,17 @@ impl Hl7Listener {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let (ctx, subject) = (ctx.clone(), subject.clone());
+            let (ctx, subject, tls) = (ctx.clone(), subject.clone(), tls.clone());
             tasks.spawn(async move {
                 let _permit = permit;
-                connection(ctx, subject, stream, peer).await;
+                match tls {
+                    None => connection(ctx, subject, stream, peer).await,
+                    Some(acceptor) => {
+                        if let Some(stream) = handshake(&ctx, &acceptor, stream, peer).await {
+                            connection(ctx, subject, stream, peer).await;
+                        }
+                    }
+                }
             });
         }
         tasks.close();
@@ -154,8 +189,44 @@ impl Hl7Listener {
     }
 }
 
-/// One connection: frames in, one ACK per frame, in order.
-async fn connection(ctx: Arc<ListenerContext>, subject: Arc<str>, stream: TcpStream, peer: SocketAddr) {
+/// The server side of a TLS handshake; None (logged and counted) when it fails, times out or shutdown comes first.
+async fn handshake(
+    ctx: &ListenerContext,
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let channel = ctx.channel.as_str();
+    let limit = ctx.config.idle_timeout.min(HANDSHAKE_TIMEOUT);
+    let reason = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return None,
+        r = tokio::time::timeout(limit, acceptor.accept(stream)) => match r {
+            Ok(Ok(stream)) => {
+                let (_, session) = stream.get_ref();
+                tracing::debug!(
+                    channel,
+                    %peer,
+                    version = ?session.protocol_version(),
+                    client_cert = session.peer_certificates().is_some(),
+                    "tls handshake done"
+                );
+                return Some(stream);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no handshake within {limit:?}"),
+        },
+    };
+    // A plain-text client on a TLS port, an untrusted client certificate, a scanner: that connection only.
+    tracing::warn!(channel, %peer, reason, "tls handshake failed: closing the connection");
+    metrics::counter!("medbus_tls_handshake_failures_total", "channel" => channel.to_string()).increment(1);
+    None
+}
+
+/// One connection: frames in, one ACK per frame, in order. Plain TCP or TLS alike.
+async fn connection<S>(ctx: Arc<ListenerContext>, subject: Arc<str>, stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let channel = ctx.channel.as_str();
     metrics::gauge!("medbus_connections", "channel" => channel.to_string()).increment(1.0);
     tracing::debug!(channel, %peer, "connection opened");
@@ -207,6 +278,9 @@ async fn connection(ctx: Arc<ListenerContext>, subject: Arc<str>, stream: TcpStr
             }
         }
     };
+    // Close politely: over TLS this sends close_notify, so the peer sees an end, not a truncation.
+    let mut stream = framed.into_inner();
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     tracing::debug!(channel, %peer, reason, "connection closed");
     metrics::gauge!("medbus_connections", "channel" => channel.to_string()).decrement(1.0);
 }

@@ -6,17 +6,26 @@
 //! connection problem drops the connection; the next attempt reconnects.
 //! [`MllpSender::deliver`] retries with exponential backoff until the message
 //! is accepted, or an AE/AR answer is final by policy, or shutdown.
+//!
+//! With [`SenderConfig::tls`] the connection is TLS (optionally presenting a
+//! client certificate); the TCP connect and the handshake share
+//! `connect_timeout`, and a failed handshake is a retryable
+//! [`SendError::Connect`]. Under TLS 1.3 a server that refuses our client
+//! certificate says so only after the client's side of the handshake is done,
+//! so that shows as a (also retryable) [`SendError::Connection`] on the first exchange.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use super::mllp_codec::{MllpCodec, MllpItem};
 use super::parser::Message;
+use super::tls::ClientTls;
 
 /// What to do when the receiver answers AE or AR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +55,8 @@ pub struct SenderConfig {
     pub on_ar: OnError,
     /// Largest ACK frame accepted.
     pub max_frame_bytes: usize,
+    /// TLS (trusted roots, client certificate, server name); None: plain TCP.
+    pub tls: Option<ClientTls>,
 }
 
 impl SenderConfig {
@@ -60,6 +71,7 @@ impl SenderConfig {
             on_ae: OnError::DeadLetter,
             on_ar: OnError::Retry,
             max_frame_bytes: 1 << 20,
+            tls: None,
         }
     }
 }
@@ -123,10 +135,16 @@ impl SendError {
     }
 }
 
+/// The byte stream under the framing: plain TCP or TLS, so both share the exchange code.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+
+type Connection = Framed<Box<dyn Io>, MllpCodec>;
+
 /// A sender to one destination. Not shared: one task owns it, which keeps order.
 pub struct MllpSender {
     cfg: SenderConfig,
-    conn: Option<Framed<TcpStream, MllpCodec>>,
+    conn: Option<Connection>,
 }
 
 impl MllpSender {
@@ -135,26 +153,40 @@ impl MllpSender {
         MllpSender { cfg, conn: None }
     }
 
-    async fn connection(&mut self) -> Result<&mut Framed<TcpStream, MllpCodec>, SendError> {
+    async fn connection(&mut self) -> Result<&mut Connection, SendError> {
         if self.conn.is_none() {
-            let addr = self.cfg.addr.clone();
-            let stream = tokio::time::timeout(self.cfg.connect_timeout, TcpStream::connect(&addr))
-                .await
-                .map_err(|_| SendError::Connect {
-                    addr: addr.clone(),
-                    why: "timed out".into(),
-                })?
-                .map_err(|e| SendError::Connect {
-                    addr: addr.clone(),
-                    why: e.to_string(),
-                })?;
-            let _ = stream.set_nodelay(true);
+            let stream = self.open().await?;
             self.conn = Some(Framed::new(stream, MllpCodec::with_max_frame(self.cfg.max_frame_bytes)));
         }
         self.conn.as_mut().ok_or_else(|| SendError::Connection {
             addr: self.cfg.addr.clone(),
             why: "no connection".into(),
         })
+    }
+
+    /// TCP connect, then the TLS handshake when configured, both within `connect_timeout`.
+    async fn open(&self) -> Result<Box<dyn Io>, SendError> {
+        let addr = self.cfg.addr.as_str();
+        let failed = |why: String| SendError::Connect {
+            addr: addr.to_string(),
+            why,
+        };
+        let connect = async {
+            let stream = TcpStream::connect(addr).await.map_err(|e| failed(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            let Some(tls) = &self.cfg.tls else {
+                return Ok(Box::new(stream) as Box<dyn Io>);
+            };
+            let stream = tls
+                .connector()
+                .connect(tls.server_name().clone(), stream)
+                .await
+                .map_err(|e| failed(format!("TLS handshake failed: {e}")))?;
+            Ok(Box::new(stream) as Box<dyn Io>)
+        };
+        tokio::time::timeout(self.cfg.connect_timeout, connect)
+            .await
+            .map_err(|_| failed("timed out".into()))?
     }
 
     /// One attempt: send `msg` and wait for its ACK. Drops the connection on any failure.

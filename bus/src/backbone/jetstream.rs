@@ -1,7 +1,7 @@
 //! The NATS JetStream backbone (production).
 //!
-//! Three file-storage streams, `<prefix>_INGRESS`, `<prefix>_EVENTS` and
-//! `<prefix>_DLQ`, are created or updated at start. A publish carries the dedupe
+//! Four file-storage streams, `<prefix>_INGRESS`, `<prefix>_EVENTS`,
+//! `<prefix>_EGRESS` and `<prefix>_DLQ`, are created or updated at start. A publish carries the dedupe
 //! id as `Nats-Msg-Id` and returns only after the server's PubAck. Consumers
 //! are durable pull consumers with explicit ack; their server-side
 //! `max_deliver` is one more than ours so that the extra delivery reaches
@@ -102,7 +102,7 @@ impl JetStreamBackbone {
             .map(|(suffix, _)| format!("{}_{suffix}", self.prefix))
             .ok_or_else(|| {
                 BackboneError::Invalid(format!(
-                    "consumer filter {filter:?} must lie within medbus.ingress.>, medbus.events.> or medbus.dlq.>"
+                    "consumer filter {filter:?} must lie within medbus.ingress.>, medbus.events.>, medbus.egress.> or medbus.dlq.>"
                 ))
             })
     }

@@ -2,10 +2,12 @@
 //! channel's messages live in the routes crate; this is what a listener needs.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+// Kept reachable here, where it lived before it moved to `config::tls`.
+pub use super::tls::TlsFiles;
 
 /// Protocols a channel can speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,16 +26,6 @@ impl ChannelProtocol {
     }
 }
 
-/// TLS for a listener: PEM files (the key is read from disk, never from config text).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFiles {
-    /// Certificate chain (PEM).
-    pub cert: PathBuf,
-    /// Private key (PEM).
-    pub key: PathBuf,
-}
-
 /// One inbound channel. The channel's name (its key under `[channels]`) is a
 /// subject token and the dedupe scope of its control ids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,8 +42,13 @@ pub struct ChannelConfig {
     pub idle_timeout: Duration,
     /// Most concurrent connections; more wait to be accepted. Default 256.
     pub max_connections: usize,
-    /// Optional TLS.
+    /// Optional TLS (MLLP over TLS); with `client_ca`, mutual TLS.
     pub tls: Option<TlsFiles>,
+    /// Destination (a `[destinations]` name) that receives the application ACKs of
+    /// enhanced-mode messages (MSH-16 AL, ER or SU), built from the processing outcome.
+    /// None: such messages still get their commit ACK, and the application ACK is logged
+    /// as not sent. Default none.
+    pub application_acks: Option<String>,
     /// False stops the listener without removing the channel. Default true.
     pub enabled: bool,
 }
@@ -65,6 +62,7 @@ impl Default for ChannelConfig {
             idle_timeout: Duration::from_secs(300),
             max_connections: 256,
             tls: None,
+            application_acks: None,
             enabled: true,
         }
     }

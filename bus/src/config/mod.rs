@@ -3,15 +3,19 @@
 //! validation ([`validate`]) and problems located by file and line ([`problem`]).
 
 pub mod channels;
+pub mod destinations;
 pub mod load;
 pub mod model;
 pub mod problem;
+pub mod tls;
 pub mod validate;
 
-pub use channels::{ChannelConfig, ChannelProtocol, TlsFiles};
+pub use channels::{ChannelConfig, ChannelProtocol};
+pub use destinations::{DestinationConfig, DestinationProtocol, RefusalPolicy};
 pub use load::{env_var_for, known_keys, load};
 pub use model::*;
 pub use problem::{Origin, Problem, Problems};
+pub use tls::{TlsClientFiles, TlsFiles};
 /// A URL with any password replaced by `***`, for logs and error messages.
 pub fn redact_url(url: &str) -> String {
     // scheme://user:password@host… → scheme://user:***@host…

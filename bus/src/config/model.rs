@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::channels::ChannelConfig;
+use super::destinations::DestinationConfig;
 
 /// The whole medbus configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +29,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Inbound channels by name (`[channels.adt]`). None by default.
     pub channels: BTreeMap<String, ChannelConfig>,
+    /// Outbound destinations by name (`[destinations.his]`). None by default.
+    pub destinations: BTreeMap<String, DestinationConfig>,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
             channels: BTreeMap::new(),
+            destinations: BTreeMap::new(),
         }
     }
 }
@@ -76,7 +80,7 @@ pub enum SyncPolicy {
 pub struct BackboneConfig {
     /// `embedded` (a log file under data_dir, nothing to install) or `nats://host:port` (JetStream).
     pub url: String,
-    /// Prefix of the JetStream stream names (`<prefix>_INGRESS`, `_EVENTS`, `_DLQ`).
+    /// Prefix of the JetStream stream names (`<prefix>_INGRESS`, `_EVENTS`, `_EGRESS`, `_DLQ`).
     pub stream_prefix: String,
     /// A dedupe id seen within this window is not stored twice. Default `2m`.
     #[serde(with = "humantime_serde")]

@@ -88,13 +88,19 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         if ch.max_connections == 0 {
             bad(&key("max_connections"), "must be at least 1".into());
         }
-        if let Some(tls) = &ch.tls {
-            for (k, path) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
-                if !path.is_file() {
-                    bad(&key(k), format!("no such file: {}", path.display()));
-                }
+        if let Some(dest) = &ch.application_acks {
+            if !c.destinations.contains_key(dest) {
+                bad(&key("application_acks"), format!("no destination named {dest:?} under [destinations]"));
             }
         }
+        if let Some(tls) = &ch.tls {
+            for (k, msg) in tls.problems() {
+                bad(&key(&format!("tls.{k}")), msg);
+            }
+        }
+    }
+    for (name, d) in &c.destinations {
+        p.extend(super::destinations::validate(name, d));
     }
     p
 }
@@ -132,6 +138,7 @@ mod tests {
         clash.tls = Some(crate::config::TlsFiles {
             cert: "/nonexistent/cert.pem".into(),
             key: "/nonexistent/key.pem".into(),
+            client_ca: Some("/nonexistent/ca.pem".into()),
         });
         c.channels.insert("lab".into(), clash);
         let keys: Vec<String> = validate(&c).into_iter().map(|(k, _)| k).collect();
@@ -142,6 +149,7 @@ mod tests {
                 "channels.lab.max_frame_bytes",
                 "channels.lab.tls.cert",
                 "channels.lab.tls.key",
+                "channels.lab.tls.client_ca",
                 "channels.lab east",
                 "channels.lab east.listen",
             ]

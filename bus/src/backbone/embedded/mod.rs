@@ -234,7 +234,7 @@ impl EmbeddedBackbone {
                 return Ok(format!("{}_{name}", self.stream_prefix));
             }
         }
-        bad("not under medbus.ingress, medbus.events or medbus.dlq")
+        bad("not under medbus.ingress, medbus.events, medbus.egress or medbus.dlq")
     }
 }
 
