@@ -69,6 +69,10 @@ if ! python3 -c 'import hl7' >/dev/null 2>&1; then
 fi
 say "python hl7: $(python3 -c 'import importlib.metadata as m; print(m.version("hl7"))')"
 
+# --- a TLS client nobody here wrote (openssl s_client, for MLLP over TLS) --
+command -v openssl >/dev/null || apt_install openssl
+say "openssl: $(openssl version)"
+
 # --- the suite ------------------------------------------------------------
 export MEDBUS_REQUIRE_SERVICES=1
 say "cargo test --workspace"
