@@ -30,7 +30,8 @@ fn receiver(listener: TcpListener, got: Arc<Mutex<Vec<String>>>) {
                         let text = String::from_utf8_lossy(&frame[1..frame.len() - 2]).into_owned();
                         let id = field(&text, "MSH", 10);
                         got.lock().unwrap().push(text);
-                        let ack = format!("\x0bMSH|^~\\&|HIS|H|MEDBUS|H|20240102||ACK|R{id}|P|2.5\rMSA|AA|{id}\r\x1c\r");
+                        let ack =
+                            format!("\x0bMSH|^~\\&|HIS|H|MEDBUS|H|20240102||ACK|R{id}|P|2.5\rMSA|AA|{id}\r\x1c\r");
                         if conn.write_all(ack.as_bytes()).is_err() {
                             return;
                         }
@@ -111,10 +112,7 @@ fn application_acks_follow_msh16_and_reach_the_destination_once_it_is_up() {
     // A moment more, so an ACK that should not exist has the time to show up.
     std::thread::sleep(Duration::from_millis(700));
     let got = got.lock().unwrap().clone();
-    let seen: Vec<(String, String)> = got
-        .iter()
-        .map(|a| (field(a, "MSA", 2), field(a, "MSA", 1)))
-        .collect();
+    let seen: Vec<(String, String)> = got.iter().map(|a| (field(a, "MSA", 2), field(a, "MSA", 1))).collect();
     let want: Vec<(String, String)> = expected.iter().map(|(id, c)| (id.clone(), c.to_string())).collect();
     assert_eq!(seen, want, "application ACKs received, in order:\n{got:#?}");
     for a in &got {

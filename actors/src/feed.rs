@@ -120,6 +120,8 @@ where
                         let _ = d
                             .nak(HOLD_DELAY, "held behind an earlier event of the same patient")
                             .await;
+                        metrics::counter!("medbus_feed_settled_total", "consumer" => name.to_string(), "outcome" => "held")
+                            .increment(1);
                         continue;
                     }
                 }
@@ -223,19 +225,20 @@ async fn settle<A>(name: &str, addr: &Addr<A>, d: Delivery, p: Prepared) -> bool
 where
     A: Actor<Context = Context<A>> + Handler<Apply>,
 {
-    let (result, applied) = match p {
-        Prepared::Skip => (d.ack().await, true),
-        Prepared::Bad(why) => (d.reject(&why).await, true),
+    let (result, applied, outcome) = match p {
+        Prepared::Skip => (d.ack().await, true, "skipped"),
+        Prepared::Bad(why) => (d.reject(&why).await, true, "dead_lettered"),
         Prepared::Apply(apply) => match apply_in_place(name, addr, *apply).await {
-            Ok(()) => (d.ack().await, true),
-            Err(ApplyError::BadInput(why)) => (d.reject(&why).await, true),
+            Ok(()) => (d.ack().await, true, "applied"),
+            Err(ApplyError::BadInput(why)) => (d.reject(&why).await, true, "dead_lettered"),
             Err(e) => {
                 // Handed back: later events of this patient in the batch wait (see the caller).
                 let delay = Duration::from_millis(500) * d.delivered.min(20);
-                (d.nak(delay, &e.to_string()).await.map(|_| ()), false)
+                (d.nak(delay, &e.to_string()).await.map(|_| ()), false, "retrying")
             }
         },
     };
+    metrics::counter!("medbus_feed_settled_total", "consumer" => name.to_string(), "outcome" => outcome).increment(1);
     if let Err(e) = result {
         // Unsettled deliveries come back after the ack wait; applying is idempotent.
         tracing::warn!(consumer = name, error = %e, "could not settle a delivery");

@@ -83,7 +83,11 @@ mod tests {
         for (m15, m16, on_success, on_error) in cases {
             let raw = msg(m15, m16);
             let m = Message::parse(&raw).unwrap();
-            assert_eq!(build(&m, &Processed::Accepted, "X").is_some(), on_success, "{m15}/{m16}");
+            assert_eq!(
+                build(&m, &Processed::Accepted, "X").is_some(),
+                on_success,
+                "{m15}/{m16}"
+            );
             assert_eq!(build(&m, &err, "X").is_some(), on_error, "{m15}/{m16}");
         }
     }

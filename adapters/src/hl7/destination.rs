@@ -20,6 +20,7 @@ use medbus_bus::subjects::Subject;
 use tokio_util::sync::CancellationToken;
 
 use super::sender::{MllpSender, OnError, SendError, SenderConfig};
+use super::tls::{ClientTls, TlsError};
 
 /// What a destination's delivery loop needs.
 #[derive(Clone)]
@@ -39,8 +40,8 @@ pub struct DestinationContext {
 /// Messages taken from the backbone at once; all of them are kept alive while the first is retried.
 const BATCH: usize = 32;
 
-/// The sender settings of a configured destination.
-pub fn sender_config(cfg: &DestinationConfig) -> SenderConfig {
+/// The sender settings of a configured destination; fails when its TLS files are unusable.
+pub fn sender_config(cfg: &DestinationConfig) -> Result<SenderConfig, TlsError> {
     let policy = |p: RefusalPolicy| match p {
         RefusalPolicy::Retry => OnError::Retry,
         RefusalPolicy::DeadLetter => OnError::DeadLetter,
@@ -53,7 +54,8 @@ pub fn sender_config(cfg: &DestinationConfig) -> SenderConfig {
     s.on_ae = policy(cfg.on_ae);
     s.on_ar = policy(cfg.on_ar);
     s.max_frame_bytes = cfg.max_frame_bytes;
-    s
+    s.tls = cfg.tls.as_ref().map(|f| ClientTls::new(f, &cfg.addr)).transpose()?;
+    Ok(s)
 }
 
 /// Delivers until shutdown.
@@ -63,7 +65,9 @@ pub async fn run(ctx: DestinationContext) -> Result<(), BackboneError> {
         .to_string();
     let spec = ConsumerSpec::new(consumer_name(&ctx.name), subject, &ctx.backbone_config);
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
-    let mut sender = MllpSender::new(sender_config(&ctx.config));
+    let config =
+        sender_config(&ctx.config).map_err(|e| BackboneError::Invalid(format!("destination {}: {e}", ctx.name)))?;
+    let mut sender = MllpSender::new(config);
     tracing::info!(destination = %ctx.name, addr = %ctx.config.addr, "hl7v2 destination delivering");
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -137,8 +141,7 @@ async fn deliver_in_order(ctx: &DestinationContext, sender: &mut MllpSender, bat
 
 /// The bytes to send: the raw body of the outbound envelope.
 fn outbound_bytes(d: &Delivery) -> Result<bytes::Bytes, String> {
-    let env =
-        Envelope::from_wire(&d.headers, d.payload.clone()).map_err(|e| format!("not a medbus envelope: {e}"))?;
+    let env = Envelope::from_wire(&d.headers, d.payload.clone()).map_err(|e| format!("not a medbus envelope: {e}"))?;
     match env.body {
         Body::Raw { bytes, .. } => Ok(bytes),
         Body::Json { .. } => Err("an HL7 v2 destination needs a raw body, got JSON".into()),

@@ -89,4 +89,3 @@ pub async fn bind_at(addr: &str, plan: impl Fn(usize) -> Reply + Send + Sync + '
         connections,
     }
 }
-

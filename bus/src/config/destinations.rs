@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::tls::TlsClientFiles;
+
 /// Protocols a destination can speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,6 +63,8 @@ pub struct DestinationConfig {
     pub on_ar: RefusalPolicy,
     /// Largest ACK frame accepted from the receiver. Default 1 MiB.
     pub max_frame_bytes: usize,
+    /// Optional TLS towards the receiver (MLLP over TLS). Default none: plain TCP.
+    pub tls: Option<TlsClientFiles>,
     /// False stops delivery (messages wait on the backbone) without removing the destination. Default true.
     pub enabled: bool,
 }
@@ -77,6 +81,7 @@ impl Default for DestinationConfig {
             on_ae: RefusalPolicy::DeadLetter,
             on_ar: RefusalPolicy::Retry,
             max_frame_bytes: 1 << 20,
+            tls: None,
             enabled: true,
         }
     }
@@ -95,7 +100,10 @@ pub fn validate(name: &str, d: &DestinationConfig) -> Vec<(String, String)> {
     let mut p = Vec::new();
     let key = |k: &str| format!("destinations.{name}.{k}");
     if let Err(e) = crate::subjects::check_token(name) {
-        p.push((format!("destinations.{name}"), format!("not a usable destination name: {e}")));
+        p.push((
+            format!("destinations.{name}"),
+            format!("not a usable destination name: {e}"),
+        ));
     } else if name.len() > MAX_NAME_LEN {
         p.push((
             format!("destinations.{name}"),
@@ -121,6 +129,9 @@ pub fn validate(name: &str, d: &DestinationConfig) -> Vec<(String, String)> {
     }
     if !(1024..=64 << 20).contains(&d.max_frame_bytes) {
         p.push((key("max_frame_bytes"), "must be between 1024 and 67108864".into()));
+    }
+    if let Some(tls) = &d.tls {
+        p.extend(tls.problems().into_iter().map(|(k, m)| (key(&format!("tls.{k}")), m)));
     }
     p
 }
@@ -161,5 +172,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(validate(&long, &d).len(), 1);
+        let d = DestinationConfig {
+            addr: "h:1".into(),
+            tls: Some(TlsClientFiles {
+                ca: None,
+                cert: Some("/nonexistent/client.pem".into()),
+                key: None,
+                server_name: None,
+            }),
+            ..Default::default()
+        };
+        let keys: Vec<String> = validate("his", &d).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["destinations.his.tls.cert", "destinations.his.tls.key"]);
     }
 }

@@ -90,7 +90,10 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
         if let Some(dest) = &ch.application_acks {
             if !c.destinations.contains_key(dest) {
-                bad(&key("application_acks"), format!("no destination named {dest:?} under [destinations]"));
+                bad(
+                    &key("application_acks"),
+                    format!("no destination named {dest:?} under [destinations]"),
+                );
             }
         }
         if let Some(tls) = &ch.tls {
