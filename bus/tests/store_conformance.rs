@@ -120,6 +120,8 @@ conformance!(
     audit_log,
     reopen_keeps_data,
     concurrent_inserts,
+    batch_insert_reports_each_outcome_in_order,
+    batch_stages_are_all_or_nothing,
     registration_upsert_reads_back,
     registration_redelivery_changes_nothing,
     registration_version_increments_on_replace,

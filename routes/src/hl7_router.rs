@@ -1,6 +1,6 @@
 //! The HL7 v2 router stage.
 //!
-//! For each ingress delivery, in order:
+//! What happens to each ingress delivery:
 //! 1. read the envelope; unreadable → dead-letter (a bug upstream, not the sender's);
 //! 2. record the message in the store (raw bytes, channel, control id, type, patient).
 //!    A message kept under another id with the same channel + control id is a
@@ -8,32 +8,38 @@
 //! 3. a message the listener already refused is recorded as rejected and acked;
 //! 4. parse and map: ADT becomes canonical events; other types are recorded as
 //!    filtered (no route yet); a mapping error is the sender's: the message is
-//!    recorded as errored and dead-lettered with the reason;
+//!    recorded as dead-lettered and goes to the dead-letter subject with the reason;
 //! 5. publish each event with dedupe id `<ingress id>:<n>`, so a redelivery
-//!    publishes nothing new; then record the stage and ack.
+//!    publishes nothing new; then record the outcome and ack.
 //!
 //! In enhanced mode (MSH-15/MSH-16 valued) the outcome of steps 4–5 is also
 //! reported to the sender as an application ACK (AA, or AE with ERR for a
 //! message that cannot be mapped), published to the egress subject of the
 //! channel's `application_acks` destination before the ingress is acked.
 //!
-//! Store or backbone trouble naks with a delay (retry); nothing is acked
-//! before its events are durable. Each fetched batch is spread over lanes by
-//! patient (PID-3): a lane is handled in order, which keeps events about one
-//! patient in the order their messages were received; lanes run side by side.
+//! A fetched batch costs two store transactions, not two per message: step 2
+//! for the whole batch at once, then the publishing lane by lane (lanes by
+//! patient, PID-3: one patient's messages in order, lanes side by side; a lane
+//! stops at its first failure so nothing overtakes a message to be retried),
+//! then every outcome at once. If the first transaction fails, each message
+//! goes the same steps on its own. Store or backbone trouble naks with a
+//! delay (retry); nothing is acked before its events are durable and its
+//! outcome recorded.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use medbus_adapters::hl7::ack::AckError;
 use medbus_adapters::hl7::application_ack::{self, Processed};
 use medbus_adapters::hl7::canonical::{map_adt, MapError};
 use medbus_adapters::hl7::listener::raw_header;
 use medbus_adapters::hl7::parser::Message;
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
+use medbus_bus::canonical::CanonicalEvent;
 use medbus_bus::config::BackboneConfig;
 use medbus_bus::envelope::{Body, Envelope};
-use medbus_bus::store::{InsertOutcome, MessageStatus, NewMessage, SharedStore, StoreError};
+use medbus_bus::store::{InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome, StoreError};
 use medbus_bus::subjects::Subject;
 use tokio_util::sync::CancellationToken;
 
@@ -97,22 +103,12 @@ pub async fn run(ctx: RouterContext) -> Result<(), BackboneError> {
     loop {
         let batch = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
-            b = consumer.fetch(256, Duration::from_secs(1)) => b,
+            b = consumer.fetch(BATCH, Duration::from_secs(1)) => b,
         };
         match batch {
             Ok(batch) => {
                 backoff = Duration::from_millis(100);
-                // Lanes by patient: order holds within a lane, lanes run side by side.
-                let lanes = split_into_lanes(batch);
-                futures::future::join_all(lanes.into_iter().map(|lane| {
-                    let ctx = &ctx;
-                    async move {
-                        for d in lane {
-                            route(ctx, d).await;
-                        }
-                    }
-                }))
-                .await;
+                route_batch(&ctx, batch).await;
             }
             Err(e) => {
                 tracing::warn!(consumer = CONSUMER, error = %e, retry_in = ?backoff, "fetch failed");
@@ -128,18 +124,102 @@ pub async fn run(ctx: RouterContext) -> Result<(), BackboneError> {
     Ok(())
 }
 
-/// Lanes a batch is spread over.
-const LANES: usize = 16;
+/// Deliveries taken at once: their store writes share two transactions.
+const BATCH: usize = 256;
+/// Lanes a batch is spread over for publishing.
+const LANES: usize = 32;
+
+/// Routes a fetched batch with two store transactions in all: every message
+/// recorded at once, then events published lane by lane (one patient's in
+/// order), then every outcome recorded at once, then the deliveries settled.
+/// When the first transaction fails, each delivery goes the one-by-one way.
+pub async fn route_batch(ctx: &RouterContext, batch: Vec<Delivery>) {
+    let mut ready = Vec::with_capacity(batch.len());
+    for d in batch {
+        match prepare(&d) {
+            Ok(r) => ready.push((d, r)),
+            Err(why) => {
+                settle(d, Err(Failure::Permanent(why))).await;
+            }
+        }
+    }
+    if ready.is_empty() {
+        return;
+    }
+    let records: Vec<NewMessage> = ready.iter().map(|(_, r)| r.record.clone()).collect();
+    let inserted = match ctx.store.insert_messages(&records).await {
+        Ok(out) => out,
+        Err(e) => {
+            tracing::warn!(error = %e, messages = ready.len(), "batch insert failed; routing one by one");
+            let lanes = split_into_lanes(ready);
+            futures::future::join_all(lanes.into_iter().map(|lane| async move {
+                for (d, r) in lane {
+                    let result = process(ctx, r).await;
+                    settle(d, result).await;
+                }
+            }))
+            .await;
+            return;
+        }
+    };
+    let mut fresh = Vec::with_capacity(ready.len());
+    for ((d, r), outcome) in ready.into_iter().zip(inserted) {
+        match outcome {
+            InsertOutcome::Duplicate { existing } if existing != r.env.id => {
+                tracing::info!(correlation_id = %r.env.id, %existing, "resend of a message already kept; not processed again");
+                settle(d, Ok(Decision::settled(Outcome::Resend))).await;
+            }
+            _ => fresh.push((d, r)),
+        }
+    }
+    // Publish lane by lane; a lane stops at its first failure so a patient's later
+    // messages never overtake an earlier one that will be retried.
+    let lanes = split_into_lanes(fresh);
+    let decided: Vec<Vec<(Delivery, Result<Decision, Failure>)>> =
+        futures::future::join_all(lanes.into_iter().map(|lane| async move {
+            let mut out = Vec::with_capacity(lane.len());
+            let mut stopped: Option<String> = None;
+            for (d, r) in lane {
+                let result = match &stopped {
+                    Some(why) => Err(Failure::Transient(format!(
+                        "behind an earlier failure in its lane: {why}"
+                    ))),
+                    None => decide(ctx, r).await,
+                };
+                if let Err(Failure::Transient(why)) = &result {
+                    stopped.get_or_insert_with(|| why.clone());
+                }
+                out.push((d, result));
+            }
+            out
+        }))
+        .await;
+    let decided: Vec<(Delivery, Result<Decision, Failure>)> = decided.into_iter().flatten().collect();
+    let stages: Vec<StageOutcome> = decided
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().and_then(|d| d.stage.clone()))
+        .collect();
+    let recorded = if stages.is_empty() {
+        Ok(())
+    } else {
+        ctx.store.record_stages(&stages).await
+    };
+    let recorded = recorded.map_err(|e| e.to_string());
+    futures::future::join_all(decided.into_iter().map(|(d, result)| {
+        let result = match (&recorded, result) {
+            // Events are out but the outcome is not recorded: deliver again (publishing is idempotent).
+            (Err(why), Ok(decision)) if decision.stage.is_some() => Err(Failure::Transient(why.clone())),
+            (_, result) => result,
+        };
+        settle(d, result)
+    }))
+    .await;
+}
 
 /// Groups deliveries by patient (PID-3, first identifier), keeping their order
 /// within each group. A message without a readable PID-3 goes by position.
-fn split_into_lanes(batch: Vec<Delivery>) -> Vec<Vec<Delivery>> {
-    medbus_bus::backbone::lanes::split_by_key(batch, LANES, |d| {
-        Message::parse(&d.payload)
-            .ok()
-            .and_then(|m| m.get("PID-3.1").ok().flatten().map(|v| v.text().into_owned()))
-            .filter(|id| !id.is_empty())
-    })
+fn split_into_lanes(batch: Vec<(Delivery, Ready)>) -> Vec<Vec<(Delivery, Ready)>> {
+    medbus_bus::backbone::lanes::split_by_key(batch, LANES, |(_, r)| r.record.patient_id.clone())
 }
 
 /// Why a delivery could not be finished now.
@@ -170,41 +250,73 @@ impl From<BackboneError> for Failure {
     }
 }
 
-/// Routes one delivery and settles it; returns what happened.
-pub async fn route(ctx: &RouterContext, d: Delivery) -> Outcome {
-    let result = process(ctx, &d).await;
-    let channel = d.subject.rsplit('.').next().unwrap_or_default().to_string();
-    let (outcome, settle) = match result {
-        Ok(o) => (o, d.ack().await.map(|_| ())),
-        Err(Failure::Transient(why)) => {
-            tracing::warn!(subject = %d.subject, sequence = d.sequence, reason = %why, "routing failed; will retry");
-            let delay = Duration::from_millis(500) * d.delivered.min(20);
-            (Outcome::Retrying, d.nak(delay, &why).await.map(|_| ()))
-        }
-        Err(Failure::Permanent(why)) => (Outcome::DeadLettered, d.reject(&why).await),
-    };
-    if let Err(e) = settle {
-        // Not settled: the backbone delivers it again after the ack wait; processing is idempotent.
-        tracing::warn!(error = %e, "could not settle a delivery");
-    }
-    metrics::counter!("medbus_routed_total", "channel" => channel, "outcome" => outcome.label()).increment(1);
-    outcome
+/// A delivery read and mapped, before anything is written.
+struct Ready {
+    env: Envelope,
+    record: NewMessage,
+    plan: Plan,
 }
 
-async fn process(ctx: &RouterContext, d: &Delivery) -> Result<Outcome, Failure> {
-    let env = Envelope::from_wire(&d.headers, d.payload.clone())
-        .map_err(|e| Failure::Permanent(format!("not a medbus envelope: {e}")))?;
+/// What routing will do with a message.
+enum Plan {
+    /// The listener refused it: record why.
+    Rejected(String),
+    /// Publish these events.
+    Route(Vec<CanonicalEvent>),
+    /// Not ADT: no route for its type yet.
+    Filtered,
+    /// Cannot be mapped (the sender's to fix): dead-letter, answering AE when asked.
+    Invalid { why: String, ack: Option<AckError> },
+}
+
+/// How a message ended, and the stage outcome to record for it (none for a resend).
+struct Decision {
+    outcome: Outcome,
+    stage: Option<StageOutcome>,
+    dead_letter: Option<String>,
+}
+
+impl Decision {
+    fn settled(outcome: Outcome) -> Self {
+        Decision {
+            outcome,
+            stage: None,
+            dead_letter: None,
+        }
+    }
+}
+
+/// Reads the envelope and maps the message; an error is a reason to dead-letter.
+fn prepare(d: &Delivery) -> Result<Ready, String> {
+    let env = Envelope::from_wire(&d.headers, d.payload.clone()).map_err(|e| format!("not a medbus envelope: {e}"))?;
     let Body::Raw { headers, bytes } = &env.body else {
-        return Err(Failure::Permanent("ingress envelope without a raw body".into()));
+        return Err("ingress envelope without a raw body".into());
     };
     let rejected = headers.get(raw_header::REJECTED).cloned();
     let parsed = Message::parse(bytes);
     let mapped = parsed.as_ref().ok().map(map_adt);
-    let patient_id = mapped
-        .as_ref()
-        .and_then(|m| m.as_ref().ok())
-        .and_then(|events| events.first())
-        .and_then(|e| e.patient_key());
+    let patient_id = match &mapped {
+        Some(Ok(events)) => events.first().and_then(|e| e.patient_key()),
+        // Unmapped messages still go by patient when PID-3 can be read, to keep lanes honest.
+        _ => parsed
+            .as_ref()
+            .ok()
+            .and_then(|m| m.get("PID-3.1").ok().flatten().map(|v| v.text().into_owned()))
+            .filter(|id| !id.is_empty()),
+    };
+    let plan = match (rejected.clone(), mapped) {
+        (Some(why), _) => Plan::Rejected(why),
+        (None, Some(Ok(events))) => Plan::Route(events),
+        (None, Some(Err(MapError::NotAdt { .. }))) => Plan::Filtered,
+        (None, Some(Err(e))) => Plan::Invalid {
+            why: e.to_string(),
+            ack: Some(e.to_ack_error()),
+        },
+        (None, None) => Plan::Invalid {
+            why: parsed.err().map(|e| e.to_string()).unwrap_or_default(),
+            ack: None,
+        },
+    };
     let record = NewMessage {
         id: env.id,
         correlation_id: env.correlation_id,
@@ -222,74 +334,131 @@ async fn process(ctx: &RouterContext, d: &Delivery) -> Result<Outcome, Failure> 
         } else {
             MessageStatus::Received
         },
-        error: rejected.clone(),
+        error: rejected,
     };
-    match ctx.store.insert_message(&record).await? {
-        InsertOutcome::Duplicate { existing } if existing != env.id => {
-            tracing::info!(correlation_id = %env.id, %existing, "resend of a message already kept; not processed again");
-            return Ok(Outcome::Resend);
+    Ok(Ready { env, record, plan })
+}
+
+/// Routes one delivery on its own (the fallback when a batch cannot be
+/// recorded at once) and settles it; returns what happened.
+pub async fn route(ctx: &RouterContext, d: Delivery) -> Outcome {
+    let result = match prepare(&d) {
+        Ok(r) => process(ctx, r).await,
+        Err(why) => Err(Failure::Permanent(why)),
+    };
+    settle(d, result).await
+}
+
+/// One message, one transaction at a time: record, decide, record the outcome.
+async fn process(ctx: &RouterContext, r: Ready) -> Result<Decision, Failure> {
+    match ctx.store.insert_message(&r.record).await? {
+        InsertOutcome::Duplicate { existing } if existing != r.env.id => {
+            tracing::info!(correlation_id = %r.env.id, %existing, "resend of a message already kept; not processed again");
+            return Ok(Decision::settled(Outcome::Resend));
         }
         _ => {}
     }
-    if let Some(why) = rejected {
-        ctx.store
-            .record_stage(env.id, STAGE, MessageStatus::Rejected, Some(&why))
-            .await?;
-        return Ok(Outcome::Rejected);
+    let decision = decide(ctx, r).await?;
+    if let Some(stage) = &decision.stage {
+        ctx.store.record_stages(std::slice::from_ref(stage)).await?;
     }
-    let events = match mapped {
-        Some(Ok(events)) => events,
-        Some(Err(MapError::NotAdt { .. })) => {
-            let why = "no route for this message type yet";
+    Ok(decision)
+}
+
+/// Publishes what a recorded message produces (events, application ACK) and
+/// says how it ended. Nothing here touches the store.
+async fn decide(ctx: &RouterContext, r: Ready) -> Result<Decision, Failure> {
+    let Ready { env, plan, .. } = r;
+    let stage = |status, error: Option<&str>| StageOutcome {
+        message_id: env.id,
+        stage: STAGE.to_string(),
+        status,
+        error: error.map(str::to_string),
+    };
+    let raw = match &env.body {
+        Body::Raw { bytes, .. } => bytes.clone(),
+        Body::Json { .. } => bytes::Bytes::new(),
+    };
+    let parsed = Message::parse(&raw);
+    match plan {
+        Plan::Rejected(why) => Ok(Decision {
+            outcome: Outcome::Rejected,
+            stage: Some(stage(MessageStatus::Rejected, Some(&why))),
+            dead_letter: None,
+        }),
+        Plan::Filtered => {
             if let Ok(msg) = &parsed {
                 send_application_ack(ctx, &env, msg, &Processed::Accepted).await?;
             }
-            ctx.store
-                .record_stage(env.id, STAGE, MessageStatus::Filtered, Some(why))
-                .await?;
-            return Ok(Outcome::Filtered);
+            let why = "no route for this message type yet";
+            Ok(Decision {
+                outcome: Outcome::Filtered,
+                stage: Some(stage(MessageStatus::Filtered, Some(why))),
+                dead_letter: None,
+            })
         }
-        Some(Err(e)) => {
-            let why = e.to_string();
-            if let Ok(msg) = &parsed {
-                send_application_ack(ctx, &env, msg, &Processed::Error(e.to_ack_error())).await?;
+        Plan::Invalid { why, ack } => {
+            if let (Ok(msg), Some(ack)) = (&parsed, ack) {
+                send_application_ack(ctx, &env, msg, &Processed::Error(ack)).await?;
             }
-            ctx.store
-                .record_stage(env.id, STAGE, MessageStatus::DeadLettered, Some(&why))
-                .await?;
-            return Err(Failure::Permanent(why));
+            Ok(Decision {
+                outcome: Outcome::DeadLettered,
+                stage: Some(stage(MessageStatus::DeadLettered, Some(&why))),
+                dead_letter: Some(why),
+            })
         }
-        None => {
-            let why = parsed.err().map(|e| e.to_string()).unwrap_or_default();
-            ctx.store
-                .record_stage(env.id, STAGE, MessageStatus::DeadLettered, Some(&why))
-                .await?;
-            return Err(Failure::Permanent(why));
+        Plan::Route(events) => {
+            for (n, event) in events.iter().enumerate() {
+                let (subject, body) = event
+                    .to_message()
+                    .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
+                let mut out = env.derive_event(event.kind().as_str(), body);
+                if let Some(at) = event
+                    .occurred()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.as_str()).ok())
+                {
+                    out.occurred_at = at.with_timezone(&chrono::Utc);
+                }
+                let wire = out
+                    .to_outgoing(subject.to_string(), format!("{}:{n}", env.id))
+                    .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
+                ctx.backbone.publish(wire).await?;
+            }
+            if let Ok(msg) = &parsed {
+                send_application_ack(ctx, &env, msg, &Processed::Accepted).await?;
+            }
+            Ok(Decision {
+                outcome: Outcome::Routed(events.len()),
+                stage: Some(stage(MessageStatus::Processed, None)),
+                dead_letter: None,
+            })
         }
+    }
+}
+
+/// Acks, dead-letters or naks a delivery by its result; counts it.
+async fn settle(d: Delivery, result: Result<Decision, Failure>) -> Outcome {
+    let channel = d.subject.rsplit('.').next().unwrap_or_default().to_string();
+    let (outcome, settled) = match result {
+        Ok(Decision {
+            outcome,
+            dead_letter: Some(why),
+            ..
+        }) => (outcome, d.reject(&why).await),
+        Ok(decision) => (decision.outcome, d.ack().await),
+        Err(Failure::Transient(why)) => {
+            tracing::warn!(subject = %d.subject, sequence = d.sequence, reason = %why, "routing failed; will retry");
+            let delay = Duration::from_millis(500) * d.delivered.min(20);
+            (Outcome::Retrying, d.nak(delay, &why).await.map(|_| ()))
+        }
+        Err(Failure::Permanent(why)) => (Outcome::DeadLettered, d.reject(&why).await),
     };
-    for (n, event) in events.iter().enumerate() {
-        let (subject, body) = event
-            .to_message()
-            .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
-        let mut out = env.derive_event(event.kind().as_str(), body);
-        if let Some(at) = event
-            .occurred()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.as_str()).ok())
-        {
-            out.occurred_at = at.with_timezone(&chrono::Utc);
-        }
-        let wire = out
-            .to_outgoing(subject.to_string(), format!("{}:{n}", env.id))
-            .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
-        ctx.backbone.publish(wire).await?;
+    if let Err(e) = settled {
+        // Not settled: the backbone delivers it again after the ack wait; processing is idempotent.
+        tracing::warn!(error = %e, "could not settle a delivery");
     }
-    if let Ok(msg) = &parsed {
-        send_application_ack(ctx, &env, msg, &Processed::Accepted).await?;
-    }
-    ctx.store
-        .record_stage(env.id, STAGE, MessageStatus::Processed, None)
-        .await?;
-    Ok(Outcome::Routed(events.len()))
+    metrics::counter!("medbus_routed_total", "channel" => channel, "outcome" => outcome.label()).increment(1);
+    outcome
 }
 
 /// Publishes the application ACK `msg` asks for (if any) to the channel's

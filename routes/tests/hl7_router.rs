@@ -274,3 +274,53 @@ async fn events_about_one_patient_keep_the_order_of_their_messages() {
     }
     r.shutdown.cancel();
 }
+
+/// Two ingress copies of one channel + control id under different ids, as a
+/// resend after the backbone's dedupe window would arrive.
+async fn publish_twice(bb: &SharedBackbone, control_id: &str, mrn: &str) {
+    for n in 0..2 {
+        let source = medbus_bus::envelope::Source {
+            channel: "adt".into(),
+            protocol: "hl7v2".into(),
+            peer: None,
+        };
+        let headers = std::collections::BTreeMap::from([(
+            medbus_adapters::hl7::listener::raw_header::CONTROL_ID.to_string(),
+            control_id.to_string(),
+        )]);
+        let env = Envelope::ingress(source, "hl7v2.raw", headers, Bytes::from(a01(control_id, mrn)));
+        let out = env
+            .to_outgoing("medbus.ingress.hl7v2.adt".into(), format!("late:{control_id}:{n}"))
+            .unwrap();
+        bb.publish(out).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_late_resend_is_recorded_once_in_a_batch_and_one_by_one() {
+    let r = rig_without_router().await;
+    let mut c = open_consumer(
+        &r.backbone,
+        ConsumerSpec::new("manual", "medbus.ingress.hl7v2.>", &BackboneConfig::default()),
+    )
+    .await
+    .unwrap();
+    // Both copies in one batch: the batch insert sees the second as a duplicate of the first.
+    publish_twice(&r.backbone, "LATE1", "MRN7").await;
+    let batch = c.fetch(10, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(batch.len(), 2);
+    hl7_router::route_batch(&r.router, batch).await;
+    // One by one (the fallback path): the same answer.
+    publish_twice(&r.backbone, "LATE2", "MRN8").await;
+    let mut outcomes = Vec::new();
+    for d in c.fetch(10, Duration::from_secs(2)).await.unwrap() {
+        outcomes.push(hl7_router::route(&r.router, d).await);
+    }
+    assert_eq!(outcomes, [hl7_router::Outcome::Routed(2), hl7_router::Outcome::Resend]);
+    let got = events(&r.backbone, "late", 4).await;
+    assert_eq!(got.len(), 4, "two events per admission, none for the resends");
+    let kept = r.store.list_messages(&MessageFilter::default()).await.unwrap();
+    assert_eq!(kept.len(), 2, "one stored message per control id");
+    assert!(kept.iter().all(|m| m.status == MessageStatus::Processed), "{kept:?}");
+    r.shutdown.cancel();
+}

@@ -142,6 +142,19 @@ pub enum InsertOutcome {
     },
 }
 
+/// The outcome of one stage of one message, for [`Store::record_stages`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageOutcome {
+    /// The message.
+    pub message_id: Uuid,
+    /// Stage name (`router`, …).
+    pub stage: String,
+    /// Its outcome, which becomes the message's overall status.
+    pub status: MessageStatus,
+    /// Why, for a failure.
+    pub error: Option<String>,
+}
+
 /// A stored message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {
@@ -288,7 +301,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Keeps an inbound message; a second one with the same id, or the same
     /// channel + control id, is reported as a duplicate and not stored.
-    async fn insert_message(&self, m: &NewMessage) -> Result<InsertOutcome, StoreError>;
+    async fn insert_message(&self, m: &NewMessage) -> Result<InsertOutcome, StoreError> {
+        let mut out = self.insert_messages(std::slice::from_ref(m)).await?;
+        out.pop()
+            .ok_or_else(|| StoreError::Database("no outcome for an inserted message".into()))
+    }
+
+    /// Keeps several messages in one transaction (one commit), each as
+    /// [`Store::insert_message`] would, in order; outcomes in the same order.
+    /// An error rolls all of them back.
+    async fn insert_messages(&self, ms: &[NewMessage]) -> Result<Vec<InsertOutcome>, StoreError>;
 
     /// Records the outcome of one stage (attempts += 1) and sets the message's
     /// overall status and error to it.
@@ -298,7 +320,20 @@ pub trait Store: Send + Sync + 'static {
         stage: &str,
         status: MessageStatus,
         error: Option<&str>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let record = StageOutcome {
+            message_id,
+            stage: stage.to_string(),
+            status,
+            error: error.map(str::to_string),
+        };
+        self.record_stages(std::slice::from_ref(&record)).await
+    }
+
+    /// Records several stage outcomes in one transaction, in order, each as
+    /// [`Store::record_stage`] would. An error (a message that is not there)
+    /// rolls all of them back.
+    async fn record_stages(&self, records: &[StageOutcome]) -> Result<(), StoreError>;
 
     /// The message with its stages, or None.
     async fn get_message(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError>;

@@ -405,3 +405,74 @@ pub async fn list_messages_default_limit(h: &Harness) {
         101
     );
 }
+
+pub async fn batch_insert_reports_each_outcome_in_order(h: &Harness) {
+    let s = &h.store;
+    let kept = msg("adt", Some("B0"), base());
+    put(s, &kept).await;
+    let a = msg("adt", Some("B1"), base() + secs(1));
+    let resend = msg("adt", Some("B0"), base() + secs(2));
+    let b = msg("adt", Some("B2"), base() + secs(3));
+    // The same control id twice inside one batch: the second is a duplicate of the first.
+    let twin = msg("adt", Some("B1"), base() + secs(4));
+    let out = s
+        .insert_messages(&[a.clone(), resend.clone(), b.clone(), twin.clone()])
+        .await
+        .expect("batch insert");
+    assert_eq!(
+        out,
+        vec![
+            InsertOutcome::Inserted,
+            InsertOutcome::Duplicate { existing: kept.id },
+            InsertOutcome::Inserted,
+            InsertOutcome::Duplicate { existing: a.id },
+        ]
+    );
+    for m in [&a, &b] {
+        let got = s.get_message(m.id).await.expect("get").expect("stored");
+        assert_eq!(got.message.control_id, m.control_id);
+    }
+    assert!(s.get_message(resend.id).await.expect("get").is_none());
+    assert!(s.get_message(twin.id).await.expect("get").is_none());
+    assert_eq!(s.insert_messages(&[]).await.expect("empty batch"), vec![]);
+}
+
+pub async fn batch_stages_are_all_or_nothing(h: &Harness) {
+    let s = &h.store;
+    let a = msg("adt", Some("R1"), base());
+    let b = msg("adt", Some("R2"), base() + secs(1));
+    put(s, &a).await;
+    put(s, &b).await;
+    let outcome = |id, status, error: Option<&str>| StageOutcome {
+        message_id: id,
+        stage: "router".into(),
+        status,
+        error: error.map(str::to_string),
+    };
+    s.record_stages(&[
+        outcome(a.id, MessageStatus::Processed, None),
+        outcome(b.id, MessageStatus::DeadLettered, Some("PID-3 is empty")),
+    ])
+    .await
+    .expect("batch stages");
+    let got = s.get_message(b.id).await.expect("get").expect("stored");
+    assert_eq!(
+        (got.status, got.error.as_deref()),
+        (MessageStatus::DeadLettered, Some("PID-3 is empty"))
+    );
+    assert_eq!(
+        s.get_message(a.id).await.expect("get").expect("stored").status,
+        MessageStatus::Processed
+    );
+    // One unknown message fails the batch, and the others' changes are rolled back.
+    let unknown = msg("adt", Some("R3"), base() + secs(2));
+    let err = s
+        .record_stages(&[
+            outcome(a.id, MessageStatus::Errored, Some("should not stick")),
+            outcome(unknown.id, MessageStatus::Processed, None),
+        ])
+        .await;
+    assert!(matches!(err, Err(StoreError::Invalid(_))), "{err:?}");
+    let got = s.get_message(a.id).await.expect("get").expect("stored");
+    assert_eq!((got.status, got.stages[0].attempts), (MessageStatus::Processed, 1));
+}

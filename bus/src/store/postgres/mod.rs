@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use self::rows::{dead_letter_columns, map_err, message_columns};
 use super::{
-    AuditEntry, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageStatus, MessageSummary, NewMessage,
-    RegistrationStore, Store, StoreError, StoredMessage,
+    AuditEntry, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageSummary, NewMessage, RegistrationStore,
+    StageOutcome, Store, StoreError, StoredMessage,
 };
 use crate::config::{redact_url, StoreConfig};
 
@@ -29,6 +29,95 @@ enum Key<'a> {
     Id(Uuid),
     /// By channel + control id.
     Natural(&'a str, &'a str),
+}
+
+/// Inserts `m` inside `tx`. No conflict target: both the primary key and the
+/// partial unique index on (channel, control_id) make a duplicate. A racing
+/// insert of the same key blocks here until the other commits, then counts as
+/// a conflict.
+async fn insert_one(tx: &mut sqlx::PgConnection, m: &NewMessage) -> Result<InsertOutcome, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO messages (id, correlation_id, channel, protocol, control_id, message_type, patient_id, \
+         peer, raw, headers, received_at, status, error, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
+    )
+    .bind(m.id)
+    .bind(m.correlation_id)
+    .bind(&m.channel)
+    .bind(&m.protocol)
+    .bind(&m.control_id)
+    .bind(&m.message_type)
+    .bind(&m.patient_id)
+    .bind(&m.peer)
+    .bind(m.raw.as_ref())
+    .bind(Json(&m.headers))
+    .bind(m.received_at)
+    .bind(m.status.as_str())
+    .bind(&m.error)
+    .bind(Utc::now())
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 1 {
+        return Ok(InsertOutcome::Inserted);
+    }
+    // Rows are never deleted, so the conflicting one is still there; an id
+    // match is reported before a channel + control id match.
+    let existing: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM messages WHERE id = $1 OR (channel = $2 AND control_id = $3) \
+         ORDER BY (id = $1) DESC LIMIT 1",
+    )
+    .bind(m.id)
+    .bind(&m.channel)
+    .bind(&m.control_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    match existing {
+        Some(existing) => Ok(InsertOutcome::Duplicate { existing }),
+        None => Err(StoreError::Database(format!(
+            "message {} conflicted on insert but no conflicting row was found",
+            m.id
+        ))),
+    }
+}
+
+/// Records one stage outcome inside `tx`. Updating the message first locks its
+/// row, so concurrent records of one message apply one after the other.
+async fn record_one(
+    tx: &mut sqlx::PgConnection,
+    r: &StageOutcome,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let updated = sqlx::query("UPDATE messages SET status = $2, error = $3, updated_at = $4 WHERE id = $1")
+        .bind(r.message_id)
+        .bind(r.status.as_str())
+        .bind(&r.error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::Invalid(format!(
+            "no message {} to record stage {:?} on",
+            r.message_id, r.stage
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO message_stages (message_id, stage, status, error, attempts, first_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 1, $5, $5) \
+         ON CONFLICT (message_id, stage) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error, \
+         attempts = message_stages.attempts + 1, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(r.message_id)
+    .bind(&r.stage)
+    .bind(r.status.as_str())
+    .bind(&r.error)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
 }
 
 /// A page size from a caller's limit: 0 means 100, never more than 1000.
@@ -138,94 +227,22 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn insert_message(&self, m: &NewMessage) -> Result<InsertOutcome, StoreError> {
-        // No conflict target: both the primary key and the partial unique index
-        // on (channel, control_id) make a duplicate. A racing insert of the same
-        // key blocks here until the other commits, then counts as a conflict.
-        let done = sqlx::query(
-            "INSERT INTO messages (id, correlation_id, channel, protocol, control_id, message_type, patient_id, \
-             peer, raw, headers, received_at, status, error, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
-        )
-        .bind(m.id)
-        .bind(m.correlation_id)
-        .bind(&m.channel)
-        .bind(&m.protocol)
-        .bind(&m.control_id)
-        .bind(&m.message_type)
-        .bind(&m.patient_id)
-        .bind(&m.peer)
-        .bind(m.raw.as_ref())
-        .bind(Json(&m.headers))
-        .bind(m.received_at)
-        .bind(m.status.as_str())
-        .bind(&m.error)
-        .bind(Utc::now())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 1 {
-            return Ok(InsertOutcome::Inserted);
+    async fn insert_messages(&self, ms: &[NewMessage]) -> Result<Vec<InsertOutcome>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut out = Vec::with_capacity(ms.len());
+        for m in ms {
+            out.push(insert_one(&mut tx, m).await?);
         }
-        // Rows are never deleted, so the conflicting one is still there; an id
-        // match is reported before a channel + control id match.
-        let existing: Option<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM messages WHERE id = $1 OR (channel = $2 AND control_id = $3) \
-             ORDER BY (id = $1) DESC LIMIT 1",
-        )
-        .bind(m.id)
-        .bind(&m.channel)
-        .bind(&m.control_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
-        match existing {
-            Some(existing) => Ok(InsertOutcome::Duplicate { existing }),
-            None => Err(StoreError::Database(format!(
-                "message {} conflicted on insert but no conflicting row was found",
-                m.id
-            ))),
-        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(out)
     }
 
-    async fn record_stage(
-        &self,
-        message_id: Uuid,
-        stage: &str,
-        status: MessageStatus,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    async fn record_stages(&self, records: &[StageOutcome]) -> Result<(), StoreError> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // Updating the message first locks its row, so concurrent records of
-        // one message apply one after the other.
-        let updated = sqlx::query("UPDATE messages SET status = $2, error = $3, updated_at = $4 WHERE id = $1")
-            .bind(message_id)
-            .bind(status.as_str())
-            .bind(error)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::Invalid(format!(
-                "no message {message_id} to record stage {stage:?} on"
-            )));
+        for r in records {
+            record_one(&mut tx, r, now).await?;
         }
-        sqlx::query(
-            "INSERT INTO message_stages (message_id, stage, status, error, attempts, first_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 1, $5, $5) \
-             ON CONFLICT (message_id, stage) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error, \
-             attempts = message_stages.attempts + 1, updated_at = EXCLUDED.updated_at",
-        )
-        .bind(message_id)
-        .bind(stage)
-        .bind(status.as_str())
-        .bind(error)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
 

@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use self::rows::{dead_letter_columns, json, map_err, message_columns, micros};
 use super::{
-    AuditEntry, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageStatus, MessageSummary, NewMessage,
-    RegistrationStore, Store, StoreError, StoredMessage,
+    AuditEntry, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageSummary, NewMessage, RegistrationStore,
+    StageOutcome, Store, StoreError, StoredMessage,
 };
 
 /// Starts a write transaction holding the write lock from the first statement.
@@ -33,6 +33,96 @@ enum Key<'a> {
     Id(Uuid),
     /// By channel + control id.
     Natural(&'a str, &'a str),
+}
+
+/// Inserts `m` inside the write transaction `tx`. No conflict target: the
+/// primary key and the partial unique index on (channel, control_id) both
+/// make a duplicate.
+async fn insert_one(tx: &mut sqlx::SqliteConnection, m: &NewMessage) -> Result<InsertOutcome, StoreError> {
+    let headers = json(&m.headers, "headers")?;
+    let done = sqlx::query(
+        "INSERT INTO messages (id, correlation_id, channel, protocol, control_id, message_type, patient_id, \
+         peer, raw, headers, received_at, status, error, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING",
+    )
+    .bind(m.id.to_string())
+    .bind(m.correlation_id.to_string())
+    .bind(&m.channel)
+    .bind(&m.protocol)
+    .bind(&m.control_id)
+    .bind(&m.message_type)
+    .bind(&m.patient_id)
+    .bind(&m.peer)
+    .bind(m.raw.as_ref())
+    .bind(headers)
+    .bind(micros(m.received_at))
+    .bind(m.status.as_str())
+    .bind(&m.error)
+    .bind(micros(Utc::now()))
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 1 {
+        return Ok(InsertOutcome::Inserted);
+    }
+    // Still inside the write lock: the conflicting row is there. An id
+    // match is reported before a channel + control id match.
+    let existing: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM messages WHERE id = ?1 OR (channel = ?2 AND control_id = ?3) \
+         ORDER BY (id = ?1) DESC LIMIT 1",
+    )
+    .bind(m.id.to_string())
+    .bind(&m.channel)
+    .bind(&m.control_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    match existing {
+        Some(existing) => Uuid::parse_str(&existing)
+            .map(|existing| InsertOutcome::Duplicate { existing })
+            .map_err(|e| StoreError::Database(format!("stored message id {existing:?} is not a UUID: {e}"))),
+        None => Err(StoreError::Database(format!(
+            "message {} conflicted on insert but no conflicting row was found",
+            m.id
+        ))),
+    }
+}
+
+/// Records one stage outcome inside the write transaction `tx`.
+async fn record_one(tx: &mut sqlx::SqliteConnection, r: &StageOutcome, now: i64) -> Result<(), StoreError> {
+    let id = r.message_id.to_string();
+    let updated = sqlx::query("UPDATE messages SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1")
+        .bind(&id)
+        .bind(r.status.as_str())
+        .bind(&r.error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::Invalid(format!(
+            "no message {} to record stage {:?} on",
+            r.message_id, r.stage
+        )));
+    }
+    // seq numbers a message's stages in first-recorded order; the write
+    // lock makes the MAX() + 1 safe.
+    sqlx::query(
+        "INSERT INTO message_stages (message_id, stage, seq, status, error, attempts, first_at, updated_at) \
+         VALUES (?1, ?2, (SELECT COALESCE(MAX(seq) + 1, 0) FROM message_stages WHERE message_id = ?1), \
+         ?3, ?4, 1, ?5, ?5) \
+         ON CONFLICT (message_id, stage) DO UPDATE SET status = excluded.status, error = excluded.error, \
+         attempts = message_stages.attempts + 1, updated_at = excluded.updated_at",
+    )
+    .bind(&id)
+    .bind(&r.stage)
+    .bind(r.status.as_str())
+    .bind(&r.error)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
 }
 
 /// A page size from a caller's limit: 0 means 100, never more than 1000.
@@ -123,101 +213,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_message(&self, m: &NewMessage) -> Result<InsertOutcome, StoreError> {
-        let headers = json(&m.headers, "headers")?;
+    async fn insert_messages(&self, ms: &[NewMessage]) -> Result<Vec<InsertOutcome>, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
-        // No conflict target: the primary key and the partial unique index on
-        // (channel, control_id) both make a duplicate.
-        let done = sqlx::query(
-            "INSERT INTO messages (id, correlation_id, channel, protocol, control_id, message_type, patient_id, \
-             peer, raw, headers, received_at, status, error, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING",
-        )
-        .bind(m.id.to_string())
-        .bind(m.correlation_id.to_string())
-        .bind(&m.channel)
-        .bind(&m.protocol)
-        .bind(&m.control_id)
-        .bind(&m.message_type)
-        .bind(&m.patient_id)
-        .bind(&m.peer)
-        .bind(m.raw.as_ref())
-        .bind(headers)
-        .bind(micros(m.received_at))
-        .bind(m.status.as_str())
-        .bind(&m.error)
-        .bind(micros(Utc::now()))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 1 {
-            tx.commit().await.map_err(map_err)?;
-            return Ok(InsertOutcome::Inserted);
+        let mut out = Vec::with_capacity(ms.len());
+        for m in ms {
+            out.push(insert_one(&mut tx, m).await?);
         }
-        // Still inside the write lock: the conflicting row is there. An id
-        // match is reported before a channel + control id match.
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM messages WHERE id = ?1 OR (channel = ?2 AND control_id = ?3) \
-             ORDER BY (id = ?1) DESC LIMIT 1",
-        )
-        .bind(m.id.to_string())
-        .bind(&m.channel)
-        .bind(&m.control_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        match existing {
-            Some(existing) => Uuid::parse_str(&existing)
-                .map(|existing| InsertOutcome::Duplicate { existing })
-                .map_err(|e| StoreError::Database(format!("stored message id {existing:?} is not a UUID: {e}"))),
-            None => Err(StoreError::Database(format!(
-                "message {} conflicted on insert but no conflicting row was found",
-                m.id
-            ))),
-        }
+        Ok(out)
     }
 
-    async fn record_stage(
-        &self,
-        message_id: Uuid,
-        stage: &str,
-        status: MessageStatus,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    async fn record_stages(&self, records: &[StageOutcome]) -> Result<(), StoreError> {
         let now = micros(Utc::now());
-        let id = message_id.to_string();
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
-        let updated = sqlx::query("UPDATE messages SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1")
-            .bind(&id)
-            .bind(status.as_str())
-            .bind(error)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::Invalid(format!(
-                "no message {message_id} to record stage {stage:?} on"
-            )));
+        for r in records {
+            record_one(&mut tx, r, now).await?;
         }
-        // seq numbers a message's stages in first-recorded order; the write
-        // lock makes the MAX() + 1 safe.
-        sqlx::query(
-            "INSERT INTO message_stages (message_id, stage, seq, status, error, attempts, first_at, updated_at) \
-             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq) + 1, 0) FROM message_stages WHERE message_id = ?1), \
-             ?3, ?4, 1, ?5, ?5) \
-             ON CONFLICT (message_id, stage) DO UPDATE SET status = excluded.status, error = excluded.error, \
-             attempts = message_stages.attempts + 1, updated_at = excluded.updated_at",
-        )
-        .bind(&id)
-        .bind(stage)
-        .bind(status.as_str())
-        .bind(error)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
 

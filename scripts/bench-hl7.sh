@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# HL7 v2 end-to-end benchmark: the real medbus binary (release), one MLLP
+# channel, and the load generator on the same machine.
+#
+#   scripts/bench-hl7.sh embedded  [CONNECTIONS] [COUNT]
+#   scripts/bench-hl7.sh jetstream [CONNECTIONS] [COUNT]   # private nats-server + a fresh PostgreSQL database
+#
+# Prints the simulator's report (ingest: ACK after the durable ack), then how
+# long the router and the registration service took to finish the same
+# messages (from the first ACK to the last one processed), read from /metrics.
+# Needs: cargo; for jetstream, nats-server on PATH and PostgreSQL answering on
+# PGHOST/PGPORT (default 127.0.0.1:5432, user postgres) with createdb rights.
+set -euo pipefail
+
+mode=${1:-embedded}
+conns=${2:-8}
+count=${3:-10000}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+cargo build --release -q -p medbus -p medbus-simulators
+bin=$root/target/release
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [[ -n "${db:-}" ]]; then dropdb -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}" --if-exists "$db" || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mllp=$(free_port)
+http=$(free_port)
+
+env=(MEDBUS_DATA_DIR="$work/data" MEDBUS_HTTP_ADDR="127.0.0.1:$http" MEDBUS_LOG_LEVEL=warn)
+if [[ $mode == jetstream ]]; then
+    nats=$(free_port)
+    nats-server -a 127.0.0.1 -p "$nats" -js -sd "$work/nats" >"$work/nats.log" 2>&1 &
+    pids+=($!)
+    db="medbus_bench_$$"
+    createdb -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}" "$db"
+    env+=(MEDBUS_BACKBONE_URL="nats://127.0.0.1:$nats"
+        MEDBUS_STORE_URL="postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/$db")
+    sleep 0.5
+elif [[ $mode != embedded ]]; then
+    echo "usage: $0 embedded|jetstream [CONNECTIONS] [COUNT]" >&2
+    exit 2
+fi
+cat >"$work/medbus.toml" <<EOF
+[channels.bench]
+listen = "127.0.0.1:$mllp"
+max_connections = 512
+EOF
+env "${env[@]}" MEDBUS_CONFIG="$work/medbus.toml" "$bin/medbus" serve >"$work/medbus.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$http/readyz" >/dev/null && break
+    sleep 0.1
+done
+
+metric() { # sum of a counter's samples matching a label filter
+    curl -sf "http://127.0.0.1:$http/metrics" | awk -v m="$1" -v f="$2" '$1 ~ "^"m"\\{" && $1 ~ f {s+=$2} END {print s+0}'
+}
+
+start=$(date +%s.%N)
+"$bin/medbus-sim" hl7 --addr "127.0.0.1:$mllp" --connections "$conns" --count "$count" --mix adt --id-prefix "B$$-"
+acked=$(date +%s.%N)
+# Every message becomes one or more events; wait until the router has settled all
+# messages and the registration feed has gone quiet.
+routed=0
+last_applied=-1
+applied=0
+while :; do
+    routed=$(metric medbus_routed_total 'outcome="(routed|filtered|resend|rejected|dead_lettered)"')
+    applied=$(metric medbus_feed_settled_total 'outcome="(applied|dead_lettered)"')
+    now=$(date +%s.%N)
+    if (( routed >= count )) && [[ $applied == "$last_applied" ]]; then break; fi
+    if (( $(echo "$now - $start > 600" | bc) )); then echo "gave up after 600 s" >&2; break; fi
+    [[ $routed -ge $count && -z ${routed_at:-} ]] && routed_at=$now
+    last_applied=$applied
+    sleep 1
+done
+routed_at=${routed_at:-$now}
+python3 - "$start" "$acked" "$routed_at" "$now" "$count" "$routed" "$applied" <<'EOF'
+import sys
+start, acked, routed_at, done, count, routed, applied = map(float, sys.argv[1:])
+print(f"ingest  : {count:.0f} messages ACKed in {acked-start:.2f} s")
+print(f"router  : {routed:.0f} messages settled within {routed_at-start:.1f} s of the first send "
+      f"(≈ {routed/(routed_at-start):,.0f} msg/s overall; ±1 s polling)")
+print(f"registry: {applied:.0f} events applied within {done-1-start:.1f} s (≈ {applied/max(done-1-start,1e-9):,.0f} events/s overall)")
+EOF
