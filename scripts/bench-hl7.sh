@@ -64,9 +64,28 @@ metric() { # sum of a counter's samples matching a label filter
     curl -sf "http://127.0.0.1:$http/metrics" | awk -v m="$1" -v f="$2" '$1 ~ "^"m"\\{" && $1 ~ f {s+=$2} END {print s+0}'
 }
 
+# CPU seconds (user + system) used so far by processes named $1 (all of them).
+cpu_of() {
+    local tck total=0 pid
+    tck=$(getconf CLK_TCK)
+    for pid in $(pgrep -x "$1" || true); do
+        [[ -r /proc/$pid/stat ]] || continue
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "scale=2; $total / $tck" | bc
+}
+cpu_before=("$(cpu_of medbus)" "$(cpu_of nats-server)" "$(cpu_of postgres)")
 start=$(date +%s.%N)
-"$bin/medbus-sim" hl7 --addr "127.0.0.1:$mllp" --connections "$conns" --count "$count" --mix adt --id-prefix "B$$-"
+/usr/bin/time -f "%U %S" -o "$work/sim.cpu" \
+    "$bin/medbus-sim" hl7 --addr "127.0.0.1:$mllp" --connections "$conns" --count "$count" --mix adt --id-prefix "B$$-"
 acked=$(date +%s.%N)
+cpu_after=("$(cpu_of medbus)" "$(cpu_of nats-server)" "$(cpu_of postgres)")
+read -r sim_user sim_sys <"$work/sim.cpu"
+echo "CPU during ingest (s): medbus $(echo "${cpu_after[0]} - ${cpu_before[0]}" | bc)" \
+    "nats-server $(echo "${cpu_after[1]} - ${cpu_before[1]}" | bc)" \
+    "postgres $(echo "${cpu_after[2]} - ${cpu_before[2]}" | bc)" \
+    "simulator $(echo "$sim_user + $sim_sys" | bc)" \
+    "of $(echo "($acked - $start) * $(nproc)" | bc) available"
 # Every message becomes one or more events; wait until the router has settled all
 # messages and the registration feed has gone quiet.
 routed=0

@@ -346,7 +346,13 @@ async fn handle(ctx: &ListenerContext, subject: &str, payload: Bytes, peer: Sock
         .and_then(|m| m.control_id())
         .map(|c| c.text().into_owned())
         .unwrap_or_default();
-    tracing::info!(channel, %peer, correlation_id = %envelope.id, control_id, outcome = code.as_str(), "hl7v2 message");
+    if code.is_accept() {
+        // Debug, not info: every message is in the store already, and a line per message costs at full rate.
+        tracing::debug!(channel, %peer, correlation_id = %envelope.id, control_id, outcome = code.as_str(), "hl7v2 message");
+    } else {
+        let reason = error.as_ref().map(|e| e.text.as_str()).unwrap_or_default();
+        tracing::warn!(channel, %peer, correlation_id = %envelope.id, control_id, outcome = code.as_str(), reason, "hl7v2 message not accepted");
+    }
     if enhanced && !wants_commit_ack(msg, code) {
         return (None, code);
     }
