@@ -1,15 +1,25 @@
 //! The durable consumer in front of a domain actor.
 //!
-//! It reads canonical events, hands each one the actor takes to it as
-//! [`Apply`], and settles the delivery by the answer: ack after the actor's
-//! commit, dead-letter bad input, nak with a delay otherwise — including when
-//! the actor panicked (its supervisor restarts it and the event comes again).
-//! A batch is spread over lanes by patient, so one patient's events are
-//! applied in order while different patients proceed side by side.
+//! It reads canonical events a batch at a time. The events the actor takes go
+//! to it as ONE [`ApplyBatch`] — one store transaction, applied in backbone
+//! order, so one patient's events keep their order — and are acked together
+//! once it committed. When that fails (bad input in one event, the store, a
+//! panic: the actor's supervisor restarts it) the feed falls back to one
+//! [`Apply`] per event for exactly those deliveries, and settles each by the
+//! answer: ack after the actor's commit, dead-letter bad input, nak with a
+//! delay otherwise. That path spreads the events over lanes by patient, so one
+//! patient's events are applied in order while different patients proceed
+//! side by side, and holds a patient's later events behind one that failed.
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Context, Handler, MailboxError, Message};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, Context, Handler, MailboxError, Message, ResponseActFuture, WrapFuture,
+};
+use futures::FutureExt;
 use medbus_bus::backbone::{lanes, open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
 use medbus_bus::canonical::{CanonicalEvent, EventKind};
 use medbus_bus::config::BackboneConfig;
@@ -28,6 +38,54 @@ pub struct Apply {
 
 impl Message for Apply {
     type Result = Result<bool, ApplyError>;
+}
+
+/// Events for a domain actor to apply in ONE store transaction, in order,
+/// each as [`Apply`] would; all or nothing. The answer has one flag per event,
+/// in order: true when applied, false when it was already in the event log.
+/// [`ApplyError::BadInput`] names the event that cannot be applied.
+#[derive(Debug)]
+pub struct ApplyBatch {
+    /// The events, in backbone order.
+    pub items: Vec<Apply>,
+}
+
+impl Message for ApplyBatch {
+    type Result = Result<Vec<bool>, ApplyError>;
+}
+
+/// A domain actor a feed can drive: it applies one event ([`Apply`]) and a
+/// batch in one transaction ([`ApplyBatch`]). Implemented for every such actor.
+pub trait DomainActor: Actor<Context = Context<Self>> + Handler<Apply> + Handler<ApplyBatch> {}
+
+impl<A> DomainActor for A where A: Actor<Context = Context<A>> + Handler<Apply> + Handler<ApplyBatch> {}
+
+/// Runs a domain actor's handler `work` so that a panic in it answers
+/// [`ApplyError::Panicked`] and stops the actor (its supervisor restarts it)
+/// instead of taking the events with it; the feed then retries them.
+/// `service` names the actor in the log.
+pub fn guarded<A, T>(
+    service: &'static str,
+    actor: &A,
+    work: impl Future<Output = Result<T, ApplyError>> + 'static,
+) -> ResponseActFuture<A, Result<T, ApplyError>>
+where
+    A: Actor<Context = Context<A>>,
+    T: 'static,
+{
+    Box::pin(
+        AssertUnwindSafe(work)
+            .catch_unwind()
+            .into_actor(actor)
+            .map(move |result, _act, ctx| match result {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::error!(service, "panicked while applying events");
+                    ctx.stop();
+                    Err(ApplyError::Panicked)
+                }
+            }),
+    )
 }
 
 /// Why an actor could not apply an event.
@@ -66,7 +124,7 @@ pub async fn run<A>(
     shutdown: CancellationToken,
 ) -> Result<(), BackboneError>
 where
-    A: Actor<Context = Context<A>> + Handler<Apply>,
+    A: DomainActor,
 {
     let mut consumer = open_consumer(
         &backbone,
@@ -96,43 +154,11 @@ where
                 continue;
             }
         };
-        let prepared: Vec<(Delivery, Prepared)> = batch
-            .into_iter()
-            .map(|d| {
-                let p = prepare(&d, &spec.kinds);
-                (d, p)
-            })
-            .collect();
-        let lanes = lanes::split_by_key(prepared, spec.lanes, |(_, p)| match p {
-            Prepared::Apply(a) => a.record.patient_id.clone(),
-            _ => None,
+        let prepared = batch.into_iter().map(|d| {
+            let p = prepare(&d, &spec.kinds);
+            (d, p)
         });
-        let (addr, name, blocked) = (&addr, spec.name.as_str(), &blocked);
-        futures::future::join_all(lanes.into_iter().map(|lane| async move {
-            for (d, p) in lane {
-                let key = match &p {
-                    Prepared::Apply(a) => a.record.patient_id.clone(),
-                    _ => None,
-                };
-                if let Some(k) = &key {
-                    if blocked.holds(k, d.sequence) {
-                        // An earlier event of this patient is still to be applied.
-                        let _ = d
-                            .nak(HOLD_DELAY, "held behind an earlier event of the same patient")
-                            .await;
-                        metrics::counter!("medbus_feed_settled_total", "consumer" => name.to_string(), "outcome" => "held")
-                            .increment(1);
-                        continue;
-                    }
-                }
-                let sequence = d.sequence;
-                let done = settle(name, addr, d, p).await;
-                if let Some(k) = key {
-                    blocked.record(k, sequence, done);
-                }
-            }
-        }))
-        .await;
+        settle_batch(&spec, &addr, &blocked, prepared).await;
     }
     tracing::info!(consumer = %spec.name, "domain feed stopped");
     Ok(())
@@ -173,6 +199,140 @@ fn prepare(d: &Delivery, kinds: &[EventKind]) -> Prepared {
     Prepared::Apply(Box::new(Apply { event, record }))
 }
 
+/// Settles one fetched batch: skipped and bad deliveries at once, those of a
+/// held patient nak'ed, and the rest applied as one [`ApplyBatch`] (or, when
+/// that fails, one by one in lanes).
+async fn settle_batch<A: DomainActor>(
+    spec: &FeedSpec,
+    addr: &Addr<A>,
+    blocked: &Blocked,
+    prepared: impl Iterator<Item = (Delivery, Prepared)>,
+) {
+    let name = spec.name.as_str();
+    let mut others = Vec::new();
+    let mut held = Vec::new();
+    let mut applies: Vec<(Delivery, Box<Apply>)> = Vec::new();
+    for (d, p) in prepared {
+        match p {
+            Prepared::Apply(a) => applies.push((d, a)),
+            p => others.push((d, p)),
+        }
+    }
+    // Backbone order is the order the transaction applies them in.
+    applies.sort_by_key(|(d, _)| d.sequence);
+    let mut batch = Vec::with_capacity(applies.len());
+    // Patients whose blocking event is in this batch: their later events may
+    // follow it into the same transaction, which applies them after it.
+    let mut released: HashSet<String> = HashSet::new();
+    for (d, a) in applies {
+        if let Some(k) = &a.record.patient_id {
+            match blocked.blocking(k) {
+                Some(s) if s == d.sequence => {
+                    released.insert(k.clone());
+                }
+                Some(_) if !released.contains(k) => {
+                    held.push(d);
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        batch.push((d, a));
+    }
+    let skipped = futures::future::join_all(others.into_iter().map(|(d, p)| settle(name, addr, d, p)));
+    let held = futures::future::join_all(held.into_iter().map(|d| hold(name, d)));
+    futures::join!(skipped, held, apply_batch(spec, addr, blocked, batch));
+}
+
+/// Naks a delivery whose patient waits for an earlier event of theirs.
+async fn hold(name: &str, d: Delivery) {
+    if let Err(e) = d
+        .nak(HOLD_DELAY, "held behind an earlier event of the same patient")
+        .await
+    {
+        tracing::warn!(consumer = name, error = %e, "could not settle a delivery");
+    }
+    metrics::counter!("medbus_feed_settled_total", "consumer" => name.to_string(), "outcome" => "held").increment(1);
+}
+
+/// Applies `batch` (in backbone order) in one transaction and acks it all,
+/// or, when that fails, applies and settles its deliveries one by one.
+async fn apply_batch<A: DomainActor>(
+    spec: &FeedSpec,
+    addr: &Addr<A>,
+    blocked: &Blocked,
+    batch: Vec<(Delivery, Box<Apply>)>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let name = spec.name.as_str();
+    // Cloned: on failure the events are applied again one by one.
+    let items = batch
+        .iter()
+        .map(|(_, a)| Apply {
+            event: a.event.clone(),
+            record: a.record.clone(),
+        })
+        .collect();
+    let answer: Result<Result<Vec<bool>, ApplyError>, MailboxError> = addr.send(ApplyBatch { items }).await;
+    let failure = match answer {
+        Ok(Ok(flags)) if flags.len() == batch.len() => None,
+        Ok(Ok(flags)) => Some(format!(
+            "{} answers for a batch of {} (applying one by one, which is idempotent)",
+            flags.len(),
+            batch.len()
+        )),
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(e) => Some(format!("service mailbox: {e}")),
+    };
+    if let Some(why) = failure {
+        tracing::warn!(
+            consumer = name,
+            events = batch.len(),
+            error = %why,
+            "batch not applied; applying its events one by one"
+        );
+        metrics::counter!("medbus_feed_batch_fallbacks_total", "consumer" => name.to_string()).increment(1);
+        let lanes = lanes::split_by_key(batch, spec.lanes, |(_, a)| a.record.patient_id.clone());
+        futures::future::join_all(lanes.into_iter().map(|lane| settle_lane(name, addr, blocked, lane))).await;
+        return;
+    }
+    // Committed: only now may the deliveries be acked.
+    let acks = batch.into_iter().map(|(d, a)| async move {
+        if let Some(k) = a.record.patient_id.clone() {
+            blocked.record(k, d.sequence, true);
+        }
+        if let Err(e) = d.ack().await {
+            // Unsettled deliveries come back after the ack wait; applying is idempotent.
+            tracing::warn!(consumer = name, error = %e, "could not settle a delivery");
+        }
+        metrics::counter!("medbus_feed_settled_total", "consumer" => name.to_string(), "outcome" => "applied")
+            .increment(1);
+    });
+    futures::future::join_all(acks).await;
+}
+
+/// Applies and settles one lane's deliveries in order, one at a time; a
+/// patient whose event could not be applied holds back their later ones.
+async fn settle_lane<A: DomainActor>(name: &str, addr: &Addr<A>, blocked: &Blocked, lane: Vec<(Delivery, Box<Apply>)>) {
+    for (d, a) in lane {
+        let key = a.record.patient_id.clone();
+        if let Some(k) = &key {
+            if blocked.holds(k, d.sequence) {
+                // An earlier event of this patient is still to be applied.
+                hold(name, d).await;
+                continue;
+            }
+        }
+        let sequence = d.sequence;
+        let done = settle(name, addr, d, Prepared::Apply(a)).await;
+        if let Some(k) = key {
+            blocked.record(k, sequence, done);
+        }
+    }
+}
+
 /// Patients whose next event could not be applied yet, with its sequence:
 /// later events of theirs wait, so order per patient holds across retries.
 /// An entry lapses after [`BLOCK_LAPSE`], so an event that went to the
@@ -184,8 +344,8 @@ struct Blocked(std::sync::Mutex<std::collections::HashMap<String, (u64, std::tim
 const BLOCK_LAPSE: Duration = Duration::from_secs(300);
 
 impl Blocked {
-    /// True when `sequence` must wait behind an earlier event of `key`.
-    fn holds(&self, key: &str, sequence: u64) -> bool {
+    /// The sequence of the event holding back `key`'s later ones, if any.
+    fn blocking(&self, key: &str) -> Option<u64> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(key) {
             Some((blocking, since)) if since.elapsed() > BLOCK_LAPSE => {
@@ -194,11 +354,16 @@ impl Blocked {
                     "an event held its patient too long; letting later ones through"
                 );
                 map.remove(key);
-                false
+                None
             }
-            Some((blocking, _)) => *blocking != sequence,
-            None => false,
+            Some((blocking, _)) => Some(*blocking),
+            None => None,
         }
+    }
+
+    /// True when `sequence` must wait behind an earlier event of `key`.
+    fn holds(&self, key: &str, sequence: u64) -> bool {
+        self.blocking(key).is_some_and(|b| b != sequence)
     }
 
     /// Notes the outcome of `sequence` for `key`.
@@ -221,10 +386,7 @@ const ATTEMPTS: u32 = 5;
 
 /// Applies and settles one delivery; false when it could not be applied and
 /// the rest of its lane must wait.
-async fn settle<A>(name: &str, addr: &Addr<A>, d: Delivery, p: Prepared) -> bool
-where
-    A: Actor<Context = Context<A>> + Handler<Apply>,
-{
+async fn settle<A: DomainActor>(name: &str, addr: &Addr<A>, d: Delivery, p: Prepared) -> bool {
     let (result, applied, outcome) = match p {
         Prepared::Skip => (d.ack().await, true, "skipped"),
         Prepared::Bad(why) => (d.reject(&why).await, true, "dead_lettered"),
@@ -249,10 +411,7 @@ where
 /// Sends `apply`, retrying in place a few times when the service panicked
 /// (its supervisor restarts it at once) or the store failed for the moment:
 /// retrying here, rather than through the backbone, keeps the lane in order.
-async fn apply_in_place<A>(name: &str, addr: &Addr<A>, apply: Apply) -> Result<(), ApplyError>
-where
-    A: Actor<Context = Context<A>> + Handler<Apply>,
-{
+async fn apply_in_place<A: DomainActor>(name: &str, addr: &Addr<A>, apply: Apply) -> Result<(), ApplyError> {
     let Apply { event, record } = apply;
     let mut wait = Duration::from_millis(50);
     let mut last = ApplyError::Panicked;

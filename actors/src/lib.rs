@@ -1,12 +1,14 @@
 //! medbus-actors: the domain services. Each is an actix actor under a
-//! supervisor, fed by a durable consumer; it commits one store transaction
-//! per event (domain rows + event log), and only then is the event acked.
+//! supervisor, fed by a durable consumer; it commits a fetched batch of events
+//! in one store transaction (domain rows + event log, in order), or one event
+//! at a time when the batch fails, and only then are the events acked.
 //!
 //! - [`system`]: the actix System on its own thread (actix actors need a
 //!   `LocalSet`; the rest of medbus runs on a multi-threaded tokio runtime and
 //!   talks to actors through their `Addr`).
-//! - [`feed`]: the durable consumer that hands events to a domain actor in
-//!   per-patient lanes and settles each delivery by the actor's answer.
+//! - [`feed`]: the durable consumer that hands events to a domain actor as one
+//!   batch, falling back to per-patient lanes of single events, and settles
+//!   each delivery by the actor's answer.
 //! - [`faults`]: the test-only switch that makes a service panic on purpose.
 //! - [`registration`]: patients and encounters (ADT).
 //!

@@ -3,19 +3,17 @@
 //! `patient.registered|updated` upsert the patient; `encounter.*` upsert the
 //! patient as sent with the visit and the encounter with its new status;
 //! `patient.merged` upserts the survivor and folds the merged records into it.
-//! Each event is one store transaction (domain rows + event log); an event
+//! A batch of events is one store transaction (domain rows + event log, in
+//! order), or one event is, when the feed falls back to one by one; an event
 //! already in the log changes nothing, so redeliveries and resends are harmless.
 
-use std::panic::AssertUnwindSafe;
-
-use actix::{Actor, ActorContext, ActorFutureExt, Context, Handler, ResponseActFuture, Supervised, WrapFuture};
-use futures::FutureExt;
+use actix::{Actor, Context, Handler, ResponseActFuture, Supervised};
 use medbus_bus::canonical::{CanonicalEvent, EventBody, EventKind, Patient};
 use medbus_bus::store::registration::RegistrationChange;
 use medbus_bus::store::SharedStore;
 
 use crate::faults::FaultInjector;
-use crate::feed::{Apply, ApplyError, FeedSpec};
+use crate::feed::{self, Apply, ApplyBatch, ApplyError, FeedSpec};
 
 /// The event kinds this service applies.
 pub const KINDS: [EventKind; 9] = [
@@ -70,26 +68,34 @@ impl Handler<Apply> for RegistrationActor {
     fn handle(&mut self, msg: Apply, _ctx: &mut Self::Context) -> Self::Result {
         let store = self.store.clone();
         let faults = self.faults.clone();
-        let work = async move {
+        feed::guarded("registration", self, async move {
             faults.maybe_panic("registration");
             let changes = changes_for(&msg.event)?;
             Ok(store.registration().apply_registration(&msg.record, &changes).await?)
-        };
-        // A panic must not take the event with it: stop, so the supervisor
-        // restarts the actor, and answer so the feed naks (the event comes again).
-        Box::pin(
-            AssertUnwindSafe(work)
-                .catch_unwind()
-                .into_actor(self)
-                .map(|result, _act, ctx| match result {
-                    Ok(r) => r,
-                    Err(_) => {
-                        tracing::error!(service = "registration", "panicked while applying an event");
-                        ctx.stop();
-                        Err(ApplyError::Panicked)
-                    }
-                }),
-        )
+        })
+    }
+}
+
+impl Handler<ApplyBatch> for RegistrationActor {
+    type Result = ResponseActFuture<Self, Result<Vec<bool>, ApplyError>>;
+
+    fn handle(&mut self, msg: ApplyBatch, _ctx: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let faults = self.faults.clone();
+        feed::guarded("registration", self, async move {
+            faults.maybe_panic("registration");
+            let mut batch = Vec::with_capacity(msg.items.len());
+            for Apply { event, record } in msg.items {
+                // Named, so the operator (and the log) can tell which one; the
+                // feed then applies the batch event by event.
+                let changes = changes_for(&event).map_err(|e| match e {
+                    ApplyError::BadInput(why) => ApplyError::BadInput(format!("event {}: {why}", record.id)),
+                    other => other,
+                })?;
+                batch.push((record, changes));
+            }
+            Ok(store.registration().apply_registrations(&batch).await?)
+        })
     }
 }
 

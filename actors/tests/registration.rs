@@ -4,14 +4,17 @@
 
 use std::time::Duration;
 
+use actix::Addr;
 use medbus_actors::faults::FaultInjector;
-use medbus_actors::feed;
+use medbus_actors::feed::{self, Apply, ApplyBatch, ApplyError};
 use medbus_actors::registration::{self, RegistrationActor};
 use medbus_actors::system::ActorSystem;
-use medbus_bus::backbone::{self, SharedBackbone};
+use medbus_bus::backbone::dead_letter::header;
+use medbus_bus::backbone::{self, open_consumer, ConsumerSpec, SharedBackbone};
+use medbus_bus::canonical::{CanonicalEvent, EventKind};
 use medbus_bus::config::{BackboneConfig, StoreConfig};
 use medbus_bus::envelope::{Envelope, Source};
-use medbus_bus::store::{self, SharedStore};
+use medbus_bus::store::{self, EventRecord, SharedStore};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +22,8 @@ struct Rig {
     backbone: SharedBackbone,
     store: SharedStore,
     faults: FaultInjector,
+    addr: Addr<RegistrationActor>,
+    cfg: BackboneConfig,
     shutdown: CancellationToken,
     system: Option<ActorSystem>,
     _dir: tempfile::TempDir,
@@ -33,7 +38,29 @@ impl Drop for Rig {
     }
 }
 
+impl Rig {
+    /// Starts the registration feed.
+    fn start_feed(&self) {
+        let (bb, cfg, addr, stop) = (
+            self.backbone.clone(),
+            self.cfg.clone(),
+            self.addr.clone(),
+            self.shutdown.clone(),
+        );
+        tokio::spawn(async move { feed::run(bb, &cfg, registration::feed_spec(), addr, stop).await });
+    }
+}
+
+/// The service and its feed, running.
 async fn rig() -> Rig {
+    let r = idle_rig().await;
+    r.start_feed();
+    r
+}
+
+/// The service without its feed yet: what is published before
+/// [`Rig::start_feed`] arrives as one fetched batch.
+async fn idle_rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let cfg = BackboneConfig {
         ack_wait: Duration::from_secs(2),
@@ -45,14 +72,13 @@ async fn rig() -> Rig {
     let system = ActorSystem::start().unwrap();
     let (s, f) = (store.clone(), faults.clone());
     let addr = system.supervise(move || RegistrationActor::new(s, f)).await.unwrap();
-    let shutdown = CancellationToken::new();
-    let (bb, stop) = (backbone.clone(), shutdown.clone());
-    tokio::spawn(async move { feed::run(bb, &cfg, registration::feed_spec(), addr, stop).await });
     Rig {
         backbone,
         store,
         faults,
-        shutdown,
+        addr,
+        cfg,
+        shutdown: CancellationToken::new(),
         system: Some(system),
         _dir: dir,
     }
@@ -234,4 +260,195 @@ async fn a_merge_folds_the_old_record_into_the_survivor() {
         found.key, "urn:medbus:authority:HOSP|NEW1",
         "the old identifier finds the survivor"
     );
+}
+
+/// An event as the feed hands it to the service.
+fn apply_of(kind: &str, body: serde_json::Value) -> Apply {
+    let kind = EventKind::parse(kind).expect("a known kind");
+    let event = CanonicalEvent::from_json(kind, body.clone()).expect("a valid body");
+    let id = uuid::Uuid::now_v7();
+    let record = EventRecord {
+        id,
+        correlation_id: id,
+        causation_id: None,
+        kind: kind.as_str().to_string(),
+        subject: format!("medbus.events.{}", kind.as_str()),
+        patient_id: event.patient_key(),
+        body,
+        occurred_at: chrono::Utc::now(),
+    };
+    Apply { event, record }
+}
+
+/// The same event again (same id).
+fn again(a: &Apply) -> Apply {
+    Apply {
+        event: a.event.clone(),
+        record: a.record.clone(),
+    }
+}
+
+/// A Patient that parses but has no identifier value to key it by.
+fn keyless_patient() -> serde_json::Value {
+    json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:medbus:authority:HOSP"}],
+        "name": [{"family": "NOBODY"}]
+    })
+}
+
+/// Every dead letter of the registration feed, waiting up to `wait` for the first.
+async fn dead_letters(r: &Rig, wait: Duration) -> Vec<medbus_bus::backbone::Delivery> {
+    let spec = ConsumerSpec::new("registration_dlq_check", "medbus.dlq.registration", &r.cfg);
+    let mut c = open_consumer(&r.backbone, spec).await.unwrap();
+    let mut got = c.fetch(100, wait).await.unwrap();
+    // Anything more would come right behind the first.
+    got.extend(c.fetch(100, Duration::from_millis(500)).await.unwrap());
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_all_or_nothing_and_names_its_bad_event() {
+    let r = idle_rig().await;
+    let reg = r.store.registration();
+    let a1 = apply_of("patient.registered", json!({"patient": patient("A1", "DOE")}));
+    let a2 = apply_of("patient.registered", json!({"patient": patient("A2", "ROE")}));
+    let bad = apply_of("patient.registered", json!({"patient": keyless_patient()}));
+    let bad_id = bad.record.id;
+    let answer = r
+        .addr
+        .send(ApplyBatch {
+            items: vec![again(&a1), bad, again(&a2)],
+        })
+        .await
+        .unwrap();
+    match answer {
+        Err(ApplyError::BadInput(why)) => assert!(why.contains(&bad_id.to_string()), "{why}"),
+        other => panic!("expected bad input, got {other:?}"),
+    }
+    assert_eq!(
+        reg.registration_counts().await.unwrap(),
+        (0, 0),
+        "nothing of the batch applied"
+    );
+    assert!(r.store.events_for(a1.record.correlation_id).await.unwrap().is_empty());
+
+    let items = vec![again(&a1), again(&a2), again(&a1)];
+    let answer = r.addr.send(ApplyBatch { items }).await.unwrap().unwrap();
+    assert_eq!(
+        answer,
+        [true, true, false],
+        "an event already applied in the batch is skipped"
+    );
+    let answer = r.addr.send(ApplyBatch { items: vec![a1, a2] }).await.unwrap().unwrap();
+    assert_eq!(answer, [false, false], "and so is one applied before");
+    assert_eq!(reg.registration_counts().await.unwrap(), (2, 0));
+
+    // A panic answers Panicked, commits nothing, and the restarted service carries on.
+    r.faults.inject_panics(1);
+    let a3 = apply_of("patient.registered", json!({"patient": patient("A3", "POE")}));
+    let answer = r
+        .addr
+        .send(ApplyBatch {
+            items: vec![again(&a3)],
+        })
+        .await
+        .unwrap();
+    assert!(matches!(answer, Err(ApplyError::Panicked)), "{answer:?}");
+    assert_eq!(reg.registration_counts().await.unwrap(), (2, 0));
+    let answer = r.addr.send(ApplyBatch { items: vec![a3] }).await.unwrap().unwrap();
+    assert_eq!(answer, [true]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_event_in_a_batch_is_dead_lettered_alone_and_the_rest_applied_once() {
+    let r = idle_rig().await;
+    let mut good = Vec::new();
+    for i in 0..10 {
+        let body = json!({"patient": patient(&format!("B{i}"), "DOE")});
+        good.push(publish(&r.backbone, "patient.registered", body).await);
+    }
+    let bad = publish(&r.backbone, "patient.registered", json!({"patient": keyless_patient()})).await;
+    for i in 0..10 {
+        let mrn = format!("B{i}");
+        let body = json!({"encounter": encounter(&mrn, "in-progress"), "patient": patient(&mrn, "DOE")});
+        good.push(publish(&r.backbone, "encounter.started", body).await);
+    }
+    // All of it is waiting: the feed fetches it as one batch.
+    r.start_feed();
+    assert_eq!(wait_for(&r.store, 10, 10).await, (10, 10));
+    let dead = dead_letters(&r, Duration::from_secs(10)).await;
+    assert_eq!(dead.len(), 1, "only the bad event is dead-lettered");
+    let dedupe = dead[0].headers.get(header::DEDUPE_ID).cloned().unwrap_or_default();
+    assert_eq!(dedupe, format!("{}:first", bad.id));
+    let reason = dead[0].headers.get(header::REASON).cloned().unwrap_or_default();
+    assert!(reason.contains("identifier"), "reason {reason:?}");
+    for env in &good {
+        let logged = r.store.events_for(env.correlation_id).await.unwrap();
+        assert_eq!(logged.len(), 1, "event {} applied exactly once", env.kind);
+    }
+    assert!(r.store.events_for(bad.correlation_id).await.unwrap().is_empty());
+    for i in 0..10 {
+        let key = format!("urn:medbus:authority:HOSP|B{i}");
+        let p = r.store.registration().patient(&key).await.unwrap().unwrap();
+        assert_eq!(p.version, 2, "B{i}: registered and admitted, each once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_patients_story_in_one_batch_ends_in_its_last_state() {
+    let r = idle_rig().await;
+    let bb = &r.backbone;
+    let mut sent = Vec::new();
+    let visit =
+        |status: &str, family: &str| json!({"encounter": encounter("S1", status), "patient": patient("S1", family)});
+    sent.push(publish(bb, "patient.registered", json!({"patient": patient("S1", "ONE")})).await);
+    sent.push(publish(bb, "patient.registered", json!({"patient": patient("O1", "OTHER")})).await);
+    let admitted = publish(bb, "encounter.started", visit("in-progress", "ONE")).await;
+    sent.push(admitted.clone());
+    sent.push(publish(bb, "patient.updated", json!({"patient": patient("S1", "TWO")})).await);
+    sent.push(publish(bb, "encounter.finished", visit("finished", "TWO")).await);
+    // The admission redelivered after the discharge, in the same batch: it is
+    // already in the event log by then, so it must not reopen the visit.
+    republish(bb, &admitted, "again").await;
+    r.start_feed();
+    assert_eq!(wait_for(&r.store, 2, 1).await, (2, 1));
+    let reg = r.store.registration();
+    let p = reg.patient("urn:medbus:authority:HOSP|S1").await.unwrap().unwrap();
+    assert_eq!(p.resource["name"][0]["family"], "TWO");
+    assert_eq!(
+        p.version, 4,
+        "registered, admitted, updated, discharged: four upserts, once each"
+    );
+    let encs = reg.encounters_of("urn:medbus:authority:HOSP|S1").await.unwrap();
+    assert_eq!(encs.len(), 1);
+    assert_eq!(encs[0].status, "finished");
+    for env in &sent {
+        let logged = r.store.events_for(env.correlation_id).await.unwrap();
+        assert_eq!(logged.len(), 1, "event {} logged once", env.kind);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_applying_a_batch_loses_and_doubles_nothing() {
+    let r = idle_rig().await;
+    let sent = admit_and_discharge(&r.backbone, 10).await;
+    // The first thing the service handles is the batch of all 30 events.
+    r.faults.inject_panics(1);
+    r.start_feed();
+    assert_eq!(wait_for(&r.store, 10, 10).await, (10, 10));
+    assert_eq!(r.faults.pending(), 0, "the injected panic fired");
+    for env in &sent {
+        let logged = r.store.events_for(env.correlation_id).await.unwrap();
+        assert_eq!(logged.len(), 1, "event {} applied exactly once", env.kind);
+    }
+    for i in 0..10 {
+        let key = format!("urn:medbus:authority:HOSP|M{i}");
+        let encs = r.store.registration().encounters_of(&key).await.unwrap();
+        assert_eq!(encs.len(), 1);
+        assert_eq!(
+            encs[0].status, "finished",
+            "patient M{i}: order held through the restart"
+        );
+    }
 }

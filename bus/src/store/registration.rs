@@ -101,8 +101,26 @@ pub trait RegistrationStore: Send + Sync {
     /// apply `changes` in order. When the event id is already in the log,
     /// changes nothing and returns Ok(false) (idempotent redelivery). When a
     /// change fails, nothing is kept, not even the event.
-    async fn apply_registration(&self, event: &EventRecord, changes: &[RegistrationChange])
-        -> Result<bool, StoreError>;
+    async fn apply_registration(
+        &self,
+        event: &EventRecord,
+        changes: &[RegistrationChange],
+    ) -> Result<bool, StoreError> {
+        let mut out = self.apply_registrations(&[(event.clone(), changes.to_vec())]).await?;
+        out.pop()
+            .ok_or_else(|| StoreError::Database("no outcome for an applied registration event".into()))
+    }
+
+    /// In ONE transaction (one commit): each event of `batch` in the given
+    /// order, exactly as [`RegistrationStore::apply_registration`] applies it —
+    /// appended to the event log and its changes applied, or, when its id is
+    /// already in the log (earlier, or earlier in this batch), its changes
+    /// skipped. Returns one flag per event, in order: true when applied, false
+    /// when skipped. Any error rolls back the whole batch: nothing of it is kept.
+    async fn apply_registrations(
+        &self,
+        batch: &[(EventRecord, Vec<RegistrationChange>)],
+    ) -> Result<Vec<bool>, StoreError>;
 
     /// The patient by key (as stored; does not follow merged_into).
     async fn patient(&self, key: &str) -> Result<Option<PatientRow>, StoreError>;

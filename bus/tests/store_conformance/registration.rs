@@ -350,3 +350,258 @@ pub async fn registration_concurrent_redelivery_applies_once(h: &Harness) {
     let p = h.store.registration().patient("urn:mrn|P1").await.expect("patient");
     assert_eq!(p.map(|p| p.version), Some(1));
 }
+
+// The batch cases keep their list here, next to them; they run as
+// `registration::sqlite::<case>` and `registration::postgres::<case>`.
+conformance!(
+    registration_batch_applies_in_order_like_one_by_one,
+    registration_batch_skips_events_already_applied,
+    registration_batch_failure_rolls_back_the_whole_batch,
+    registration_concurrent_overlapping_batches_apply_each_event_once,
+);
+
+/// Another empty store of the same kind as `h`, to compare against.
+async fn twin(h: &Harness) -> Harness {
+    match h.kind {
+        "sqlite" => Harness::sqlite().await,
+        // `h` exists, so PostgreSQL is there.
+        _ => Harness::postgres().await.expect("a second PostgreSQL database"),
+    }
+}
+
+/// What the registration rows of `keys` look like, without change times.
+async fn snapshot(h: &Harness, keys: &[&str]) -> Vec<String> {
+    let r = h.store.registration();
+    let mut out = vec![format!("counts {:?}", r.registration_counts().await.expect("counts"))];
+    for key in keys {
+        let p = r.patient(key).await.expect("patient");
+        out.push(format!(
+            "{key}: {:?}",
+            p.map(|p| (p.resource, p.merged_into, p.version))
+        ));
+        let encs = r.encounters_of(key).await.expect("encounters");
+        out.push(format!(
+            "{key} encounters: {:?}",
+            encs.into_iter()
+                .map(|e| (e.key, e.patient_key, e.status, e.resource))
+                .collect::<Vec<_>>()
+        ));
+    }
+    for value in ["P1", "P2", "P3"] {
+        out.push(format!(
+            "urn:mrn|{value} -> {:?}",
+            key_of(h, Some("urn:mrn"), value).await
+        ));
+    }
+    out
+}
+
+pub async fn registration_batch_applies_in_order_like_one_by_one(h: &Harness) {
+    // Register, update, admit, discharge, register another, merge it in: one
+    // patient's story, where each step depends on the one before.
+    let batch: Vec<(EventRecord, Vec<RegistrationChange>)> = vec![
+        (
+            ev("patient.registered"),
+            vec![upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "One")],
+        ),
+        (
+            ev("patient.updated"),
+            vec![upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "Two")],
+        ),
+        (
+            ev("encounter.started"),
+            vec![
+                upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "Two"),
+                upsert_encounter("V1", "urn:mrn|P1", "in-progress"),
+            ],
+        ),
+        (
+            ev("encounter.finished"),
+            vec![
+                upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "Two"),
+                upsert_encounter("V1", "urn:mrn|P1", "finished"),
+            ],
+        ),
+        (
+            ev("encounter.started"),
+            vec![
+                upsert_patient("urn:mrn|P2", &[(Some("urn:mrn"), "P2")], "Dup"),
+                upsert_encounter("V2", "urn:mrn|P2", "in-progress"),
+            ],
+        ),
+        (
+            ev("patient.merged"),
+            vec![
+                upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "Three"),
+                merge("urn:mrn|P1", &["urn:mrn|P2", "urn:mrn|P3"]),
+            ],
+        ),
+    ];
+    let r = h.store.registration();
+    assert_eq!(r.apply_registrations(&batch).await.expect("batch"), [true; 6]);
+
+    let one_by_one = twin(h).await;
+    for (e, changes) in &batch {
+        assert!(one_by_one
+            .store
+            .registration()
+            .apply_registration(e, changes)
+            .await
+            .expect("apply"));
+    }
+    let keys = ["urn:mrn|P1", "urn:mrn|P2", "urn:mrn|P3"];
+    let got = snapshot(h, &keys).await;
+    assert_eq!(got, snapshot(&one_by_one, &keys).await);
+    one_by_one.store.close().await;
+
+    // And the state is the story's end, not just the same as one by one.
+    let p1 = r.patient("urn:mrn|P1").await.expect("patient").expect("stored");
+    assert_eq!(
+        (p1.version, p1.resource["name"][0]["family"].clone()),
+        (5, json!("Three"))
+    );
+    let encs = r.encounters_of("urn:mrn|P1").await.expect("encounters");
+    let encs: Vec<_> = encs.iter().map(|e| (e.key.as_str(), e.status.as_str())).collect();
+    assert_eq!(encs, [("V1", "finished"), ("V2", "in-progress")]);
+    assert_eq!(key_of(h, Some("urn:mrn"), "P2").await.as_deref(), Some("urn:mrn|P1"));
+    for (e, _) in &batch {
+        assert_eq!(
+            h.store.events_for(e.correlation_id).await.expect("events"),
+            std::slice::from_ref(e)
+        );
+    }
+    // An empty batch is a no-op.
+    assert!(r.apply_registrations(&[]).await.expect("empty").is_empty());
+}
+
+pub async fn registration_batch_skips_events_already_applied(h: &Harness) {
+    let r = h.store.registration();
+    let earlier = ev("patient.registered");
+    let p1 = [upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "P1")], "One")];
+    assert!(r.apply_registration(&earlier, &p1).await.expect("apply"));
+    let recorded = ev("patient.registered");
+    assert!(h.store.record_event(&recorded).await.expect("record"));
+
+    let fresh = ev("patient.updated");
+    let later = ev("patient.updated");
+    let batch = vec![
+        (fresh.clone(), vec![upsert_patient("urn:mrn|P1", &[], "Two")]),
+        // Applied before the batch: skipped, even with other changes.
+        (
+            earlier.clone(),
+            vec![upsert_patient("urn:mrn|P1", &[(Some("urn:mrn"), "X9")], "Nope")],
+        ),
+        // Applied earlier in this batch: skipped.
+        (fresh.clone(), vec![upsert_patient("urn:mrn|P1", &[], "Nope")]),
+        // Only recorded in the log: counts as applied.
+        (recorded.clone(), vec![upsert_encounter("V1", "urn:mrn|P1", "planned")]),
+        (later.clone(), vec![upsert_patient("urn:mrn|P1", &[], "Three")]),
+    ];
+    assert_eq!(
+        r.apply_registrations(&batch).await.expect("batch"),
+        [true, false, false, false, true]
+    );
+    let p = r.patient("urn:mrn|P1").await.expect("patient").expect("stored");
+    assert_eq!(
+        (p.version, p.resource["name"][0]["family"].clone()),
+        (3, json!("Three"))
+    );
+    assert_eq!(key_of(h, Some("urn:mrn"), "X9").await, None);
+    assert_eq!(r.registration_counts().await.expect("counts"), (1, 0));
+    for e in [&earlier, &recorded, &fresh, &later] {
+        assert_eq!(h.store.events_for(e.correlation_id).await.expect("events").len(), 1);
+    }
+    // The whole batch again: every event is skipped, nothing changes.
+    assert_eq!(r.apply_registrations(&batch).await.expect("again"), [false; 5]);
+    assert_eq!(
+        r.patient("urn:mrn|P1").await.expect("patient").map(|p| p.version),
+        Some(3)
+    );
+}
+
+pub async fn registration_batch_failure_rolls_back_the_whole_batch(h: &Harness) {
+    let r = h.store.registration();
+    let before = ev("patient.registered");
+    let p0 = [upsert_patient("urn:mrn|P0", &[(Some("urn:mrn"), "P0")], "Zero")];
+    assert!(r.apply_registration(&before, &p0).await.expect("apply"));
+
+    fn good(kind: &str, key: &str, value: &str) -> (EventRecord, Vec<RegistrationChange>) {
+        (ev(kind), vec![upsert_patient(key, &[(Some("urn:mrn"), value)], "Fine")])
+    }
+    let mut batch = vec![
+        good("patient.registered", "urn:mrn|P1", "P1"),
+        good("patient.updated", "urn:mrn|P0", "P0"),
+        // An encounter of a patient nobody stored violates the foreign key.
+        (
+            ev("encounter.started"),
+            vec![
+                upsert_patient("urn:mrn|P2", &[(Some("urn:mrn"), "P2")], "Two"),
+                upsert_encounter("V1", "urn:mrn|NOBODY", "in-progress"),
+            ],
+        ),
+        good("patient.registered", "urn:mrn|P3", "P3"),
+    ];
+    let err = r.apply_registrations(&batch).await.expect_err("refused");
+    assert!(matches!(err, StoreError::Invalid(_)) && !err.is_retryable(), "{err:?}");
+    // Nothing of the batch, before or after the failing event, is visible.
+    for (e, _) in &batch {
+        assert!(h.store.events_for(e.correlation_id).await.expect("events").is_empty());
+    }
+    assert_eq!(r.registration_counts().await.expect("counts"), (1, 0));
+    let p0_row = r.patient("urn:mrn|P0").await.expect("patient").expect("kept");
+    assert_eq!(
+        (p0_row.version, p0_row.resource["name"][0]["family"].clone()),
+        (1, json!("Zero"))
+    );
+    for value in ["P1", "P2", "P3"] {
+        assert_eq!(key_of(h, Some("urn:mrn"), value).await, None, "{value}");
+    }
+    // The store is still usable, and the batch applies once the event is fixed.
+    batch[2].1[1] = upsert_encounter("V1", "urn:mrn|P2", "in-progress");
+    assert_eq!(r.apply_registrations(&batch).await.expect("fixed"), [true; 4]);
+    assert_eq!(r.registration_counts().await.expect("counts"), (4, 1));
+    assert_eq!(
+        r.patient("urn:mrn|P0").await.expect("patient").map(|p| p.version),
+        Some(2)
+    );
+}
+
+pub async fn registration_concurrent_overlapping_batches_apply_each_event_once(h: &Harness) {
+    // The same events in batches of different order, at once: a redelivery
+    // racing the first delivery, or two consumers. Each event applies once.
+    let events: Vec<(EventRecord, Vec<RegistrationChange>)> = (0..20)
+        .map(|i| {
+            let key = format!("urn:mrn|C{i}");
+            (ev("patient.registered"), vec![upsert_patient(&key, &[], "Same")])
+        })
+        .collect();
+    let tasks = (0..4).map(|t| {
+        let s = h.store.clone();
+        let mut batch = events.clone();
+        if t % 2 == 1 {
+            batch.reverse();
+        }
+        batch.rotate_left(t * 3);
+        tokio::spawn(async move {
+            let flags = s.registration().apply_registrations(&batch).await?;
+            Ok::<_, StoreError>(batch.into_iter().map(|(e, _)| e.id).zip(flags).collect::<Vec<_>>())
+        })
+    });
+    let mut applied: BTreeMap<Uuid, usize> = BTreeMap::new();
+    for r in futures::future::join_all(tasks).await {
+        for (id, new) in r.expect("task").expect("apply") {
+            *applied.entry(id).or_default() += usize::from(new);
+        }
+    }
+    assert_eq!(applied.len(), 20);
+    assert!(applied.values().all(|n| *n == 1), "{applied:?}");
+    for i in 0..20 {
+        let p = h
+            .store
+            .registration()
+            .patient(&format!("urn:mrn|C{i}"))
+            .await
+            .expect("patient");
+        assert_eq!(p.map(|p| p.version), Some(1), "C{i}");
+    }
+}

@@ -1,14 +1,17 @@
 //! PostgreSQL registration store: patients, identifiers and encounters,
 //! written in one transaction with the event that caused them.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
+use uuid::Uuid;
 
 use super::rows::map_err;
-use super::{insert_event, PostgresStore};
+use super::PostgresStore;
 use crate::store::registration::{chain_too_long, count, merged_keys, system_text};
 use crate::store::{
     EncounterRow, EventRecord, PatientRow, RegistrationChange, RegistrationStore, StoreError, MAX_MERGE_HOPS,
@@ -22,30 +25,35 @@ async fn apply(tx: &mut PgConnection, change: &RegistrationChange, now: DateTime
             identifiers,
             resource,
         } => {
+            // One round trip: the patient, then its identifiers (reading the
+            // patient's key, so written after it). Each identifier once: one
+            // statement may not update the same row twice.
+            let mut systems: Vec<&str> = Vec::with_capacity(identifiers.len());
+            let mut values: Vec<&str> = Vec::with_capacity(identifiers.len());
+            for (system, value) in identifiers {
+                let system = system_text(system.as_deref());
+                if !systems.iter().zip(&values).any(|(s, v)| *s == system && *v == value) {
+                    systems.push(system);
+                    values.push(value);
+                }
+            }
             sqlx::query(
-                "INSERT INTO patients (key, resource, merged_into, version, updated_at) \
+                "WITH p AS (INSERT INTO patients (key, resource, merged_into, version, updated_at) \
                  VALUES ($1, $2, NULL, 1, $3) \
                  ON CONFLICT (key) DO UPDATE SET resource = EXCLUDED.resource, \
-                 version = patients.version + 1, updated_at = EXCLUDED.updated_at",
+                 version = patients.version + 1, updated_at = EXCLUDED.updated_at RETURNING key) \
+                 INSERT INTO patient_identifiers (system, value, patient_key) \
+                 SELECT i.system, i.value, p.key FROM p, UNNEST($4::text[], $5::text[]) AS i (system, value) \
+                 ON CONFLICT (system, value) DO UPDATE SET patient_key = EXCLUDED.patient_key",
             )
             .bind(key)
             .bind(Json(resource))
             .bind(now)
+            .bind(&systems)
+            .bind(&values)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-            for (system, value) in identifiers {
-                sqlx::query(
-                    "INSERT INTO patient_identifiers (system, value, patient_key) VALUES ($1, $2, $3) \
-                     ON CONFLICT (system, value) DO UPDATE SET patient_key = EXCLUDED.patient_key",
-                )
-                .bind(system_text(system.as_deref()))
-                .bind(value)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            }
         }
         RegistrationChange::UpsertEncounter {
             key,
@@ -113,6 +121,46 @@ async fn apply(tx: &mut PgConnection, change: &RegistrationChange, now: DateTime
     Ok(())
 }
 
+/// Appends the events of `batch` to the log in one statement (one round trip
+/// instead of one per event); true for each event this appended, false for
+/// one already in the log or earlier in the batch. The log is written in full
+/// before any change, which the caller's transaction makes invisible.
+async fn insert_events(
+    tx: &mut PgConnection,
+    batch: &[(EventRecord, Vec<RegistrationChange>)],
+    now: DateTime<Utc>,
+) -> Result<Vec<bool>, StoreError> {
+    // The first copy of an id only: a later one is a redelivery (and one
+    // statement may not meet the same key twice).
+    let mut seen = HashSet::with_capacity(batch.len());
+    let mut firsts: Vec<&EventRecord> = batch.iter().map(|(e, _)| e).filter(|e| seen.insert(e.id)).collect();
+    // In id order, so two batches sharing events (a redelivery racing the
+    // first delivery) wait on each other's ids in the same order, never in a cycle.
+    firsts.sort_by_key(|e| e.id);
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO events (id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at, \
+         recorded_at) \
+         SELECT e.*, $9 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
+         $7::jsonb[], $8::timestamptz[]) AS e \
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+    )
+    .bind(firsts.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.correlation_id).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.causation_id).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.patient_id.as_deref()).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| Json(&e.body)).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let mut inserted: HashSet<Uuid> = inserted.into_iter().collect();
+    // `remove`: only the first copy of an appended id counts as new.
+    Ok(batch.iter().map(|(e, _)| inserted.remove(&e.id)).collect())
+}
+
 /// A `patients` row.
 fn patient_row(row: &PgRow) -> Result<PatientRow, StoreError> {
     Ok(PatientRow {
@@ -153,26 +201,25 @@ async fn load_patient(conn: &mut PgConnection, key: &str) -> Result<Option<Patie
 
 #[async_trait]
 impl RegistrationStore for PostgresStore {
-    async fn apply_registration(
+    async fn apply_registrations(
         &self,
-        event: &EventRecord,
-        changes: &[RegistrationChange],
-    ) -> Result<bool, StoreError> {
+        batch: &[(EventRecord, Vec<RegistrationChange>)],
+    ) -> Result<Vec<bool>, StoreError> {
         let now = Utc::now();
         // A concurrent apply of the same event id blocks on the primary key
         // until the first commits, then inserts nothing: changes apply once.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let done = insert_event(event).execute(&mut *tx).await.map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await.map_err(map_err)?;
-            return Ok(false);
-        }
-        for change in changes {
-            // Dropping `tx` on an error rolls the event insertion back too.
-            apply(&mut tx, change, now).await?;
+        let out = insert_events(&mut tx, batch, now).await?;
+        for ((_, changes), new) in batch.iter().zip(&out) {
+            if *new {
+                for change in changes {
+                    // Dropping `tx` on an error rolls the whole batch back.
+                    apply(&mut tx, change, now).await?;
+                }
+            }
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(out)
     }
 
     async fn patient(&self, key: &str) -> Result<Option<PatientRow>, StoreError> {

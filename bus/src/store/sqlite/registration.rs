@@ -148,25 +148,31 @@ async fn load_patient(conn: &mut SqliteConnection, key: &str) -> Result<Option<P
 
 #[async_trait]
 impl RegistrationStore for SqliteStore {
-    async fn apply_registration(
+    async fn apply_registrations(
         &self,
-        event: &EventRecord,
-        changes: &[RegistrationChange],
-    ) -> Result<bool, StoreError> {
+        batch: &[(EventRecord, Vec<RegistrationChange>)],
+    ) -> Result<Vec<bool>, StoreError> {
         let now = micros(Utc::now());
-        let insert = insert_event(event)?;
+        // Encoded before the write lock is taken, so a bad body costs no transaction.
+        let inserts = batch
+            .iter()
+            .map(|(event, _)| insert_event(event))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
-        let done = insert.execute(&mut *tx).await.map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await.map_err(map_err)?;
-            return Ok(false);
-        }
-        for change in changes {
-            // Dropping `tx` on an error rolls the event insertion back too.
-            apply(&mut tx, change, now).await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (insert, (_, changes)) in inserts.into_iter().zip(batch) {
+            let done = insert.execute(&mut *tx).await.map_err(map_err)?;
+            let new = done.rows_affected() == 1;
+            if new {
+                for change in changes {
+                    // Dropping `tx` on an error rolls the whole batch back.
+                    apply(&mut tx, change, now).await?;
+                }
+            }
+            out.push(new);
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(out)
     }
 
     async fn patient(&self, key: &str) -> Result<Option<PatientRow>, StoreError> {
