@@ -415,8 +415,9 @@ pub async fn batch_insert_reports_each_outcome_in_order(h: &Harness) {
     let b = msg("adt", Some("B2"), base() + secs(3));
     // The same control id twice inside one batch: the second is a duplicate of the first.
     let twin = msg("adt", Some("B1"), base() + secs(4));
+    // The kept message itself again (same id, as a redelivery brings it): a duplicate of itself.
     let out = s
-        .insert_messages(&[a.clone(), resend.clone(), b.clone(), twin.clone()])
+        .insert_messages(&[a.clone(), resend.clone(), b.clone(), twin.clone(), kept.clone()])
         .await
         .expect("batch insert");
     assert_eq!(
@@ -426,6 +427,7 @@ pub async fn batch_insert_reports_each_outcome_in_order(h: &Harness) {
             InsertOutcome::Duplicate { existing: kept.id },
             InsertOutcome::Inserted,
             InsertOutcome::Duplicate { existing: a.id },
+            InsertOutcome::Duplicate { existing: kept.id },
         ]
     );
     for m in [&a, &b] {
@@ -475,4 +477,16 @@ pub async fn batch_stages_are_all_or_nothing(h: &Harness) {
     assert!(matches!(err, Err(StoreError::Invalid(_))), "{err:?}");
     let got = s.get_message(a.id).await.expect("get").expect("stored");
     assert_eq!((got.status, got.stages[0].attempts), (MessageStatus::Processed, 1));
+    // One message twice in a batch: applied in order, as one by one.
+    s.record_stages(&[
+        outcome(a.id, MessageStatus::Errored, Some("first")),
+        outcome(a.id, MessageStatus::Processed, None),
+    ])
+    .await
+    .expect("same message twice");
+    let got = s.get_message(a.id).await.expect("get").expect("stored");
+    assert_eq!(
+        (got.status, got.error.as_deref(), got.stages[0].attempts),
+        (MessageStatus::Processed, None, 3)
+    );
 }

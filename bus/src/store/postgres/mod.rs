@@ -5,6 +5,7 @@
 //! key and the partial unique index on channel + control id), so concurrent
 //! inserts from several medbus processes race correctly.
 
+mod batch;
 mod registration;
 mod rows;
 
@@ -229,10 +230,11 @@ impl Store for PostgresStore {
 
     async fn insert_messages(&self, ms: &[NewMessage]) -> Result<Vec<InsertOutcome>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut out = Vec::with_capacity(ms.len());
-        for m in ms {
-            out.push(insert_one(&mut tx, m).await?);
-        }
+        let out = match ms {
+            [] => Vec::new(),
+            [m] => vec![insert_one(&mut tx, m).await?],
+            _ => batch::insert_messages(&mut tx, ms).await?,
+        };
         tx.commit().await.map_err(map_err)?;
         Ok(out)
     }
@@ -240,8 +242,12 @@ impl Store for PostgresStore {
     async fn record_stages(&self, records: &[StageOutcome]) -> Result<(), StoreError> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        for r in records {
-            record_one(&mut tx, r, now).await?;
+        if records.len() > 1 && batch::set_based(records) {
+            batch::record_stages(&mut tx, records, now).await?;
+        } else {
+            for r in records {
+                record_one(&mut tx, r, now).await?;
+            }
         }
         tx.commit().await.map_err(map_err)
     }
