@@ -31,6 +31,9 @@ pub struct Config {
     pub channels: BTreeMap<String, ChannelConfig>,
     /// Outbound destinations by name (`[destinations.his]`). None by default.
     pub destinations: BTreeMap<String, DestinationConfig>,
+    /// Directory of the route files (`*.toml`, see docs/routes.md). A relative path is taken from the
+    /// directory of the config file, so the default `routes` is `config/routes` beside `config/medbus.toml`.
+    pub routes_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             channels: BTreeMap::new(),
             destinations: BTreeMap::new(),
+            routes_dir: PathBuf::from("routes"),
         }
     }
 }
