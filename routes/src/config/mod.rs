@@ -10,13 +10,16 @@
 //! Module map:
 //! - `spec`: what serde reads; `read_file`: one file into specs with problems;
 //!   `key_lines`: the line of every key;
-//! - `compile`: checks and compiles a spec ([`Known`] names from the config);
+//! - `compile` (with `compile_when`, `compile_step`): checks and compiles a
+//!   spec ([`Known`] names from the config);
 //! - `condition`, `glob`, `target`: filters and field paths;
 //! - `transform`, `code_table`: steps and CSV tables;
 //! - `route`: [`Route`], [`Routes`]; `dry_run`: what `medbus route test` shows.
 
 mod code_table;
 mod compile;
+mod compile_step;
+mod compile_when;
 mod condition;
 pub mod dry_run;
 mod glob;
