@@ -48,12 +48,13 @@ pub fn routes_dir(config: &Config, config_dir: &Path) -> PathBuf {
     config_dir.join(&config.routes_dir)
 }
 
-/// The directory of a config file (`.` for a bare file name or none).
+/// The directory of a config file; empty (the working directory, without a `./` in
+/// the paths shown) for a bare file name or no file.
 pub fn config_dir(config_file: Option<&Path>) -> PathBuf {
     config_file
         .and_then(Path::parent)
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Loads the routes of `config` (whose file is in `config_dir`), checking names against its channels and destinations.

@@ -284,7 +284,11 @@ fn routes_dir_is_relative_to_the_config_file() {
         routes_dir(&c, &config_dir(Some(Path::new("config/medbus.toml")))),
         Path::new("config/routes")
     );
-    assert_eq!(config_dir(Some(Path::new("medbus.toml"))), Path::new("."));
+    assert_eq!(
+        config_dir(Some(Path::new("medbus.toml"))).join("routes"),
+        Path::new("routes")
+    );
+    assert_eq!(config_dir(None), Path::new(""));
     let (_d, r) = load_files(&[]);
     assert!(
         r.is_err(),
