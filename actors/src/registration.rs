@@ -154,5 +154,10 @@ pub fn changes_for(event: &CanonicalEvent) -> Result<Vec<RegistrationChange>, Ap
                 },
             ])
         }
+        // Order, result, appointment and billing events belong to other services (KINDS excludes them).
+        _ => Err(ApplyError::BadInput(format!(
+            "{} is not a registration event",
+            event.kind().as_str()
+        ))),
     }
 }

@@ -1,16 +1,29 @@
 //! The canonical event catalogue: what happened, on which subject, with which body.
 //!
-//! | kind                 | subject                               | body               | from HL7 v2 ADT      |
-//! |----------------------|---------------------------------------|--------------------|----------------------|
-//! | `patient.registered` | `medbus.events.patient.registered`    | [`PatientEvent`]   | A01, A04, A05, A28   |
-//! | `patient.updated`    | `medbus.events.patient.updated`       | [`PatientEvent`]   | A08, A31             |
-//! | `patient.merged`     | `medbus.events.patient.merged`        | [`MergeEvent`]     | A40                  |
-//! | `encounter.planned`  | `medbus.events.encounter.planned`     | [`EncounterEvent`] | A05                  |
-//! | `encounter.started`  | `medbus.events.encounter.started`     | [`EncounterEvent`] | A01, A04             |
-//! | `encounter.updated`  | `medbus.events.encounter.updated`     | [`EncounterEvent`] | A08 (with a visit)   |
-//! | `encounter.finished` | `medbus.events.encounter.finished`    | [`EncounterEvent`] | A03                  |
-//! | `encounter.cancelled`| `medbus.events.encounter.cancelled`   | [`EncounterEvent`] | A11                  |
-//! | `encounter.reopened` | `medbus.events.encounter.reopened`    | [`EncounterEvent`] | A13                  |
+//! | kind                      | subject (`medbus.events.` …) | body                     | from HL7 v2                  |
+//! |---------------------------|------------------------------|--------------------------|------------------------------|
+//! | `patient.registered`      | `patient.registered`         | [`PatientEvent`]         | ADT A01, A04, A05, A28       |
+//! | `patient.updated`         | `patient.updated`            | [`PatientEvent`]         | ADT A08, A31                 |
+//! | `patient.merged`          | `patient.merged`             | [`MergeEvent`]           | ADT A40                      |
+//! | `encounter.planned`       | `encounter.planned`          | [`EncounterEvent`]       | ADT A05                      |
+//! | `encounter.started`       | `encounter.started`          | [`EncounterEvent`]       | ADT A01, A04                 |
+//! | `encounter.updated`       | `encounter.updated`          | [`EncounterEvent`]       | ADT A08 (with a visit)       |
+//! | `encounter.finished`      | `encounter.finished`         | [`EncounterEvent`]       | ADT A03                      |
+//! | `encounter.cancelled`     | `encounter.cancelled`        | [`EncounterEvent`]       | ADT A11                      |
+//! | `encounter.reopened`      | `encounter.reopened`         | [`EncounterEvent`]       | ADT A13                      |
+//! | `order.placed`            | `order.placed`               | [`OrderEvent`]           | ORM O01, OML O21: ORC-1 NW   |
+//! | `order.updated`           | `order.updated`              | [`OrderEvent`]           | ORC-1 XO, SC, OK, HD, RL …   |
+//! | `order.cancelled`         | `order.cancelled`            | [`OrderEvent`]           | ORC-1 CA, OC, DC, OD …       |
+//! | `order.completed`         | `order.completed`            | [`OrderEvent`]           | ORC-1 CM                     |
+//! | `appointment.booked`      | `appointment.booked`         | [`AppointmentEvent`]     | SIU S12                      |
+//! | `appointment.rescheduled` | `appointment.rescheduled`    | [`AppointmentEvent`]     | SIU S13, S14                 |
+//! | `appointment.cancelled`   | `appointment.cancelled`      | [`AppointmentEvent`]     | SIU S15                      |
+//! | `appointment.noshow`      | `appointment.noshow`         | [`AppointmentEvent`]     | SIU S26                      |
+//! | `result.reported`         | `result.reported`            | [`ResultEvent`]          | ORU R01 (one per OBR)        |
+//! | `result.corrected`        | `result.corrected`           | [`ResultEvent`]          | ORU R01 with status C, A, D, W |
+//! | `result.critical`         | `result.critical`            | [`CriticalResultEvent`]  | raised by the results service |
+//! | `billing.charge-posted`   | `billing.charge-posted`      | [`ChargeEvent`]          | DFT P03: FT1-6 CG            |
+//! | `billing.charge-reversed` | `billing.charge-reversed`    | [`ChargeEvent`]          | DFT P03: FT1-6 CD            |
 //!
 //! Semantics consumers can rely on:
 //! - `patient.registered` says the source *asserts* the patient exists: it
@@ -21,6 +34,12 @@
 //! - An ADT message that admits or registers yields the patient event first,
 //!   then the encounter event; both carry the same patient key, so per-patient
 //!   ordering keeps them in that order.
+//! - Every body carries the patient, so every event has a patient key
+//!   ([`CanonicalEvent::patient_key`]) and orders, results and charges of one
+//!   patient stay in order with that patient's ADT.
+//! - Resources are snapshots of what the source sent: an absent element means
+//!   "not sent". Orders, appointments, reports, observations and charges have
+//!   natural keys (`key()`); a later event with the same key replaces the state.
 //! - Bodies are JSON objects in camelCase; the resources inside are valid FHIR
 //!   R4 JSON. The envelope carries the kind, ids and times.
 
@@ -28,92 +47,11 @@ use serde::{Deserialize, Serialize};
 
 use super::datatypes::Identifier;
 use super::encounter::Encounter;
+use super::event_bodies::{AppointmentEvent, ChargeEvent, CriticalResultEvent, OrderEvent, ResultEvent};
+use super::event_kind::EventKind;
 use super::patient::Patient;
 use super::primitives::DateTime;
 use crate::subjects::Subject;
-
-/// Every canonical event kind, with its domain and event tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// `patient.registered`: a source asserts a patient exists (create or refresh).
-    PatientRegistered,
-    /// `patient.updated`: a source changed a patient's demographics.
-    PatientUpdated,
-    /// `patient.merged`: one or more identifiers were merged into a surviving patient.
-    PatientMerged,
-    /// `encounter.planned`: a visit is expected (pre-admission).
-    EncounterPlanned,
-    /// `encounter.started`: a visit began (admission, outpatient or emergency registration).
-    EncounterStarted,
-    /// `encounter.updated`: visit details changed.
-    EncounterUpdated,
-    /// `encounter.finished`: the visit ended (discharge).
-    EncounterFinished,
-    /// `encounter.cancelled`: the visit was cancelled before it began (cancel admit).
-    EncounterCancelled,
-    /// `encounter.reopened`: a discharge was cancelled; the visit is in progress again.
-    EncounterReopened,
-}
-
-impl EventKind {
-    /// All kinds, in catalogue order.
-    pub const ALL: [EventKind; 9] = [
-        EventKind::PatientRegistered,
-        EventKind::PatientUpdated,
-        EventKind::PatientMerged,
-        EventKind::EncounterPlanned,
-        EventKind::EncounterStarted,
-        EventKind::EncounterUpdated,
-        EventKind::EncounterFinished,
-        EventKind::EncounterCancelled,
-        EventKind::EncounterReopened,
-    ];
-
-    /// `(domain, event)` tokens of the subject.
-    pub fn tokens(self) -> (&'static str, &'static str) {
-        match self {
-            EventKind::PatientRegistered => ("patient", "registered"),
-            EventKind::PatientUpdated => ("patient", "updated"),
-            EventKind::PatientMerged => ("patient", "merged"),
-            EventKind::EncounterPlanned => ("encounter", "planned"),
-            EventKind::EncounterStarted => ("encounter", "started"),
-            EventKind::EncounterUpdated => ("encounter", "updated"),
-            EventKind::EncounterFinished => ("encounter", "finished"),
-            EventKind::EncounterCancelled => ("encounter", "cancelled"),
-            EventKind::EncounterReopened => ("encounter", "reopened"),
-        }
-    }
-
-    /// The kind string, `patient.registered`, as in the envelope's `kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::PatientRegistered => "patient.registered",
-            EventKind::PatientUpdated => "patient.updated",
-            EventKind::PatientMerged => "patient.merged",
-            EventKind::EncounterPlanned => "encounter.planned",
-            EventKind::EncounterStarted => "encounter.started",
-            EventKind::EncounterUpdated => "encounter.updated",
-            EventKind::EncounterFinished => "encounter.finished",
-            EventKind::EncounterCancelled => "encounter.cancelled",
-            EventKind::EncounterReopened => "encounter.reopened",
-        }
-    }
-
-    /// The kind for a kind string, `None` for one outside the catalogue.
-    pub fn parse(kind: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == kind)
-    }
-
-    /// The subject, `medbus.events.<domain>.<event>`.
-    pub fn subject(self) -> Subject {
-        // The tokens are constants known to be valid, so no check is needed.
-        let (domain, event) = self.tokens();
-        Subject::Event {
-            domain: domain.into(),
-            event: event.into(),
-        }
-    }
-}
 
 /// Body of `patient.registered` and `patient.updated`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +124,32 @@ pub enum CanonicalEvent {
     EncounterCancelled(EncounterEvent),
     /// `encounter.reopened`.
     EncounterReopened(EncounterEvent),
+    /// `order.placed`.
+    OrderPlaced(OrderEvent),
+    /// `order.updated`.
+    OrderUpdated(OrderEvent),
+    /// `order.cancelled`.
+    OrderCancelled(OrderEvent),
+    /// `order.completed`.
+    OrderCompleted(OrderEvent),
+    /// `appointment.booked`.
+    AppointmentBooked(AppointmentEvent),
+    /// `appointment.rescheduled`.
+    AppointmentRescheduled(AppointmentEvent),
+    /// `appointment.cancelled`.
+    AppointmentCancelled(AppointmentEvent),
+    /// `appointment.noshow`.
+    AppointmentNoshow(AppointmentEvent),
+    /// `result.reported`.
+    ResultReported(ResultEvent),
+    /// `result.corrected`.
+    ResultCorrected(ResultEvent),
+    /// `result.critical` (boxed: an observation and a report make it the largest body by far).
+    ResultCritical(Box<CriticalResultEvent>),
+    /// `billing.charge-posted`.
+    ChargePosted(ChargeEvent),
+    /// `billing.charge-reversed`.
+    ChargeReversed(ChargeEvent),
 }
 
 /// The body of a [`CanonicalEvent`], by shape.
@@ -197,6 +161,33 @@ pub enum EventBody<'a> {
     Merge(&'a MergeEvent),
     /// An encounter event.
     Encounter(&'a EncounterEvent),
+    /// An order event.
+    Order(&'a OrderEvent),
+    /// An appointment event.
+    Appointment(&'a AppointmentEvent),
+    /// A report with its observations.
+    Result(&'a ResultEvent),
+    /// A critical value.
+    CriticalResult(&'a CriticalResultEvent),
+    /// A charge.
+    Charge(&'a ChargeEvent),
+}
+
+// Evaluates `$e` with `$b` bound to the body, whatever its shape: the bodies
+// share `occurred` and `sourceMessageType`, so one expression serves them all.
+macro_rules! each_body {
+    ($body:expr, $b:ident => $e:expr) => {
+        match $body {
+            EventBody::Patient($b) => $e,
+            EventBody::Merge($b) => $e,
+            EventBody::Encounter($b) => $e,
+            EventBody::Order($b) => $e,
+            EventBody::Appointment($b) => $e,
+            EventBody::Result($b) => $e,
+            EventBody::CriticalResult($b) => $e,
+            EventBody::Charge($b) => $e,
+        }
+    };
 }
 
 impl CanonicalEvent {
@@ -212,6 +203,19 @@ impl CanonicalEvent {
             CanonicalEvent::EncounterFinished(_) => EventKind::EncounterFinished,
             CanonicalEvent::EncounterCancelled(_) => EventKind::EncounterCancelled,
             CanonicalEvent::EncounterReopened(_) => EventKind::EncounterReopened,
+            CanonicalEvent::OrderPlaced(_) => EventKind::OrderPlaced,
+            CanonicalEvent::OrderUpdated(_) => EventKind::OrderUpdated,
+            CanonicalEvent::OrderCancelled(_) => EventKind::OrderCancelled,
+            CanonicalEvent::OrderCompleted(_) => EventKind::OrderCompleted,
+            CanonicalEvent::AppointmentBooked(_) => EventKind::AppointmentBooked,
+            CanonicalEvent::AppointmentRescheduled(_) => EventKind::AppointmentRescheduled,
+            CanonicalEvent::AppointmentCancelled(_) => EventKind::AppointmentCancelled,
+            CanonicalEvent::AppointmentNoshow(_) => EventKind::AppointmentNoshow,
+            CanonicalEvent::ResultReported(_) => EventKind::ResultReported,
+            CanonicalEvent::ResultCorrected(_) => EventKind::ResultCorrected,
+            CanonicalEvent::ResultCritical(_) => EventKind::ResultCritical,
+            CanonicalEvent::ChargePosted(_) => EventKind::ChargePosted,
+            CanonicalEvent::ChargeReversed(_) => EventKind::ChargeReversed,
         }
     }
 
@@ -226,6 +230,17 @@ impl CanonicalEvent {
             | CanonicalEvent::EncounterFinished(b)
             | CanonicalEvent::EncounterCancelled(b)
             | CanonicalEvent::EncounterReopened(b) => EventBody::Encounter(b),
+            CanonicalEvent::OrderPlaced(b)
+            | CanonicalEvent::OrderUpdated(b)
+            | CanonicalEvent::OrderCancelled(b)
+            | CanonicalEvent::OrderCompleted(b) => EventBody::Order(b),
+            CanonicalEvent::AppointmentBooked(b)
+            | CanonicalEvent::AppointmentRescheduled(b)
+            | CanonicalEvent::AppointmentCancelled(b)
+            | CanonicalEvent::AppointmentNoshow(b) => EventBody::Appointment(b),
+            CanonicalEvent::ResultReported(b) | CanonicalEvent::ResultCorrected(b) => EventBody::Result(b),
+            CanonicalEvent::ResultCritical(b) => EventBody::CriticalResult(b),
+            CanonicalEvent::ChargePosted(b) | CanonicalEvent::ChargeReversed(b) => EventBody::Charge(b),
         }
     }
 
@@ -236,11 +251,7 @@ impl CanonicalEvent {
 
     /// The body as JSON, as published.
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
-        match self.body() {
-            EventBody::Patient(b) => serde_json::to_value(b),
-            EventBody::Merge(b) => serde_json::to_value(b),
-            EventBody::Encounter(b) => serde_json::to_value(b),
-        }
+        each_body!(self.body(), b => serde_json::to_value(b))
     }
 
     /// What the router publishes: the subject and the JSON body.
@@ -250,25 +261,44 @@ impl CanonicalEvent {
 
     /// Reads an event back from its kind and JSON body (what a consumer receives).
     pub fn from_json(kind: EventKind, body: serde_json::Value) -> Result<Self, serde_json::Error> {
+        use serde_json::from_value as read;
         Ok(match kind {
-            EventKind::PatientRegistered => CanonicalEvent::PatientRegistered(serde_json::from_value(body)?),
-            EventKind::PatientUpdated => CanonicalEvent::PatientUpdated(serde_json::from_value(body)?),
-            EventKind::PatientMerged => CanonicalEvent::PatientMerged(serde_json::from_value(body)?),
-            EventKind::EncounterPlanned => CanonicalEvent::EncounterPlanned(serde_json::from_value(body)?),
-            EventKind::EncounterStarted => CanonicalEvent::EncounterStarted(serde_json::from_value(body)?),
-            EventKind::EncounterUpdated => CanonicalEvent::EncounterUpdated(serde_json::from_value(body)?),
-            EventKind::EncounterFinished => CanonicalEvent::EncounterFinished(serde_json::from_value(body)?),
-            EventKind::EncounterCancelled => CanonicalEvent::EncounterCancelled(serde_json::from_value(body)?),
-            EventKind::EncounterReopened => CanonicalEvent::EncounterReopened(serde_json::from_value(body)?),
+            EventKind::PatientRegistered => CanonicalEvent::PatientRegistered(read(body)?),
+            EventKind::PatientUpdated => CanonicalEvent::PatientUpdated(read(body)?),
+            EventKind::PatientMerged => CanonicalEvent::PatientMerged(read(body)?),
+            EventKind::EncounterPlanned => CanonicalEvent::EncounterPlanned(read(body)?),
+            EventKind::EncounterStarted => CanonicalEvent::EncounterStarted(read(body)?),
+            EventKind::EncounterUpdated => CanonicalEvent::EncounterUpdated(read(body)?),
+            EventKind::EncounterFinished => CanonicalEvent::EncounterFinished(read(body)?),
+            EventKind::EncounterCancelled => CanonicalEvent::EncounterCancelled(read(body)?),
+            EventKind::EncounterReopened => CanonicalEvent::EncounterReopened(read(body)?),
+            EventKind::OrderPlaced => CanonicalEvent::OrderPlaced(read(body)?),
+            EventKind::OrderUpdated => CanonicalEvent::OrderUpdated(read(body)?),
+            EventKind::OrderCancelled => CanonicalEvent::OrderCancelled(read(body)?),
+            EventKind::OrderCompleted => CanonicalEvent::OrderCompleted(read(body)?),
+            EventKind::AppointmentBooked => CanonicalEvent::AppointmentBooked(read(body)?),
+            EventKind::AppointmentRescheduled => CanonicalEvent::AppointmentRescheduled(read(body)?),
+            EventKind::AppointmentCancelled => CanonicalEvent::AppointmentCancelled(read(body)?),
+            EventKind::AppointmentNoshow => CanonicalEvent::AppointmentNoshow(read(body)?),
+            EventKind::ResultReported => CanonicalEvent::ResultReported(read(body)?),
+            EventKind::ResultCorrected => CanonicalEvent::ResultCorrected(read(body)?),
+            EventKind::ResultCritical => CanonicalEvent::ResultCritical(read(body)?),
+            EventKind::ChargePosted => CanonicalEvent::ChargePosted(read(body)?),
+            EventKind::ChargeReversed => CanonicalEvent::ChargeReversed(read(body)?),
         })
     }
 
     /// The patient this event is about: the survivor of a merge.
     pub fn patient(&self) -> &Patient {
         match self.body() {
-            EventBody::Patient(b) => &b.patient,
             EventBody::Merge(b) => &b.surviving,
+            EventBody::Patient(b) => &b.patient,
             EventBody::Encounter(b) => &b.patient,
+            EventBody::Order(b) => &b.patient,
+            EventBody::Appointment(b) => &b.patient,
+            EventBody::Result(b) => &b.patient,
+            EventBody::CriticalResult(b) => &b.patient,
+            EventBody::Charge(b) => &b.patient,
         }
     }
 
@@ -280,20 +310,12 @@ impl CanonicalEvent {
 
     /// When it happened in the source system.
     pub fn occurred(&self) -> Option<&DateTime> {
-        match self.body() {
-            EventBody::Patient(b) => b.occurred.as_ref(),
-            EventBody::Merge(b) => b.occurred.as_ref(),
-            EventBody::Encounter(b) => b.occurred.as_ref(),
-        }
+        each_body!(self.body(), b => b.occurred.as_ref())
     }
 
     /// The source message type (`ADT^A01`).
     pub fn source_message_type(&self) -> Option<&str> {
-        match self.body() {
-            EventBody::Patient(b) => b.source_message_type.as_deref(),
-            EventBody::Merge(b) => b.source_message_type.as_deref(),
-            EventBody::Encounter(b) => b.source_message_type.as_deref(),
-        }
+        each_body!(self.body(), b => b.source_message_type.as_deref())
     }
 }
 

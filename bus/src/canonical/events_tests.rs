@@ -3,9 +3,16 @@
 use serde_json::json;
 
 use super::*;
+use crate::canonical::appointment::{Appointment, AppointmentParticipant, AppointmentStatus, ParticipationStatus};
+use crate::canonical::charge_item::{ChargeItem, ChargeItemStatus};
 use crate::canonical::datatypes::{CodeableConcept, Coding, Reference};
+use crate::canonical::diagnostic_report::{DiagnosticReport, DiagnosticReportStatus};
 use crate::canonical::encounter::EncounterStatus;
+use crate::canonical::event_bodies::CriticalReason;
+use crate::canonical::observation::{Observation, ObservationStatus, ObservationValue};
 use crate::canonical::patient::{LinkType, PatientLink};
+use crate::canonical::quantity::{Decimal, Money, Quantity};
+use crate::canonical::service_request::{ServiceRequest, ServiceRequestIntent, ServiceRequestStatus};
 use crate::canonical::systems;
 
 fn mrn(value: &str) -> Identifier {
@@ -42,6 +49,120 @@ fn encounter_event() -> EncounterEvent {
     }
 }
 
+fn order_number(system: &str, value: &str, type_code: &str) -> Identifier {
+    Identifier {
+        type_: Some(CodeableConcept::coded(Coding::new(systems::V2_0203, type_code, None))),
+        system: Some(system.into()),
+        value: Some(value.into()),
+        ..Identifier::default()
+    }
+}
+
+fn order_event(status: ServiceRequestStatus) -> OrderEvent {
+    let mut sr = ServiceRequest::new(status, ServiceRequestIntent::Order, patient().reference());
+    sr.identifier = vec![
+        order_number("urn:medbus:authority:CPOE", "PL1", "PLAC"),
+        order_number("urn:medbus:authority:LAB", "FL1", "FILL"),
+    ];
+    sr.code = Some(CodeableConcept::coded(Coding::new(systems::LOINC, "24323-8", None)));
+    OrderEvent {
+        service_request: sr,
+        patient: patient(),
+        source_message_type: Some("ORM^O01".into()),
+        occurred: when(),
+    }
+}
+
+fn appointment_event(status: AppointmentStatus) -> AppointmentEvent {
+    let mut a = Appointment::new(status);
+    a.identifier
+        .push(order_number("urn:medbus:authority:SCHED", "SC1", "FILL"));
+    a.participant.push(AppointmentParticipant {
+        type_: Vec::new(),
+        actor: Some(patient().reference()),
+        status: ParticipationStatus::Accepted,
+    });
+    AppointmentEvent {
+        appointment: a,
+        patient: patient(),
+        source_message_type: Some("SIU^S12".into()),
+        occurred: when(),
+    }
+}
+
+fn potassium(value: &str) -> Observation {
+    let mut o = Observation::new(
+        ObservationStatus::Final,
+        CodeableConcept::coded(Coding::new(systems::LOINC, "2823-3", Some("Potassium"))),
+    );
+    o.identifier.push(Identifier {
+        system: Some("urn:medbus:authority:LAB".into()),
+        value: Some("FL1/2823-3".into()),
+        ..Identifier::default()
+    });
+    o.value = Some(ObservationValue::Quantity(Quantity {
+        value: Decimal::parse(value),
+        unit: Some("mmol/L".into()),
+        system: Some(systems::UCUM.into()),
+        code: Some("mmol/L".into()),
+        ..Quantity::default()
+    }));
+    o
+}
+
+fn report() -> DiagnosticReport {
+    let mut r = DiagnosticReport::new(
+        DiagnosticReportStatus::Final,
+        CodeableConcept::coded(Coding::new(systems::LOINC, "24323-8", None)),
+    );
+    r.identifier
+        .push(order_number("urn:medbus:authority:LAB", "FL1", "FILL"));
+    r.result.push(potassium("6.8").reference());
+    r
+}
+
+fn result_event() -> ResultEvent {
+    ResultEvent {
+        report: report(),
+        observations: vec![potassium("6.8")],
+        patient: patient(),
+        source_message_type: Some("ORU^R01".into()),
+        occurred: when(),
+    }
+}
+
+fn critical_event() -> CriticalResultEvent {
+    CriticalResultEvent {
+        observation: potassium("6.8"),
+        report: report(),
+        reason: CriticalReason::Threshold {
+            low: Decimal::parse("2.5"),
+            high: Decimal::parse("6.5"),
+        },
+        patient: patient(),
+        source_message_type: Some("ORU^R01".into()),
+        occurred: when(),
+    }
+}
+
+fn charge_event(status: ChargeItemStatus) -> ChargeEvent {
+    let mut c = ChargeItem::new(
+        status,
+        CodeableConcept::coded(Coding::new(systems::CPT, "84132", None)),
+        patient().reference(),
+    );
+    c.price_override = Some(Money {
+        value: Decimal::parse("12.5"),
+        currency: Some("USD".into()),
+    });
+    ChargeEvent {
+        charge_item: c,
+        patient: patient(),
+        source_message_type: Some("DFT^P03".into()),
+        occurred: when(),
+    }
+}
+
 fn every_event() -> Vec<CanonicalEvent> {
     let pe = PatientEvent {
         patient: patient(),
@@ -64,6 +185,19 @@ fn every_event() -> Vec<CanonicalEvent> {
         CanonicalEvent::EncounterFinished(encounter_event()),
         CanonicalEvent::EncounterCancelled(encounter_event()),
         CanonicalEvent::EncounterReopened(encounter_event()),
+        CanonicalEvent::OrderPlaced(order_event(ServiceRequestStatus::Active)),
+        CanonicalEvent::OrderUpdated(order_event(ServiceRequestStatus::OnHold)),
+        CanonicalEvent::OrderCancelled(order_event(ServiceRequestStatus::Revoked)),
+        CanonicalEvent::OrderCompleted(order_event(ServiceRequestStatus::Completed)),
+        CanonicalEvent::AppointmentBooked(appointment_event(AppointmentStatus::Booked)),
+        CanonicalEvent::AppointmentRescheduled(appointment_event(AppointmentStatus::Booked)),
+        CanonicalEvent::AppointmentCancelled(appointment_event(AppointmentStatus::Cancelled)),
+        CanonicalEvent::AppointmentNoshow(appointment_event(AppointmentStatus::Noshow)),
+        CanonicalEvent::ResultReported(result_event()),
+        CanonicalEvent::ResultCorrected(result_event()),
+        CanonicalEvent::ResultCritical(Box::new(critical_event())),
+        CanonicalEvent::ChargePosted(charge_event(ChargeItemStatus::Billable)),
+        CanonicalEvent::ChargeReversed(charge_event(ChargeItemStatus::Aborted)),
     ]
 }
 
@@ -81,6 +215,14 @@ fn catalogue_kinds_and_subjects() {
     assert_eq!(
         EventKind::EncounterFinished.subject().to_string(),
         "medbus.events.encounter.finished"
+    );
+    assert_eq!(
+        EventKind::ChargeReversed.subject().to_string(),
+        "medbus.events.billing.charge-reversed"
+    );
+    assert_eq!(
+        EventKind::ResultCritical.subject().to_string(),
+        "medbus.events.result.critical"
     );
     assert_eq!(EventKind::parse("patient.discharged"), None);
     let kinds: Vec<_> = every_event().iter().map(CanonicalEvent::kind).collect();
@@ -180,6 +322,62 @@ fn encounter_event_json() {
 }
 
 #[test]
+fn order_event_json() {
+    let event = CanonicalEvent::OrderPlaced(order_event(ServiceRequestStatus::Active));
+    let body = event.to_json().unwrap();
+    assert_eq!(event.subject().to_string(), "medbus.events.order.placed");
+    let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["occurred", "patient", "serviceRequest", "sourceMessageType"]);
+    assert_eq!(body["serviceRequest"]["resourceType"], json!("ServiceRequest"));
+    assert_eq!(body["serviceRequest"]["status"], json!("active"));
+    assert_eq!(body["serviceRequest"]["intent"], json!("order"));
+    assert_eq!(
+        body["serviceRequest"]["subject"]["identifier"]["value"],
+        json!("100001")
+    );
+    assert_eq!(body["serviceRequest"]["identifier"][1]["value"], json!("FL1"));
+}
+
+#[test]
+fn result_and_critical_event_json() {
+    let body = CanonicalEvent::ResultReported(result_event()).to_json().unwrap();
+    assert_eq!(body["report"]["resourceType"], json!("DiagnosticReport"));
+    assert_eq!(body["observations"][0]["valueQuantity"]["value"], json!(6.8));
+    assert_eq!(
+        body["report"]["result"][0],
+        json!({"type": "Observation", "identifier": {"system": "urn:medbus:authority:LAB", "value": "FL1/2823-3"}})
+    );
+    let critical = CanonicalEvent::ResultCritical(Box::new(critical_event()))
+        .to_json()
+        .unwrap();
+    assert_eq!(critical["reason"], json!({"threshold": {"low": 2.5, "high": 6.5}}));
+    assert_eq!(critical["observation"]["code"]["coding"][0]["code"], json!("2823-3"));
+    let mut flagged = critical_event();
+    flagged.reason = CriticalReason::Flag("HH".into());
+    let v = serde_json::to_value(&flagged).unwrap();
+    assert_eq!(v["reason"], json!({"flag": "HH"}));
+    assert_eq!(serde_json::from_value::<CriticalResultEvent>(v).unwrap(), flagged);
+}
+
+#[test]
+fn appointment_and_charge_event_json() {
+    let body = CanonicalEvent::AppointmentCancelled(appointment_event(AppointmentStatus::Cancelled))
+        .to_json()
+        .unwrap();
+    assert_eq!(body["appointment"]["status"], json!("cancelled"));
+    assert_eq!(body["appointment"]["participant"][0]["status"], json!("accepted"));
+    let body = CanonicalEvent::ChargeReversed(charge_event(ChargeItemStatus::Aborted))
+        .to_json()
+        .unwrap();
+    assert_eq!(body["chargeItem"]["status"], json!("aborted"));
+    assert_eq!(
+        body["chargeItem"]["priceOverride"],
+        json!({"value": 12.5, "currency": "USD"})
+    );
+}
+
+#[test]
 fn every_event_round_trips_through_json() {
     for event in every_event() {
         let (subject, body) = event.to_message().unwrap();
@@ -195,7 +393,24 @@ fn every_event_round_trips_through_json() {
 fn a_body_of_the_wrong_shape_is_refused() {
     let patient_body = every_event().remove(0).to_json().unwrap();
     assert!(CanonicalEvent::from_json(EventKind::EncounterStarted, patient_body.clone()).is_err());
-    assert!(CanonicalEvent::from_json(EventKind::PatientMerged, patient_body).is_err());
+    assert!(CanonicalEvent::from_json(EventKind::PatientMerged, patient_body.clone()).is_err());
+    for kind in [
+        EventKind::OrderPlaced,
+        EventKind::AppointmentBooked,
+        EventKind::ResultReported,
+        EventKind::ResultCritical,
+        EventKind::ChargePosted,
+    ] {
+        assert!(
+            CanonicalEvent::from_json(kind, patient_body.clone()).is_err(),
+            "{}",
+            kind.as_str()
+        );
+    }
+    let order_body = CanonicalEvent::OrderPlaced(order_event(ServiceRequestStatus::Active))
+        .to_json()
+        .unwrap();
+    assert!(CanonicalEvent::from_json(EventKind::ChargePosted, order_body).is_err());
 }
 
 #[test]
@@ -230,5 +445,5 @@ fn the_documented_examples_read_as_their_kind() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 3);
+    assert_eq!(checked, 7);
 }

@@ -12,27 +12,51 @@
 //! - `resource`: [`ResourceType`], the checked `resourceType` element;
 //! - `patient`: [`Patient`] and its natural key ([`Patient::key`]);
 //! - `encounter`: [`Encounter`];
-//! - `events`: the event catalogue ([`EventKind`], [`CanonicalEvent`]) with
-//!   kinds, subjects and bodies — the table is in that module's docs;
+//! - `service_request`: [`ServiceRequest`] (orders); `appointment`: [`Appointment`];
+//! - `observation`: [`Observation`]; `diagnostic_report`: [`DiagnosticReport`];
+//! - `charge_item`: [`ChargeItem`];
+//! - `quantity`: [`Decimal`], [`Quantity`], [`Money`]; `annotation`: [`Annotation`];
+//! - `events`: the event catalogue ([`CanonicalEvent`]) with kinds, subjects
+//!   and bodies — the table is in that module's docs; `event_kind`:
+//!   [`EventKind`] and its subjects; `event_bodies`: the bodies of the order,
+//!   appointment, result and billing events;
 //! - [`systems`]: code and identifier system URIs.
 
+mod annotation;
+mod appointment;
+mod charge_item;
 mod datatypes;
+mod diagnostic_report;
 mod encounter;
+mod event_bodies;
+mod event_kind;
 mod events;
+mod observation;
 mod patient;
 mod primitives;
+mod quantity;
 mod resource;
+mod service_request;
 pub mod systems;
 
+pub use annotation::Annotation;
+pub use appointment::{Appointment, AppointmentParticipant, AppointmentStatus, ParticipationStatus};
+pub use charge_item::{ChargeItem, ChargeItemStatus, ChargeOccurrence};
 pub use datatypes::{
     Address, AddressType, AddressUse, CodeableConcept, Coding, ContactPoint, ContactPointSystem, ContactPointUse,
     HumanName, Identifier, IdentifierUse, NameUse, Period, Reference,
 };
+pub use diagnostic_report::{DiagnosticReport, DiagnosticReportStatus};
 pub use encounter::{
     Encounter, EncounterHospitalization, EncounterLocation, EncounterLocationStatus, EncounterParticipant,
     EncounterStatus,
 };
-pub use events::{CanonicalEvent, EncounterEvent, EventBody, EventKind, MergeEvent, PatientEvent};
+pub use event_bodies::{AppointmentEvent, ChargeEvent, CriticalReason, CriticalResultEvent, OrderEvent, ResultEvent};
+pub use event_kind::EventKind;
+pub use events::{CanonicalEvent, EncounterEvent, EventBody, MergeEvent, PatientEvent};
+pub use observation::{Observation, ObservationReferenceRange, ObservationStatus, ObservationValue};
 pub use patient::{AdministrativeGender, Deceased, LinkType, Patient, PatientLink};
 pub use primitives::{Date, DateTime, PrimitiveError};
+pub use quantity::{Decimal, Money, Quantity, QuantityComparator};
 pub use resource::{Resource, ResourceType};
+pub use service_request::{RequestPriority, ServiceRequest, ServiceRequestIntent, ServiceRequestStatus};

@@ -13,18 +13,30 @@ pub const V2_0023: &str = "http://terminology.hl7.org/CodeSystem/v2-0023";
 pub const V2_0069: &str = "http://terminology.hl7.org/CodeSystem/v2-0069";
 /// HL7 v2 table 0112, discharge disposition.
 pub const V2_0112: &str = "http://terminology.hl7.org/CodeSystem/v2-0112";
+/// HL7 v2 table 0078, abnormal flags (kept when v3 ObservationInterpretation has no such code).
+pub const V2_0078: &str = "http://terminology.hl7.org/CodeSystem/v2-0078";
+/// HL7 v2 table 0276, appointment reason (ROUTINE, WALKIN, FOLLOWUP …).
+pub const V2_0276: &str = "http://terminology.hl7.org/CodeSystem/v2-0276";
+/// HL7 v2 table 0277, appointment type (Normal, Tentative, Complete).
+pub const V2_0277: &str = "http://terminology.hl7.org/CodeSystem/v2-0277";
+/// Prefix of the HL7 v2 table code systems: `v2-` and the four-digit table number.
+pub const V2_TABLE_PREFIX: &str = "http://terminology.hl7.org/CodeSystem/v2-";
 /// HL7 v3 ActCode (encounter class: IMP, AMB, EMER, PRENC …).
 pub const V3_ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 /// HL7 v3 MaritalStatus.
 pub const V3_MARITAL_STATUS: &str = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus";
 /// HL7 v3 NullFlavor (UNK and friends).
 pub const V3_NULL_FLAVOR: &str = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor";
+/// HL7 v3 ObservationInterpretation (H, HH, L, LL, A, AA, N …).
+pub const V3_OBSERVATION_INTERPRETATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
 /// HL7 v3 ParticipationType (ATND, ADM, REF, CON).
 pub const V3_PARTICIPATION_TYPE: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
 /// LOINC.
 pub const LOINC: &str = "http://loinc.org";
 /// SNOMED CT.
 pub const SNOMED_CT: &str = "http://snomed.info/sct";
+/// ICD-9-CM.
+pub const ICD_9_CM: &str = "http://hl7.org/fhir/sid/icd-9-cm";
 /// ICD-10 (WHO).
 pub const ICD_10: &str = "http://hl7.org/fhir/sid/icd-10";
 /// ICD-10-CM (US).
@@ -36,3 +48,6 @@ pub const UCUM: &str = "http://unitsofmeasure.org";
 /// Prefix of identifier systems for an assigning authority known only by its
 /// local name: `urn:medbus:authority:<percent-encoded name>`.
 pub const MEDBUS_AUTHORITY_PREFIX: &str = "urn:medbus:authority:";
+/// Prefix of code systems known only by the sender's local name (HL7 coding
+/// system `99zzz`, `L`, a charge master): `urn:medbus:codesystem:<percent-encoded name>`.
+pub const MEDBUS_CODE_SYSTEM_PREFIX: &str = "urn:medbus:codesystem:";
