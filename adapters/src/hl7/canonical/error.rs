@@ -1,6 +1,7 @@
-//! [`MapError`]: why an ADT message could not be mapped to canonical events.
-//! Every variant is bad input — the sender must fix the message — so the
-//! router dead-letters it (or answers AE), never retries it.
+//! [`MapError`]: why an HL7 v2 message could not be mapped to canonical
+//! events. Every variant is bad input — the sender must fix the message — so
+//! the router dead-letters it (or answers AE), never retries it. `NotAdt` and
+//! `NotMapped` are the exception in practice: a type nobody maps is filtered.
 
 use std::fmt;
 
@@ -55,8 +56,10 @@ impl fmt::Display for FieldLocation {
     }
 }
 
-/// Why an ADT message could not be mapped. Messages never include field
-/// values: those are patient data, and errors reach logs.
+/// Why a message could not be mapped. Messages never include field values:
+/// those are patient data, and errors reach logs. Codes of HL7 tables that
+/// steer the mapping (order control, result status, transaction type) are
+/// named in [`UnknownCode`](MapError::UnknownCode): they are not patient data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MapError {
     /// MSH-9.1 is not `ADT`.
@@ -98,9 +101,56 @@ pub enum MapError {
         /// What is wrong (never the value itself).
         why: String,
     },
+    /// MSH-9.1 is a message type [`map_message`](super::map_message) does not map.
+    #[error(
+        "MSH-9 message type is {found:?}: not mapped to canonical events (mapped: {})",
+        super::MAPPED_TYPES
+    )]
+    NotMapped {
+        /// MSH-9.1 as found (empty when absent).
+        found: String,
+    },
+    /// A trigger event of a mapped type (other than ADT) this mapping does not handle.
+    #[error("{message_type} is not mapped (mapped: {})", super::MAPPED_TYPES)]
+    UnsupportedEvent {
+        /// Message code and trigger, e.g. `ORM^O02`.
+        message_type: String,
+    },
+    /// A segment the message (other than ADT) needs is absent, or not where the structure puts it.
+    #[error("{message_type} has no {segment} segment {context}")]
+    NoSegment {
+        /// Message code and trigger, e.g. `ORU^R01`.
+        message_type: String,
+        /// The missing segment id.
+        segment: &'static str,
+        /// Where it was expected, e.g. `before OBX`.
+        context: &'static str,
+    },
+    /// A field holds a code its HL7 table does not define (or the mapping does not know).
+    #[error("{location} holds {code:?}, not a code of HL7 table {table} that this mapping knows")]
+    UnknownCode {
+        /// Where.
+        location: FieldLocation,
+        /// The table, e.g. `0119`.
+        table: &'static str,
+        /// The code as sent, when it looks like one (see [`MapError::unknown_code`]).
+        code: String,
+    },
 }
 
 impl MapError {
+    /// [`MapError::UnknownCode`], keeping the code only when it looks like a
+    /// table code (up to 8 letters, digits or `-`): anything else could be
+    /// patient data put in the wrong field, and errors reach logs.
+    pub(super) fn unknown_code(location: FieldLocation, table: &'static str, code: String) -> Self {
+        let looks_like_code = code.len() <= 8 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        MapError::UnknownCode {
+            location,
+            table,
+            code: if looks_like_code { code } else { "(not a code)".into() },
+        }
+    }
+
     /// True for every mapping error: they are all the sender's to fix, so the
     /// consumer dead-letters the message instead of retrying it.
     pub fn is_bad_input(&self) -> bool {
@@ -110,20 +160,24 @@ impl MapError {
     /// Where the problem is, when it is in a field.
     pub fn location(&self) -> Option<&FieldLocation> {
         match self {
-            MapError::MissingField { location, .. } | MapError::InvalidField { location, .. } => Some(location),
+            MapError::MissingField { location, .. }
+            | MapError::InvalidField { location, .. }
+            | MapError::UnknownCode { location, .. } => Some(location),
             _ => None,
         }
     }
 
     /// HL7 table 0357 code for ERR-3: 100 segment sequence, 101 required field
-    /// missing, 102 data type error, 200 unsupported message type, 201 unsupported event.
+    /// missing, 102 data type error, 103 table value not found, 200
+    /// unsupported message type, 201 unsupported event.
     pub fn hl7_error_code(&self) -> u16 {
         match self {
-            MapError::NotAdt { .. } => 200,
-            MapError::MissingTrigger | MapError::UnsupportedTrigger { .. } => 201,
-            MapError::MissingSegment { .. } => 100,
+            MapError::NotAdt { .. } | MapError::NotMapped { .. } => 200,
+            MapError::MissingTrigger | MapError::UnsupportedTrigger { .. } | MapError::UnsupportedEvent { .. } => 201,
+            MapError::MissingSegment { .. } | MapError::NoSegment { .. } => 100,
             MapError::MissingField { .. } => 101,
             MapError::InvalidField { .. } => 102,
+            MapError::UnknownCode { .. } => 103,
         }
     }
 

@@ -1,5 +1,11 @@
-//! HL7 v2 ADT → canonical events ([`CanonicalEvent`]): what the router
-//! publishes for each admission, discharge, registration, update and merge.
+//! HL7 v2 → canonical events ([`CanonicalEvent`]): what the router publishes
+//! for each message. [`map_message`] chooses by MSH-9: ADT ([`map_adt`],
+//! below), ORM/OML orders (`orders`), ORU results (`results`), SIU
+//! appointments (`appointments`) and DFT charges (`charges`) — each of those
+//! modules documents its own rules. Any other type is [`MapError::NotMapped`].
+//!
+//! ADT: what the router publishes for each admission, discharge,
+//! registration, update and merge.
 //!
 //! | trigger | meaning                   | events                                        |
 //! |---------|---------------------------|-----------------------------------------------|
@@ -23,14 +29,35 @@
 //! read decoded (escapes undone); the HL7 null `""` reads as not sent.
 //!
 //! Module map: `types` (CX, HD, XPN, XAD, XTN, CWE), `time` (DTM), `patient`
-//! (PID, MRG), `encounter` (PV1), `error` ([`MapError`]).
+//! (PID, MRG), `encounter` (PV1), `error` ([`MapError`]); for the other
+//! types: `dispatch` ([`map_message`]), `entity` (EI, order numbers),
+//! `codes` (CWE with coding systems), `parties` (patient, visit, clinician
+//! and place references), `read` (first repetition, DTM fields), `orders`
+//! with `order_codes`, `results` with `observation`, `result_codes`,
+//! `values` and `interpretation`, `appointments`, `charges`.
 
+mod appointments;
+mod charges;
+mod codes;
+mod dispatch;
 mod encounter;
+mod entity;
 mod error;
+mod interpretation;
+mod observation;
+mod order_codes;
+mod orders;
+mod parties;
 mod patient;
+mod read;
+mod result_codes;
+mod results;
 mod time;
 mod types;
+mod values;
 
+#[cfg(test)]
+mod message_tests;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +66,7 @@ use medbus_bus::canonical::{
     DateTime, EncounterEvent, EncounterStatus, LinkType, MergeEvent, PatientEvent, PatientLink, Reference,
 };
 
+pub use dispatch::{map_message, map_message_with};
 pub use error::{FieldLocation, MapError};
 pub use medbus_bus::canonical::{CanonicalEvent, EventKind};
 
@@ -49,6 +77,10 @@ use crate::hl7::parser::{Message, Segment};
 
 /// The ADT triggers [`map_adt`] maps.
 pub const SUPPORTED: [&str; 10] = ["A01", "A03", "A04", "A05", "A08", "A11", "A13", "A28", "A31", "A40"];
+
+/// The message types [`map_message`] maps, for errors and docs.
+pub const MAPPED_TYPES: &str =
+    "ADT^A01/A03/A04/A05/A08/A11/A13/A28/A31/A40, ORM^O01, OML^O21, ORU^R01, SIU^S12/S13/S14/S15/S26, DFT^P03";
 
 /// How to read what a message leaves unsaid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +103,8 @@ pub(super) struct Ctx<'s, 'a> {
     msg: &'s Message<'a>,
     /// Zone for times without one: MSH-7's, else the configured one.
     zone: FixedOffset,
+    /// The message code (`ADT`).
+    code: String,
     /// The trigger event (`A01`).
     trigger: String,
 }
@@ -98,12 +132,7 @@ pub fn map_adt_with(msg: &Message<'_>, options: &MapOptions) -> Result<Vec<Canon
     if !SUPPORTED.contains(&trigger.as_str()) {
         return Err(MapError::UnsupportedTrigger { trigger });
     }
-    let zone = msg
-        .timestamp()
-        .and_then(|t| Dtm::parse(&t.first().text()).ok()?.offset)
-        .and_then(FixedOffset::east_opt)
-        .unwrap_or(options.local_offset);
-    let ctx = Ctx { msg, zone, trigger };
+    let ctx = Ctx::new(msg, options, "ADT", trigger);
     let occurred = ctx.occurred()?;
     let source = Some(format!("ADT^{}", ctx.trigger));
     let patient_event = |patient| PatientEvent {
@@ -219,7 +248,36 @@ fn merges(
     }
 }
 
-impl Ctx<'_, '_> {
+impl<'s, 'a> Ctx<'s, 'a> {
+    /// The context of `msg`, whose MSH-9 reads `code^trigger`.
+    fn new(msg: &'s Message<'a>, options: &MapOptions, code: &str, trigger: String) -> Self {
+        let zone = msg
+            .timestamp()
+            .and_then(|t| Dtm::parse(&t.first().text()).ok()?.offset)
+            .and_then(FixedOffset::east_opt)
+            .unwrap_or(options.local_offset);
+        Ctx {
+            msg,
+            zone,
+            code: code.to_string(),
+            trigger,
+        }
+    }
+
+    /// `ORU^R01`: what the message is, for `sourceMessageType` and errors.
+    fn message_type(&self) -> String {
+        format!("{}^{}", self.code, self.trigger)
+    }
+
+    /// The error for a segment a message other than ADT lacks.
+    fn no_segment(&self, segment: &'static str, context: &'static str) -> MapError {
+        MapError::NoSegment {
+            message_type: self.message_type(),
+            segment,
+            context,
+        }
+    }
+
     fn missing(&self, segment: &'static str) -> MapError {
         MapError::MissingSegment {
             trigger: self.trigger.clone(),
