@@ -3,7 +3,8 @@
 //! - `parser`: a zero-copy parser over the received bytes (delimiters from MSH,
 //!   escapes, repetitions, components, sub-components, batches) and field
 //!   access by path (`PID-3[2].1`).
-//! - `canonical`: ADT → canonical patient and encounter events (`map_adt`).
+//! - `canonical`: HL7 v2 → canonical events: ADT (`map_adt`), and orders, results,
+//!   appointments and charges, chosen by MSH-9 (`map_message`).
 //! - `mllp_codec`: `<VT> … <FS><CR>` framing on tokio_util with a frame limit.
 //! - `tls`: PEM files into rustls acceptors and connectors (MLLP over TLS).
 //! - `listener`: the MLLP listener of one channel (ACK after the durable ack).

@@ -12,9 +12,9 @@ use super::samples;
 use crate::hl7::canonical::map_message;
 use crate::hl7::parser::Message;
 
-/// `medbus-sim hl7 generate --mix full --count 2000 --seed 7 --framing cr`:
+/// `medbus-sim hl7 generate --mix full --count 600 --seed 7 --framing cr --out sim_full_600.hl7`:
 /// ADT, ORM, ORU, DFT and SIU of a few hundred patients, one message a line.
-const SIMULATED: &[u8] = include_bytes!("sim_full_2000.hl7");
+const SIMULATED: &[u8] = include_bytes!("sim_full_600.hl7");
 
 /// FHIR JSON rules: no empty strings, arrays or objects, no nulls, no blanks
 /// around strings, no whitespace in URIs.
@@ -127,7 +127,7 @@ fn the_simulators_full_mix_maps_completely_and_links_up() {
         }
     }
     eprintln!("simulated corpus: {types:?}\n{kinds:?}");
-    assert_eq!(types.values().sum::<usize>(), 2000);
+    assert_eq!(types.values().sum::<usize>(), 600);
     for t in ["ADT", "ORM", "ORU", "SIU", "DFT"] {
         assert!(types.get(t).copied().unwrap_or(0) > 20, "{t}: {types:?}");
     }
