@@ -2,7 +2,7 @@
 //! in a file, the routes that take it, the message after each route's
 //! transforms, and the canonical events it would produce.
 
-use medbus_adapters::hl7::canonical::map_adt;
+use medbus_adapters::hl7::canonical::{map_message, MapError};
 use medbus_adapters::hl7::parser::{Batch, Message};
 
 use super::route::{Route, Routes};
@@ -102,11 +102,7 @@ pub fn events(raw: &[u8]) -> Events {
         Ok(m) => m,
         Err(e) => return Events::None(format!("does not parse: {e}")),
     };
-    let code = msg.message_type().map(|t| t.code.into_owned()).unwrap_or_default();
-    if code != "ADT" {
-        return Events::None(format!("no canonical mapping for {code} messages yet"));
-    }
-    match map_adt(&msg) {
+    match map_message(&msg) {
         Ok(list) => {
             let mut out = Vec::with_capacity(list.len());
             for e in list {
@@ -120,6 +116,7 @@ pub fn events(raw: &[u8]) -> Events {
             }
             Events::Mapped(out)
         }
+        Err(e @ (MapError::NotMapped { .. } | MapError::NotAdt { .. })) => Events::None(format!("{e}")),
         Err(e) => Events::None(format!("cannot map: {e}")),
     }
 }
