@@ -132,20 +132,30 @@ async fn crash_run(dir: &std::path::Path, env: Vec<(&'static str, String)>, stor
         unprocessed.len(),
         unprocessed.first()
     );
-    // Processed once: each message's events are in the event log once each.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut logged = 0;
-    for m in stored.iter().take(2000) {
-        let events = store.events_for(m.id).await.unwrap();
-        let kinds: HashSet<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(
-            kinds.len(),
-            events.len(),
-            "message {:?} applied twice: {events:?}",
-            m.control_id
-        );
-        logged += events.len();
-    }
+    // Processed once: each message's events are in the event log once each. The
+    // registration service may still be working through the backlog: wait until the
+    // sample's event count stops growing (at most 3 minutes), checking each pass.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let mut previous = usize::MAX;
+    let logged = loop {
+        let mut now_logged = 0;
+        for m in stored.iter().take(2000) {
+            let events = store.events_for(m.id).await.unwrap();
+            let kinds: HashSet<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+            assert_eq!(
+                kinds.len(),
+                events.len(),
+                "message {:?} applied twice: {events:?}",
+                m.control_id
+            );
+            now_logged += events.len();
+        }
+        if (now_logged > 0 && now_logged == previous) || std::time::Instant::now() > deadline {
+            break now_logged;
+        }
+        previous = now_logged;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
     assert!(logged > 0, "the registration service applied the events");
     drop(medbus);
 }
