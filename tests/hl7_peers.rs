@@ -10,19 +10,7 @@ use support::Medbus;
 
 /// `python3 -m hl7.client` (the `mllp_send` tool), or None after printing why.
 fn python_hl7() -> Option<()> {
-    let ok = Command::new("python3")
-        .args(["-c", "import hl7.client"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if ok {
-        return Some(());
-    }
-    if medbus_testkit::services_required() {
-        panic!("python-hl7 is required (MEDBUS_REQUIRE_SERVICES=1) but `import hl7.client` fails: pip install hl7");
-    }
-    eprintln!("SKIPPED: python-hl7 unavailable (pip install hl7; scripts/test.sh does it)");
-    None
+    medbus_testkit::peers::tool("python-hl7", "python3", &["-c", "import hl7.client"], "pip install hl7")
 }
 
 #[test]

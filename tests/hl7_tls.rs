@@ -5,29 +5,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::Medbus;
-
-/// `openssl` when it runs; otherwise skip (or fail under MEDBUS_REQUIRE_SERVICES=1).
-fn openssl() -> Option<()> {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if ok {
-        return Some(());
-    }
-    if medbus_testkit::services_required() {
-        panic!("openssl is required (MEDBUS_REQUIRE_SERVICES=1) but `openssl version` fails: apt-get install openssl");
-    }
-    eprintln!("SKIPPED: openssl unavailable (apt-get install openssl; scripts/test.sh does it)");
-    None
-}
 
 /// A self-signed P-256 certificate for 127.0.0.1 as `<name>.pem` and `<name>.key` in `dir`.
 fn self_signed(dir: &Path, name: &str) {
@@ -63,51 +45,11 @@ fn config(dir: &Path, port: u16, key: &str) -> std::path::PathBuf {
     path
 }
 
-/// Pipes one MLLP frame into `openssl s_client` and returns what came back (to the end of the first frame).
-fn s_client(port: u16, ca: &Path, frame: &[u8]) -> String {
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-quiet"])
-        .args(["-verify_return_error", "-verify_ip", "127.0.0.1", "-CAfile"])
-        .arg(ca)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // stdin stays open until the answer is in: s_client -quiet ignores its end anyway.
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(frame).unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut got = Vec::new();
-    while !got.contains(&0x1c) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(chunk) => got.extend(chunk),
-            Err(_) => break,
-        }
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    drop(stdin);
-    format!(
-        "{}\n--- stderr:\n{}",
-        String::from_utf8_lossy(&got).replace('\r', "\n"),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn a_tls_channel_answers_openssl_s_client_with_aa() {
-    let Some(()) = openssl() else { return };
+    let Some(()) = medbus_testkit::peers::openssl() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     self_signed(dir.path(), "server");
     let port = medbus_testkit::free_port();
@@ -117,19 +59,24 @@ fn a_tls_channel_answers_openssl_s_client_with_aa() {
     let mut frame = vec![0x0b];
     frame.extend(msg.as_bytes());
     frame.extend([0x1c, 0x0d]);
-    let out = s_client(port, &dir.path().join("server.pem"), &frame);
+    let out = medbus_testkit::peers::openssl_s_client(port, &dir.path().join("server.pem"), None, &frame);
     assert!(out.contains("MSA|AA|TLSBIN1"), "{out}\n--- medbus log:\n{}", log(&m));
     // Plain MLLP on the TLS port gets no answer, and medbus keeps serving.
     let plain = support::mllp_exchange(("127.0.0.1", port), msg.as_bytes());
     assert!(!plain.contains("MSA"), "{plain}");
-    assert!(s_client(port, &dir.path().join("server.pem"), &frame).contains("MSA|AA|TLSBIN1"));
+    assert!(
+        medbus_testkit::peers::openssl_s_client(port, &dir.path().join("server.pem"), None, &frame)
+            .contains("MSA|AA|TLSBIN1")
+    );
     assert!(log(&m).contains("tls handshake failed"), "{}", log(&m));
     assert_eq!(m.terminate(Duration::from_secs(15)), Some(0));
 }
 
 #[test]
 fn a_key_that_does_not_match_the_certificate_stops_serve_naming_the_file() {
-    let Some(()) = openssl() else { return };
+    let Some(()) = medbus_testkit::peers::openssl() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     self_signed(dir.path(), "server");
     self_signed(dir.path(), "other");

@@ -4,9 +4,7 @@
 //! nobody here wrote) getting AA. Certificates are made at test time with rcgen.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -468,81 +466,19 @@ fn client_files_are_checked_when_the_sender_is_configured() {
     assert_eq!(format!("{:?}", web_roots.server_name()), "DnsName(\"emr.example.org\")");
 }
 
-/// `openssl` when it runs; otherwise skip (or fail under MEDBUS_REQUIRE_SERVICES=1).
-fn openssl() -> Option<()> {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if ok {
-        return Some(());
-    }
-    if medbus_testkit::services_required() {
-        panic!("openssl is required (MEDBUS_REQUIRE_SERVICES=1) but `openssl version` fails: apt-get install openssl");
-    }
-    eprintln!("SKIPPED: openssl unavailable (apt-get install openssl; scripts/test.sh does it)");
-    None
-}
-
-/// Pipes one MLLP frame into `openssl s_client` and returns what came back (up to the
-/// end of the first frame, or what there was when the server closed, within 10 s).
-fn s_client(port: u16, ca: &Path, client: Option<(&Path, &Path)>, frame: &[u8]) -> String {
-    let mut cmd = Command::new("openssl");
-    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-quiet"])
-        // Fail on a certificate openssl does not accept, and check the address is in it.
-        .args(["-verify_return_error", "-verify_ip", "127.0.0.1", "-CAfile"])
-        .arg(ca);
-    if let Some((cert, key)) = client {
-        cmd.arg("-cert").arg(cert).arg("-key").arg(key);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // stdin stays open: with -quiet, s_client would otherwise keep waiting anyway (ign_eof).
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(frame).unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut got = Vec::new();
-    while !got.contains(&0x1c) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(chunk) => got.extend(chunk),
-            Err(_) => break,
-        }
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    drop(stdin);
-    format!(
-        "{}\n--- stderr:\n{}",
-        String::from_utf8_lossy(&got).replace('\r', "\n"),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn openssl_s_client_gets_aa() {
-    let Some(()) = openssl() else { return };
+    let Some(()) = medbus_testkit::peers::openssl() else {
+        return;
+    };
     let pki = pki();
     let r = rig(channel(pki.server(false))).await;
     let (port, ca) = (r.addr.port(), pki.path("ca.pem"));
-    let out = tokio::task::spawn_blocking(move || s_client(port, &ca, None, &framed(&adt("OSSL001"))))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        medbus_testkit::peers::openssl_s_client(port, &ca, None, &framed(&adt("OSSL001")))
+    })
+    .await
+    .unwrap();
     assert!(out.contains("MSA|AA|OSSL001"), "{out}");
     assert_eq!(control_ids(&kept(&r.backbone, "tls5").await), ["OSSL001"]);
     r.stop().await;
@@ -550,7 +486,9 @@ async fn openssl_s_client_gets_aa() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn openssl_s_client_with_mutual_tls_gets_aa_only_with_its_certificate() {
-    let Some(()) = openssl() else { return };
+    let Some(()) = medbus_testkit::peers::openssl() else {
+        return;
+    };
     let pki = pki();
     let r = rig(channel(pki.server(true))).await;
     let port = r.addr.port();
@@ -562,7 +500,7 @@ async fn openssl_s_client_with_mutual_tls_gets_aa_only_with_its_certificate() {
         );
         tokio::task::spawn_blocking(move || {
             let client = cert.as_deref().zip(key.as_deref());
-            s_client(port, &ca, client, &framed(&adt(id)))
+            medbus_testkit::peers::openssl_s_client(port, &ca, client, &framed(&adt(id)))
         })
     };
     let out = run(None, "OSSLNO1").await.unwrap();

@@ -4,10 +4,13 @@
 //!   with its own store directory, can stop and restart it, and kills it on drop.
 //! - [`PgDatabase`] creates a throwaway database on a running PostgreSQL and
 //!   drops it on drop.
+//! - [`peers`]: command-line peers (`openssl s_client`, python tools).
 //!
 //! When a server cannot be had, the helpers return `None` after printing why —
 //! unless `MEDBUS_REQUIRE_SERVICES=1` (set by `scripts/test.sh`, the README's
 //! test command), in which case they panic: the full suite never skips silently.
+
+pub mod peers;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
