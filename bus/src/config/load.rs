@@ -113,6 +113,8 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Confi
             "channels" => read(&key, value, &mut config.channels, &mut found),
             "destinations" => read(&key, value, &mut config.destinations, &mut found),
             "routes_dir" => read(&key, value, &mut config.routes_dir, &mut found),
+            "services" => read(&key, value, &mut config.services, &mut found),
+            "notifications" => read(&key, value, &mut config.notifications, &mut found),
             _ => found.push((key.clone(), "unknown key".to_string())),
         }
         problems.extend(found.into_iter().map(|(k, message)| Problem {

@@ -6,7 +6,9 @@ pub mod channels;
 pub mod destinations;
 pub mod load;
 pub mod model;
+pub mod notifications;
 pub mod problem;
+pub mod services;
 pub mod tls;
 pub mod validate;
 

@@ -34,6 +34,10 @@ pub struct Config {
     /// Directory of the route files (`*.toml`, see docs/routes.md). A relative path is taken from the
     /// directory of the config file, so the default `routes` is `config/routes` beside `config/medbus.toml`.
     pub routes_dir: PathBuf,
+    /// The orders, results and billing services (`[services.*]`).
+    pub services: super::services::ServicesConfig,
+    /// Notification rules (`[notifications]`).
+    pub notifications: super::notifications::NotificationsConfig,
 }
 
 impl Default for Config {
@@ -48,6 +52,8 @@ impl Default for Config {
             channels: BTreeMap::new(),
             destinations: BTreeMap::new(),
             routes_dir: PathBuf::from("routes"),
+            services: Default::default(),
+            notifications: Default::default(),
         }
     }
 }

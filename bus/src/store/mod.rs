@@ -8,6 +8,7 @@
 //! time, so building needs no database. One conformance suite
 //! (`bus/tests/store_conformance.rs`) runs against both.
 
+pub mod clinical;
 pub mod postgres;
 pub mod registration;
 pub mod sqlite;

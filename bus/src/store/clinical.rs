@@ -1,0 +1,152 @@
+//! The clinical resource store: orders, appointments, results, charges and
+//! notification records, kept by the orders, results, billing and
+//! notifications services (and later FHIR and imaging).
+//!
+//! One generic shape for every resource type, as FHIR servers keep them: a
+//! row per (resource type, natural key) with the canonical FHIR JSON, its
+//! status, its patient and the order it belongs to; an index of the business
+//! identifiers it can be found by; and the order identifiers it refers to.
+//! A result or charge names its order by placer/filler number; the store
+//! resolves that to `order_key` when it is written, or later when the order
+//! arrives — so a result that came first is linked when its order comes.
+//!
+//! Idempotency is per service: several services apply the same event
+//! (billing and orders both take `order.completed`), so "already applied" is
+//! the pair (service, event id), not the event id alone. Follow-up events a
+//! service raises (a critical result, a derived charge) are written to an
+//! outbox in the same transaction and published after the commit; they are
+//! also marked applied for the service that raised them, so it never applies
+//! its own follow-ups again.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{EventRecord, StoreError};
+
+/// A resource to insert or replace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceWrite {
+    /// FHIR resource type: `ServiceRequest`, `Appointment`, `Observation`,
+    /// `DiagnosticReport`, `ChargeItem`, `Communication`, …
+    pub resource_type: String,
+    /// Natural key (`system|value` of its first identifier, or a key the service derives).
+    pub key: String,
+    /// The patient it concerns (registration's patient key), if any.
+    pub patient_key: Option<String>,
+    /// Its FHIR status code (`active`, `final`, `billable`, …).
+    pub status: String,
+    /// Identifier tokens (`system|value`) it can be found by. Within one
+    /// resource type a token belongs to one key: indexing it for another key
+    /// moves it. Tokens are added on replace, never removed.
+    pub identifiers: Vec<String>,
+    /// Tokens of the ServiceRequest identifiers it refers to (basedOn,
+    /// supportingInformation). Resolved to `order_key` when an order with
+    /// one of those identifiers is stored, now or later. Replaced on replace.
+    pub order_tokens: Vec<String>,
+    /// The canonical FHIR JSON.
+    pub resource: serde_json::Value,
+}
+
+/// A resource as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceRow {
+    /// FHIR resource type.
+    pub resource_type: String,
+    /// Natural key.
+    pub key: String,
+    /// Patient key.
+    pub patient_key: Option<String>,
+    /// FHIR status code.
+    pub status: String,
+    /// The key of the ServiceRequest it belongs to, once one of its
+    /// `order_tokens` matched a stored order's identifier.
+    pub order_key: Option<String>,
+    /// The canonical FHIR JSON.
+    pub resource: serde_json::Value,
+    /// 1 on insert, +1 on each replace.
+    pub version: i64,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One change a service makes while applying one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClinicalChange {
+    /// Insert the resource (version 1) or replace it (version + 1, same
+    /// order_key unless its new order_tokens resolve to another order).
+    /// For a `ServiceRequest`, every stored resource whose order_tokens
+    /// include one of its identifiers and whose order_key is unset gets
+    /// order_key = this key (the late link).
+    Upsert(ResourceWrite),
+    /// A follow-up event: appended to the event log and to the outbox (to be
+    /// published after the commit), and marked applied for the service.
+    Emit(EventRecord),
+}
+
+/// A follow-up event waiting in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// The service that raised it.
+    pub service: String,
+    /// The event (its id is the backbone dedupe id).
+    pub event: EventRecord,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Clinical resources, the per-service applied ledger and the outbox.
+#[async_trait]
+pub trait ClinicalStore: Send + Sync {
+    /// In ONE transaction (one commit), for each `(event, changes)` in order:
+    /// when (service, event.id) is already applied — earlier, or earlier in
+    /// this batch — skip it (false); otherwise append the event to the event
+    /// log if its id is not there yet (another service may have logged it),
+    /// mark (service, event.id) applied and apply `changes` in order (true).
+    /// Any error rolls back the whole batch.
+    async fn apply_clinical(
+        &self,
+        service: &str,
+        batch: &[(EventRecord, Vec<ClinicalChange>)],
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// Inserts or replaces one resource outside any event (operators'
+    /// changes, notification delivery status), as [`ClinicalChange::Upsert`];
+    /// returns the new version.
+    async fn upsert_resource(&self, write: &ResourceWrite) -> Result<i64, StoreError>;
+
+    /// The resource by type and key.
+    async fn resource(&self, resource_type: &str, key: &str) -> Result<Option<ResourceRow>, StoreError>;
+
+    /// The resource of a type that has the identifier token.
+    async fn find_by_identifier(&self, resource_type: &str, token: &str) -> Result<Option<ResourceRow>, StoreError>;
+
+    /// Resources of a type linked to the order `order_key`, oldest first.
+    async fn resources_of_order(&self, resource_type: &str, order_key: &str) -> Result<Vec<ResourceRow>, StoreError>;
+
+    /// Resources of a type about a patient, oldest first.
+    async fn resources_of_patient(
+        &self,
+        resource_type: &str,
+        patient_key: &str,
+    ) -> Result<Vec<ResourceRow>, StoreError>;
+
+    /// Resources of a type with `status` last changed before `before`,
+    /// oldest change first, at most `limit` (escalation and retry sweeps).
+    async fn resources_with_status(
+        &self,
+        resource_type: &str,
+        status: &str,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ResourceRow>, StoreError>;
+
+    /// How many resources of a type are stored.
+    async fn count_resources(&self, resource_type: &str) -> Result<u64, StoreError>;
+
+    /// Follow-up events of `service` not yet marked published, oldest first, at most `limit`.
+    async fn pending_outbox(&self, service: &str, limit: u32) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Marks outbox events published; unknown ids are ignored.
+    async fn mark_published(&self, ids: &[Uuid]) -> Result<(), StoreError>;
+}
