@@ -150,3 +150,70 @@ impl EventKind {
         }
     }
 }
+
+/// Operational events about medbus itself, on `medbus.events.system.<event>`.
+///
+/// Kept apart from [`EventKind`]: every canonical event carries a patient and
+/// reads as a `CanonicalEvent`; these carry none, so the domain feeds (which
+/// parse [`EventKind`] only) skip them, and whoever watches them reads the body
+/// ([`super::DestinationStatusEvent`]) directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SystemEventKind {
+    /// `system.destination-unreachable`: delivery to a destination failed after it had worked.
+    DestinationUnreachable,
+    /// `system.destination-recovered`: delivery to that destination works again.
+    DestinationRecovered,
+}
+
+impl SystemEventKind {
+    /// All system kinds.
+    pub const ALL: [SystemEventKind; 2] = [
+        SystemEventKind::DestinationUnreachable,
+        SystemEventKind::DestinationRecovered,
+    ];
+
+    /// The kind string, as in the envelope's `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemEventKind::DestinationUnreachable => "system.destination-unreachable",
+            SystemEventKind::DestinationRecovered => "system.destination-recovered",
+        }
+    }
+
+    /// The kind for a kind string, `None` for any other.
+    pub fn parse(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// The subject, `medbus.events.system.<event>`.
+    pub fn subject(self) -> Subject {
+        let event = match self {
+            SystemEventKind::DestinationUnreachable => "destination-unreachable",
+            SystemEventKind::DestinationRecovered => "destination-recovered",
+        };
+        Subject::Event {
+            domain: "system".into(),
+            event: event.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod system_tests {
+    use super::*;
+
+    #[test]
+    fn system_kinds_have_valid_subjects_and_are_not_canonical_kinds() {
+        for k in SystemEventKind::ALL {
+            let subject = k.subject();
+            assert_eq!(Subject::parse(&subject.to_string()).unwrap(), subject);
+            assert_eq!(subject.kind().as_deref(), Some(k.as_str()));
+            assert_eq!(SystemEventKind::parse(k.as_str()), Some(k));
+            assert_eq!(EventKind::parse(k.as_str()), None);
+        }
+        assert_eq!(
+            SystemEventKind::DestinationUnreachable.subject().to_string(),
+            "medbus.events.system.destination-unreachable"
+        );
+    }
+}

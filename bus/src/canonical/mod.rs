@@ -19,7 +19,8 @@
 //! - `events`: the event catalogue ([`CanonicalEvent`]) with kinds, subjects
 //!   and bodies — the table is in that module's docs; `event_kind`:
 //!   [`EventKind`] and its subjects; `event_bodies`: the bodies of the order,
-//!   appointment, result and billing events;
+//!   appointment, result and billing events; [`SystemEventKind`] and
+//!   `system_events` ([`DestinationStatusEvent`]): medbus reporting on itself;
 //! - [`systems`]: code and identifier system URIs.
 
 mod annotation;
@@ -37,6 +38,7 @@ mod primitives;
 mod quantity;
 mod resource;
 mod service_request;
+mod system_events;
 pub mod systems;
 
 pub use annotation::Annotation;
@@ -52,7 +54,7 @@ pub use encounter::{
     EncounterStatus,
 };
 pub use event_bodies::{AppointmentEvent, ChargeEvent, CriticalReason, CriticalResultEvent, OrderEvent, ResultEvent};
-pub use event_kind::EventKind;
+pub use event_kind::{EventKind, SystemEventKind};
 pub use events::{CanonicalEvent, EncounterEvent, EventBody, MergeEvent, PatientEvent};
 pub use observation::{Observation, ObservationReferenceRange, ObservationStatus, ObservationValue};
 pub use patient::{AdministrativeGender, Deceased, LinkType, Patient, PatientLink};
@@ -60,3 +62,4 @@ pub use primitives::{Date, DateTime, PrimitiveError};
 pub use quantity::{Decimal, Money, Quantity, QuantityComparator};
 pub use resource::{Resource, ResourceType};
 pub use service_request::{RequestPriority, ServiceRequest, ServiceRequestIntent, ServiceRequestStatus};
+pub use system_events::DestinationStatusEvent;

@@ -105,6 +105,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     for (name, d) in &c.destinations {
         p.extend(super::destinations::validate(name, d));
     }
+    p.extend(super::notifications::validate(&c.notifications, &c.destinations));
     p
 }
 
