@@ -4,6 +4,7 @@
 //! - `cli`: the commands and their flags.
 //! - `serve`: starts backbone, store and the HTTP server; shuts down on signal.
 //! - `http`: /healthz, /readyz and /metrics.
+//! - `routing`: the HL7 router and the route reload watcher.
 //! - `telemetry`: tracing and the Prometheus recorder.
 //! - `check`: `medbus check`.
 //! - `bench`: `medbus bench backbone`.
@@ -12,6 +13,7 @@ mod bench;
 mod check;
 mod cli;
 mod http;
+mod routing;
 mod serve;
 mod telemetry;
 

@@ -29,6 +29,19 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Routes are checked before anything starts: a broken route file stops start-up, as `medbus check` would.
+    let config_dir = medbus_routes::config::config_dir(file.as_deref());
+    let routes = match medbus_routes::config::load(&config, &config_dir) {
+        Ok(r) => r,
+        Err(problems) => {
+            eprint!("{problems}");
+            tracing::error!(
+                problems = problems.0.len(),
+                "the route files have problems; not starting"
+            );
+            return ExitCode::from(2);
+        }
+    };
     let from = file
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| "built-in defaults".into());
@@ -138,26 +151,15 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if config.channels.values().any(|c| c.enabled) {
-        let router = medbus_routes::hl7_router::RouterContext {
-            backbone: backbone.clone(),
-            store: store.clone(),
-            backbone_config: config.backbone.clone(),
-            application_acks: std::sync::Arc::new(
-                config
-                    .channels
-                    .iter()
-                    .filter_map(|(name, c)| Some((name.clone(), c.application_acks.clone()?)))
-                    .collect(),
-            ),
-            shutdown: shutdown.clone(),
-        };
-        tasks.spawn(async move {
-            if let Err(e) = medbus_routes::hl7_router::run(router).await {
-                tracing::error!(error = %e, "hl7v2 router stopped with an error");
-            }
-        });
-    }
+    crate::routing::start(
+        &tasks,
+        &config,
+        config_dir,
+        routes,
+        backbone.clone(),
+        store.clone(),
+        &shutdown,
+    );
     for (name, dest) in config.destinations.iter().filter(|(_, d)| d.enabled) {
         let ctx = medbus_adapters::hl7::destination::DestinationContext {
             name: name.clone(),

@@ -23,7 +23,7 @@ use futures::FutureExt;
 use medbus_bus::backbone::{lanes, open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
 use medbus_bus::canonical::{CanonicalEvent, EventKind};
 use medbus_bus::config::BackboneConfig;
-use medbus_bus::envelope::{Body, Envelope};
+use medbus_bus::envelope::{header, Body, Envelope};
 use medbus_bus::store::{EventRecord, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -105,7 +105,9 @@ pub enum ApplyError {
 /// Which events a feed takes.
 #[derive(Debug, Clone)]
 pub struct FeedSpec {
-    /// Durable consumer name (also the dead-letter stage).
+    /// Durable consumer name (also the dead-letter stage), and the service
+    /// name routes use (`to.services`): an event whose `Medbus-Services`
+    /// header does not list it is skipped.
     pub name: String,
     /// Subject filter, e.g. `medbus.events.>`.
     pub filter: String,
@@ -155,7 +157,7 @@ where
             }
         };
         let prepared = batch.into_iter().map(|d| {
-            let p = prepare(&d, &spec.kinds);
+            let p = prepare(&d, &spec.name, &spec.kinds);
             (d, p)
         });
         settle_batch(&spec, &addr, &blocked, prepared).await;
@@ -171,7 +173,15 @@ enum Prepared {
     Bad(String),
 }
 
-fn prepare(d: &Delivery, kinds: &[EventKind]) -> Prepared {
+fn prepare(d: &Delivery, service: &str, kinds: &[EventKind]) -> Prepared {
+    // Routes name the services that take their events; other services skip them.
+    let routed_elsewhere = d
+        .headers
+        .get(header::SERVICES)
+        .is_some_and(|list| !list.split(',').any(|s| s.trim() == service));
+    if routed_elsewhere {
+        return Prepared::Skip;
+    }
     let env = match Envelope::from_wire(&d.headers, d.payload.clone()) {
         Ok(e) => e,
         Err(e) => return Prepared::Bad(format!("not a medbus envelope: {e}")),

@@ -43,6 +43,10 @@ pub mod header {
     pub const BODY: &str = "Medbus-Body";
     /// Prefix of the protocol headers carried with a raw body.
     pub const RAW_PREFIX: &str = "Medbus-Raw-";
+    /// On an event the router published for routes: the domain services that
+    /// take it, comma-separated (`results,billing`). Absent: every service
+    /// that takes its kind (events the services raise themselves).
+    pub const SERVICES: &str = "Medbus-Services";
 }
 
 /// Where a message came from.

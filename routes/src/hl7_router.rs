@@ -6,11 +6,17 @@
 //!    A message kept under another id with the same channel + control id is a
 //!    resend seen after the backbone's dedupe window: acknowledged, not processed twice;
 //! 3. a message the listener already refused is recorded as rejected and acked;
-//! 4. parse and map: ADT becomes canonical events; other types are recorded as
-//!    filtered (no route yet); a mapping error is the sender's: the message is
+//! 4. run the routes in force ([`crate::hl7_plan`]): a message no route takes is
+//!    recorded as filtered; the routes that take it change it and name the
+//!    services and destinations; a mapping error is the sender's: the message is
 //!    recorded as dead-lettered and goes to the dead-letter subject with the reason;
-//! 5. publish each event with dedupe id `<ingress id>:<n>`, so a redelivery
-//!    publishes nothing new; then record the outcome and ack.
+//! 5. publish each event with dedupe id `<ingress id>:<n>` (header
+//!    `Medbus-Services` naming the services that take it) and each changed
+//!    message for a destination with `<ingress id>:<k>:<destination>`, so a
+//!    redelivery publishes nothing new; then record the outcome and ack.
+//!
+//! A batch is routed with one snapshot of the routes, so a reload takes
+//! effect between messages.
 //!
 //! In enhanced mode (MSH-15/MSH-16 valued) the outcome of steps 4–5 is also
 //! reported to the sender as an application ACK (AA, or AE with ERR for a
@@ -32,16 +38,18 @@ use std::time::Duration;
 
 use medbus_adapters::hl7::ack::AckError;
 use medbus_adapters::hl7::application_ack::{self, Processed};
-use medbus_adapters::hl7::canonical::{map_adt, MapError};
 use medbus_adapters::hl7::listener::raw_header;
 use medbus_adapters::hl7::parser::Message;
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
-use medbus_bus::canonical::CanonicalEvent;
 use medbus_bus::config::BackboneConfig;
-use medbus_bus::envelope::{Body, Envelope};
+use medbus_bus::envelope::{header, Body, Envelope};
 use medbus_bus::store::{InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome, StoreError};
 use medbus_bus::subjects::Subject;
 use tokio_util::sync::CancellationToken;
+
+use crate::config::Routes;
+use crate::hl7_plan::{self, Output, RoutePlan};
+use crate::live::LiveRoutes;
 
 /// Durable consumer name, also the dead-letter stage (`medbus.dlq.router_hl7v2`).
 pub const CONSUMER: &str = "router_hl7v2";
@@ -59,6 +67,8 @@ pub struct RouterContext {
     pub backbone_config: BackboneConfig,
     /// Channel name → destination that receives its enhanced-mode application ACKs.
     pub application_acks: Arc<BTreeMap<String, String>>,
+    /// The routes in force (replaced by reloads).
+    pub routes: Arc<LiveRoutes>,
     /// Cancelled at shutdown: finish the delivery in hand, then stop.
     pub shutdown: CancellationToken,
 }
@@ -68,7 +78,7 @@ pub struct RouterContext {
 pub enum Outcome {
     /// Events published (how many).
     Routed(usize),
-    /// Recorded; no route for this message type.
+    /// Recorded; no route takes it, or it produced nothing.
     Filtered,
     /// Refused at the door by the listener; recorded.
     Rejected,
@@ -134,9 +144,10 @@ const LANES: usize = 32;
 /// order), then every outcome recorded at once, then the deliveries settled.
 /// When the first transaction fails, each delivery goes the one-by-one way.
 pub async fn route_batch(ctx: &RouterContext, batch: Vec<Delivery>) {
+    let routes = ctx.routes.snapshot();
     let mut ready = Vec::with_capacity(batch.len());
     for d in batch {
-        match prepare(&d) {
+        match prepare(&d, &routes) {
             Ok(r) => ready.push((d, r)),
             Err(why) => {
                 settle(d, Err(Failure::Permanent(why))).await;
@@ -261,10 +272,10 @@ struct Ready {
 enum Plan {
     /// The listener refused it: record why.
     Rejected(String),
-    /// Publish these events.
-    Route(Vec<CanonicalEvent>),
-    /// Not ADT: no route for its type yet.
-    Filtered,
+    /// Publish these events and messages.
+    Route(Vec<Output>),
+    /// No route takes it, or it produces nothing; why.
+    Filtered(String),
     /// Cannot be mapped (the sender's to fix): dead-letter, answering AE when asked.
     Invalid { why: String, ack: Option<AckError> },
 }
@@ -286,32 +297,39 @@ impl Decision {
     }
 }
 
-/// Reads the envelope and maps the message; an error is a reason to dead-letter.
-fn prepare(d: &Delivery) -> Result<Ready, String> {
+/// Reads the envelope and plans the message; an error is a reason to dead-letter.
+fn prepare(d: &Delivery, routes: &Routes) -> Result<Ready, String> {
     let env = Envelope::from_wire(&d.headers, d.payload.clone()).map_err(|e| format!("not a medbus envelope: {e}"))?;
     let Body::Raw { headers, bytes } = &env.body else {
         return Err("ingress envelope without a raw body".into());
     };
     let rejected = headers.get(raw_header::REJECTED).cloned();
     let parsed = Message::parse(bytes);
-    let mapped = parsed.as_ref().ok().map(map_adt);
-    let patient_id = match &mapped {
-        Some(Ok(events)) => events.first().and_then(|e| e.patient_key()),
-        // Unmapped messages still go by patient when PID-3 can be read, to keep lanes honest.
-        _ => parsed
+    let planned = match (&rejected, &parsed) {
+        (None, Ok(msg)) => Some(hl7_plan::plan(routes, msg, bytes, &env.source.channel)),
+        _ => None,
+    };
+    let first_event_patient = match &planned {
+        Some(RoutePlan::Outputs(outputs)) => outputs
+            .iter()
+            .flat_map(|o| o.events.first())
+            .next()
+            .and_then(|e| e.patient_key()),
+        _ => None,
+    };
+    // Messages without events still go by patient when PID-3 can be read, to keep lanes honest.
+    let patient_id = first_event_patient.or_else(|| {
+        parsed
             .as_ref()
             .ok()
             .and_then(|m| m.get("PID-3.1").ok().flatten().map(|v| v.text().into_owned()))
-            .filter(|id| !id.is_empty()),
-    };
-    let plan = match (rejected.clone(), mapped) {
+            .filter(|id| !id.is_empty())
+    });
+    let plan = match (rejected.clone(), planned) {
         (Some(why), _) => Plan::Rejected(why),
-        (None, Some(Ok(events))) => Plan::Route(events),
-        (None, Some(Err(MapError::NotAdt { .. }))) => Plan::Filtered,
-        (None, Some(Err(e))) => Plan::Invalid {
-            why: e.to_string(),
-            ack: Some(e.to_ack_error()),
-        },
+        (None, Some(RoutePlan::Outputs(outputs))) => Plan::Route(outputs),
+        (None, Some(RoutePlan::Filtered(why))) => Plan::Filtered(why),
+        (None, Some(RoutePlan::Invalid { why, ack })) => Plan::Invalid { why, ack },
         (None, None) => Plan::Invalid {
             why: parsed.err().map(|e| e.to_string()).unwrap_or_default(),
             ack: None,
@@ -342,7 +360,8 @@ fn prepare(d: &Delivery) -> Result<Ready, String> {
 /// Routes one delivery on its own (the fallback when a batch cannot be
 /// recorded at once) and settles it; returns what happened.
 pub async fn route(ctx: &RouterContext, d: Delivery) -> Outcome {
-    let result = match prepare(&d) {
+    let routes = ctx.routes.snapshot();
+    let result = match prepare(&d, &routes) {
         Ok(r) => process(ctx, r).await,
         Err(why) => Err(Failure::Permanent(why)),
     };
@@ -386,14 +405,13 @@ async fn decide(ctx: &RouterContext, r: Ready) -> Result<Decision, Failure> {
             stage: Some(stage(MessageStatus::Rejected, Some(&why))),
             dead_letter: None,
         }),
-        Plan::Filtered => {
+        Plan::Filtered(why) => {
             if let Ok(msg) = &parsed {
                 send_application_ack(ctx, &env, msg, &Processed::Accepted).await?;
             }
-            let why = "no route for this message type yet";
             Ok(Decision {
                 outcome: Outcome::Filtered,
-                stage: Some(stage(MessageStatus::Filtered, Some(why))),
+                stage: Some(stage(MessageStatus::Filtered, Some(&why))),
                 dead_letter: None,
             })
         }
@@ -407,33 +425,61 @@ async fn decide(ctx: &RouterContext, r: Ready) -> Result<Decision, Failure> {
                 dead_letter: Some(why),
             })
         }
-        Plan::Route(events) => {
-            for (n, event) in events.iter().enumerate() {
-                let (subject, body) = event
-                    .to_message()
-                    .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
-                let mut out = env.derive_event(event.kind().as_str(), body);
-                if let Some(at) = event
-                    .occurred()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.as_str()).ok())
-                {
-                    out.occurred_at = at.with_timezone(&chrono::Utc);
-                }
-                let wire = out
-                    .to_outgoing(subject.to_string(), format!("{}:{n}", env.id))
-                    .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
-                ctx.backbone.publish(wire).await?;
-            }
+        Plan::Route(outputs) => {
+            let published = publish_outputs(ctx, &env, &outputs).await?;
             if let Ok(msg) = &parsed {
                 send_application_ack(ctx, &env, msg, &Processed::Accepted).await?;
             }
             Ok(Decision {
-                outcome: Outcome::Routed(events.len()),
+                outcome: Outcome::Routed(published),
                 stage: Some(stage(MessageStatus::Processed, None)),
                 dead_letter: None,
             })
         }
     }
+}
+
+/// Publishes every output's events (tagged with their services) and its
+/// message to each of its destinations; returns how many events.
+async fn publish_outputs(ctx: &RouterContext, env: &Envelope, outputs: &[Output]) -> Result<usize, Failure> {
+    let mut n = 0;
+    for (k, output) in outputs.iter().enumerate() {
+        let services = output.services_header();
+        for event in &output.events {
+            let (subject, body) = event
+                .to_message()
+                .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
+            let mut out = env.derive_event(event.kind().as_str(), body);
+            if let Some(at) = event
+                .occurred()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.as_str()).ok())
+            {
+                out.occurred_at = at.with_timezone(&chrono::Utc);
+            }
+            let mut wire = out
+                .to_outgoing(subject.to_string(), format!("{}:{n}", env.id))
+                .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
+            if let Some(s) = &services {
+                wire.headers.insert(header::SERVICES.to_string(), s.clone());
+            }
+            ctx.backbone.publish(wire).await?;
+            n += 1;
+        }
+        let raw_headers = match &env.body {
+            Body::Raw { headers, .. } => headers.clone(),
+            Body::Json { .. } => BTreeMap::new(),
+        };
+        for destination in &output.destinations {
+            let subject = Subject::egress("hl7v2", destination)
+                .map_err(|e| Failure::Permanent(format!("destination {destination:?}: {e}")))?;
+            let out = env.derive_raw("hl7v2.raw", raw_headers.clone(), output.bytes.clone());
+            let wire = out
+                .to_outgoing(subject.to_string(), format!("{}:{k}:{destination}", env.id))
+                .map_err(|e| Failure::Permanent(format!("message for {destination} does not serialise: {e}")))?;
+            ctx.backbone.publish(wire).await?;
+        }
+    }
+    Ok(n)
 }
 
 /// Acks, dead-letters or naks a delivery by its result; counts it.

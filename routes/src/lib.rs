@@ -1,17 +1,25 @@
 //! medbus-routes: turns what the adapters kept into canonical events.
 //!
 //! - [`hl7_router`]: the durable consumer of `medbus.ingress.hl7v2.>` that
-//!   records each message in the store, parses and maps it, publishes its
-//!   canonical events, and only then acknowledges the ingress message.
+//!   records each message in the store, runs the routes in force on it,
+//!   publishes the canonical events (tagged with the services they go to) and
+//!   the changed messages for destinations, and only then acknowledges the
+//!   ingress message.
+//! - [`hl7_plan`]: what the routes do with one message, decided before anything is written.
 //! - [`config`]: route files (filters, transforms, code tables, fan-out to
 //!   services and destinations), checked with file and line, compiled once and
 //!   run per message (`Routes::select`, `Route::apply`).
+//! - [`live`] and [`reload`]: the routes in force, replaced between messages
+//!   on SIGHUP or when the files change, and only by a valid version.
 //!
-//! Until the router runs the configured routes, every ADT message of every HL7
-//! channel is mapped, and other message types are recorded as filtered.
+//! Without route files every message that maps goes to every service of its
+//! kinds; other message types are recorded as filtered.
 //!
 //! Depends on `bus` and on `adapters` (for the HL7 parser and the
 //! HL7 → canonical mapping, which belong to the protocol adapter).
 
 pub mod config;
+pub mod hl7_plan;
 pub mod hl7_router;
+pub mod live;
+pub mod reload;

@@ -11,7 +11,10 @@ use medbus_bus::backbone::{self, open_consumer, ConsumerSpec, Delivery, SharedBa
 use medbus_bus::config::{BackboneConfig, ChannelConfig, StoreConfig};
 use medbus_bus::envelope::{header, Envelope};
 use medbus_bus::store::{self, MessageFilter, MessageStatus, SharedStore};
+use medbus_routes::config::Routes;
 use medbus_routes::hl7_router::{self, RouterContext};
+use medbus_routes::live::LiveRoutes;
+use medbus_routes::reload::Reloader;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +30,14 @@ struct Rig {
 
 async fn rig() -> Rig {
     let r = rig_without_router().await;
+    tokio::spawn(hl7_router::run(r.router.clone()));
+    r
+}
+
+/// A router running `routes`.
+async fn rig_with(routes: Routes) -> Rig {
+    let r = rig_without_router().await;
+    r.router.routes.replace(routes);
     tokio::spawn(hl7_router::run(r.router.clone()));
     r
 }
@@ -60,6 +71,7 @@ async fn rig_without_router() -> Rig {
         store: store.clone(),
         backbone_config: cfg,
         application_acks: Default::default(),
+        routes: LiveRoutes::new(Routes::default()),
         shutdown: shutdown.clone(),
     };
     Rig {
@@ -179,11 +191,10 @@ async fn admission_becomes_patient_and_encounter_events_once() {
 #[tokio::test]
 async fn every_outcome_is_recorded() {
     let r = rig().await;
-    let oru =
-        b"MSH|^~\\&|LAB|HOSP|MEDBUS|HOSP|2024||ORU^R01|L1|P|2.5\rPID|1||MRN2^^^HOSP^MR\rOBX|1|NM|2345-7^GLU^LN||5.5\r"
-            .to_vec();
+    // A document message: no canonical mapping, so without routes it is filtered.
+    let mdm = b"MSH|^~\\&|DOC|HOSP|MEDBUS|HOSP|2024||MDM^T02|L1|P|2.5\rPID|1||MRN2^^^HOSP^MR\r".to_vec();
     let no_pid = b"MSH|^~\\&|REG|HOSP|MEDBUS|HOSP|2024||ADT^A01|B1|P|2.5\rEVN|A01\r".to_vec();
-    let codes = send(r.mllp, &[oru, no_pid, b"garbage".to_vec()]).await;
+    let codes = send(r.mllp, &[mdm, no_pid, b"garbage".to_vec()]).await;
     assert_eq!(codes, ["AA", "AA", "AR"]);
     assert_eq!(
         status_of(&r.store, "L1").await.map(|s| s.0),
@@ -322,5 +333,198 @@ async fn a_late_resend_is_recorded_once_in_a_batch_and_one_by_one() {
     let kept = r.store.list_messages(&MessageFilter::default()).await.unwrap();
     assert_eq!(kept.len(), 2, "one stored message per control id");
     assert!(kept.iter().all(|m| m.status == MessageStatus::Processed), "{kept:?}");
+    r.shutdown.cancel();
+}
+
+/// Route files written to a temporary config directory (`routes/*.toml`).
+struct RouteFiles {
+    dir: tempfile::TempDir,
+}
+
+impl RouteFiles {
+    fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("routes")).unwrap();
+        let r = RouteFiles { dir };
+        for (name, text) in files {
+            r.write(name, text);
+        }
+        r
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path().join("routes").join(name), text).unwrap();
+    }
+
+    fn reloader(&self, live: std::sync::Arc<LiveRoutes>) -> Reloader {
+        let mut config = medbus_bus::config::Config::default();
+        config
+            .destinations
+            .insert("his".into(), medbus_bus::config::DestinationConfig::default());
+        config.channels.insert("adt".into(), ChannelConfig::default());
+        Reloader {
+            live,
+            config,
+            config_dir: self.dir.path().to_path_buf(),
+        }
+    }
+}
+
+const ORU: &str = "MSH|^~\\&|LIS|HOSP|EMR|HOSP|20240315083000||ORU^R01|R1|P|2.5.1\r\
+PID|1||MRN5^^^HOSP^MR||DOE^JANE||19800412|F\r\
+OBR|1|PL1^CPOE|FL1^LAB|2823-3^Potassium^LN|||20240315082000|||||||||||||||20240315083000|||F\r\
+OBX|1|NM|2823-3^Potassium^LN||7.1|mmol/L|3.5-5.1|HH|||F\r";
+
+fn services_of(events: &[Delivery]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = events
+        .iter()
+        .map(|d| {
+            let kind = d.headers.get(header::KIND).cloned().unwrap_or_default();
+            let services = d.headers.get(header::SERVICES).cloned().unwrap_or_default();
+            (kind, services)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn routes_select_change_and_fan_out_to_services_and_destinations() {
+    let files = RouteFiles::new(&[
+        (
+            "lab.toml",
+            r#"
+[routes.lab]
+channels = ["*"]
+when = { type = "ORU^R01" }
+to = { services = ["results"] }
+[[routes.lab.transform]]
+set = "MSH-5"
+value = "MEDBUS"
+
+[routes.critical]
+channels = ["*"]
+when = { type = "ORU^R01", field = "OBX-8", in = ["HH", "LL"] }
+to = { services = ["notifications"] }
+"#,
+        ),
+        (
+            "adt.toml",
+            r#"
+[routes.adt]
+channels = ["adt"]
+when = { type = "ADT^A01" }
+to = { services = ["registration"], destinations = ["his"] }
+
+[routes.adt-billing]
+channels = ["adt"]
+when = { type = "ADT^A01" }
+to = { services = ["billing"] }
+"#,
+        ),
+    ]);
+    let live = LiveRoutes::new(Routes::default());
+    files.reloader(live.clone()).reload().unwrap();
+    let r = rig_with((*live.snapshot()).clone()).await;
+    let mdm = b"MSH|^~\\&|DOC|HOSP|MEDBUS|HOSP|2024||MDM^T02|D1|P|2.5\rPID|1||MRN9^^^HOSP^MR\r".to_vec();
+    let codes = send(r.mllp, &[ORU.as_bytes().to_vec(), a01("A1", "MRN6"), mdm]).await;
+    assert_eq!(codes, ["AA", "AA", "AA"]);
+    let (status, why) = status_of(&r.store, "D1").await.unwrap();
+    assert_eq!(status, MessageStatus::Filtered);
+    assert!(why.unwrap_or_default().contains("no route takes"));
+    assert_eq!(
+        status_of(&r.store, "R1").await.map(|s| s.0),
+        Some(MessageStatus::Processed)
+    );
+    let got = events(&r.backbone, "fanout", 5).await;
+    let tagged = services_of(&got);
+    // Same bytes (adt, adt-billing) share one set of events; different changes (lab, critical) make their own.
+    assert!(tagged.iter().any(|(k, s)| k == "result.reported" && s == "results"));
+    assert!(tagged
+        .iter()
+        .any(|(k, s)| k == "result.reported" && s == "notifications"));
+    assert_eq!(tagged.iter().filter(|(k, _)| k.starts_with("result.")).count(), 2);
+    assert!(tagged
+        .iter()
+        .filter(|(k, _)| !k.starts_with("result."))
+        .all(|(_, s)| s == "registration,billing"));
+    assert!(tagged.len() >= 3, "the A01 made events: {tagged:?}");
+    let mut egress = open_consumer(
+        &r.backbone,
+        ConsumerSpec::new("his_watch", "medbus.egress.hl7v2.his", &BackboneConfig::default()),
+    )
+    .await
+    .unwrap();
+    let out = egress.fetch(10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(out.len(), 1, "the ADT goes to the destination once");
+    let env = Envelope::from_wire(&out[0].headers, out[0].payload.clone()).unwrap();
+    let medbus_bus::envelope::Body::Raw { bytes, .. } = env.body else {
+        panic!("raw body expected")
+    };
+    assert!(
+        bytes.starts_with(b"MSH|^~\\&|REG|HOSP|MEDBUS"),
+        "the message as the route left it"
+    );
+    r.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_reload_takes_effect_between_messages_and_an_invalid_one_is_refused() {
+    let files = RouteFiles::new(&[(
+        "adt.toml",
+        "[routes.adt]\nchannels = [\"*\"]\nwhen = { type = \"ADT^A01\" }\nto = { services = [\"registration\"] }\n",
+    )]);
+    let live = LiveRoutes::new(Routes::default());
+    let reloader = files.reloader(live.clone());
+    reloader.reload().unwrap();
+    let r = rig_without_router().await;
+    r.router.routes.replace((*live.snapshot()).clone());
+    let router_live = r.router.routes.clone();
+    tokio::spawn(hl7_router::run(r.router.clone()));
+    assert_eq!(send(r.mllp, &[a01("G1", "MRN7")]).await, ["AA"]);
+    assert_eq!(
+        status_of(&r.store, "G1").await.map(|s| s.0),
+        Some(MessageStatus::Processed)
+    );
+
+    // A broken version is refused with its line, and the routes in force stay.
+    files.write(
+        "adt.toml",
+        "[routes.adt]\nchannels = [\"*\"]\nto = { services = [\"payroll\"] }\n",
+    );
+    let watched = Reloader {
+        live: router_live.clone(),
+        ..reloader.clone()
+    };
+    let before = router_live.generation();
+    let problems = watched.reload().unwrap_err();
+    assert!(problems.to_string().contains("adt.toml:3"), "{problems}");
+    assert_eq!(router_live.generation(), before);
+    assert_eq!(send(r.mllp, &[a01("G2", "MRN7")]).await, ["AA"]);
+    assert_eq!(
+        status_of(&r.store, "G2").await.map(|s| s.0),
+        Some(MessageStatus::Processed)
+    );
+
+    // A valid change: ADT now goes to billing only.
+    files.write(
+        "adt.toml",
+        "[routes.adt]\nchannels = [\"*\"]\nwhen = { type = \"ADT^A01\" }\nto = { services = [\"billing\"] }\n",
+    );
+    watched.reload().unwrap();
+    assert_eq!(send(r.mllp, &[a01("G3", "MRN8")]).await, ["AA"]);
+    assert_eq!(
+        status_of(&r.store, "G3").await.map(|s| s.0),
+        Some(MessageStatus::Processed)
+    );
+    let got = events(&r.backbone, "reloaded", 6).await;
+    let by_mrn = |mrn: &str| -> Vec<String> {
+        got.iter()
+            .filter(|d| String::from_utf8_lossy(&d.payload).contains(mrn))
+            .map(|d| d.headers.get(header::SERVICES).cloned().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(by_mrn("MRN7"), ["registration"; 4], "G1 and G2 under the first routes");
+    assert_eq!(by_mrn("MRN8"), ["billing"; 2], "G3 under the reloaded routes");
     r.shutdown.cancel();
 }

@@ -46,6 +46,13 @@ impl<'k> Compiler<'k> {
         }
     }
 
+    /// The table files the routes named (loaded or not), for watching them.
+    pub fn table_paths(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.tables.keys().cloned().collect();
+        out.sort();
+        out
+    }
+
     /// Number of distinct tables that loaded.
     pub fn table_count(&self) -> usize {
         self.tables.values().filter(|t| t.is_some()).count()

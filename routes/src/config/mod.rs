@@ -105,6 +105,8 @@ pub fn load_dir(dir: &Path, base_dir: &Path, known: &Known, required: bool) -> R
         }
     }
     let tables = compiler.table_count();
+    let mut sources = files.clone();
+    sources.extend(compiler.table_paths());
     problems.append(&mut compiler.problems);
     if !problems.is_empty() {
         sort_problems(&mut problems);
@@ -114,6 +116,7 @@ pub fn load_dir(dir: &Path, base_dir: &Path, known: &Known, required: bool) -> R
         routes,
         tables,
         files: files.len(),
+        sources,
     })
 }
 

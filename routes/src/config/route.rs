@@ -157,6 +157,8 @@ pub struct Routes {
     pub(super) routes: Vec<Route>,
     pub(super) tables: usize,
     pub(super) files: usize,
+    /// Route files and table files read: what a reload watches.
+    pub(super) sources: Vec<PathBuf>,
 }
 
 impl Routes {
@@ -198,6 +200,11 @@ impl Routes {
     /// Number of code tables the routes use.
     pub fn table_count(&self) -> usize {
         self.tables
+    }
+
+    /// The route files and table files these routes were read from.
+    pub fn sources(&self) -> &[PathBuf] {
+        &self.sources
     }
 
     /// Number of route files read.
