@@ -2,7 +2,9 @@
 //! `medbus.egress.hl7v2.<name>` reach the receiver once, in order, after it
 //! comes up; an AE (dead-letter policy) sends that one message to
 //! `medbus.dlq.deliver_<name>` with the receiver's text and delivery goes on;
-//! an AR (retry policy) is retried until accepted.
+//! an AR (retry policy) is retried until accepted. The receiver being down at
+//! first is reported once as `system.destination-unreachable`, and its coming
+//! up once as `system.destination-recovered`.
 
 mod support;
 
@@ -113,6 +115,26 @@ async fn delivers_in_order_once_the_receiver_is_up_and_dead_letters_an_ae() {
         panic!("raw body expected")
     };
     assert_eq!(bytes.as_ref(), msg("D010").as_slice());
+
+    let mut status = open_consumer(&bb, ConsumerSpec::new("status", "medbus.events.system.>", &cfg))
+        .await
+        .unwrap();
+    let events = status.fetch(10, Duration::from_secs(2)).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|d| d.subject.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "medbus.events.system.destination-unreachable",
+            "medbus.events.system.destination-recovered"
+        ],
+        "one report each way, however many retries and refusals"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&events[1].payload).unwrap();
+    assert_eq!(body["destination"], "emr");
+    assert_eq!(body["addr"], addr.as_str());
+    let first: serde_json::Value = serde_json::from_slice(&events[0].payload).unwrap();
+    assert_eq!(body["since"], first["since"], "recovered names the outage it ends");
+    assert!(first["reason"].as_str().unwrap().contains("cannot connect"), "{first}");
     shutdown.cancel();
     run.await.unwrap().unwrap();
 }

@@ -8,18 +8,27 @@
 //! medbus instance sharing the durable consumer, which would break the order. A final refusal (AE/AR by policy) or a message that cannot
 //! be sent at all goes to `medbus.dlq.deliver_<name>` with the receiver's text,
 //! and the next one is delivered.
+//!
+//! When a first attempt finds the receiver unreachable (no connection, no
+//! answer) the destination publishes `system.destination-unreachable`, once,
+//! and `system.destination-recovered` when the receiver answers again (the
+//! notifications service turns a long outage into an alert). Best effort: a
+//! failed publish is logged and delivery goes on. At start the receiver is
+//! taken to be reachable, so one that is down from the start is reported too.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
+use medbus_bus::canonical::{DestinationStatusEvent, SystemEventKind};
 use medbus_bus::config::destinations::consumer_name;
 use medbus_bus::config::{BackboneConfig, DestinationConfig, RefusalPolicy};
 use medbus_bus::envelope::{Body, Envelope};
 use medbus_bus::subjects::Subject;
 use tokio_util::sync::CancellationToken;
 
-use super::sender::{MllpSender, OnError, SendError, SenderConfig};
+use super::sender::{AckOutcome, MllpSender, OnError, SendError, SenderConfig};
 use super::tls::{ClientTls, TlsError};
 
 /// What a destination's delivery loop needs.
@@ -70,6 +79,7 @@ pub async fn run(ctx: DestinationContext) -> Result<(), BackboneError> {
     let mut sender = MllpSender::new(config);
     tracing::info!(destination = %ctx.name, addr = %ctx.config.addr, "hl7v2 destination delivering");
     let mut backoff = Duration::from_millis(100);
+    let mut health = Health::default();
     loop {
         let batch = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
@@ -78,7 +88,7 @@ pub async fn run(ctx: DestinationContext) -> Result<(), BackboneError> {
         match batch {
             Ok(batch) => {
                 backoff = Duration::from_millis(100);
-                if !deliver_in_order(&ctx, &mut sender, batch).await {
+                if !deliver_in_order(&ctx, &mut sender, &mut health, batch).await {
                     break;
                 }
             }
@@ -97,7 +107,12 @@ pub async fn run(ctx: DestinationContext) -> Result<(), BackboneError> {
 }
 
 /// Delivers a batch one message at a time; false when shutdown interrupted it.
-async fn deliver_in_order(ctx: &DestinationContext, sender: &mut MllpSender, batch: Vec<Delivery>) -> bool {
+async fn deliver_in_order(
+    ctx: &DestinationContext,
+    sender: &mut MllpSender,
+    health: &mut Health,
+    batch: Vec<Delivery>,
+) -> bool {
     let mut pending: VecDeque<Delivery> = batch.into();
     // Renew well inside the ack wait so a long retry never lets the backbone redeliver.
     let renew_every = (ctx.backbone_config.ack_wait / 3).max(Duration::from_millis(50));
@@ -110,7 +125,7 @@ async fn deliver_in_order(ctx: &DestinationContext, sender: &mut MllpSender, bat
                     continue;
                 }
             };
-            let deliver = sender.deliver(&payload, &ctx.shutdown);
+            let deliver = deliver_watched(ctx, sender, health, &payload);
             tokio::pin!(deliver);
             let mut renew = tokio::time::interval(renew_every);
             renew.tick().await;
@@ -139,6 +154,96 @@ async fn deliver_in_order(ctx: &DestinationContext, sender: &mut MllpSender, bat
     true
 }
 
+/// Whether the receiver has been answering, so each change is reported once.
+#[derive(Default)]
+struct Health {
+    /// When delivery first failed, while it keeps failing.
+    down_since: Option<DateTime<Utc>>,
+}
+
+/// Delivers `payload` as [`MllpSender::deliver`] does, but makes the first
+/// attempt itself while the receiver is up, so that a failure is seen (and
+/// reported) at once rather than after the sender's retries.
+async fn deliver_watched(
+    ctx: &DestinationContext,
+    sender: &mut MllpSender,
+    health: &mut Health,
+    payload: &[u8],
+) -> Result<AckOutcome, SendError> {
+    if health.down_since.is_none() {
+        match sender.send(payload).await {
+            Ok(ack) if ack.is_accept() => return Ok(ack),
+            Ok(ack) => {
+                // The receiver answered, so it is reachable; its policy decides.
+                let policy = if ack.code.ends_with('E') {
+                    ctx.config.on_ae
+                } else {
+                    ctx.config.on_ar
+                };
+                if policy == RefusalPolicy::DeadLetter {
+                    return Err(SendError::Refused(ack));
+                }
+            }
+            Err(e) if e.is_retryable() => {
+                let now = Utc::now();
+                health.down_since = Some(now);
+                report(ctx, SystemEventKind::DestinationUnreachable, now, Some(e.to_string()), None).await;
+            }
+            Err(e) => return Err(e),
+        }
+        // The sender's retries start at once: wait the first backoff here.
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return Err(SendError::Shutdown),
+            _ = tokio::time::sleep(ctx.config.initial_backoff) => {}
+        }
+    }
+    let result = sender.deliver(payload, &ctx.shutdown).await;
+    if let (Some(since), Ok(_) | Err(SendError::Refused(_))) = (health.down_since, &result) {
+        health.down_since = None;
+        report(ctx, SystemEventKind::DestinationRecovered, since, None, Some(Utc::now())).await;
+    }
+    result
+}
+
+/// Publishes a destination status event; best effort (logged when it fails).
+async fn report(
+    ctx: &DestinationContext,
+    kind: SystemEventKind,
+    since: DateTime<Utc>,
+    reason: Option<String>,
+    recovered_at: Option<DateTime<Utc>>,
+) {
+    let up = recovered_at.is_some();
+    metrics::gauge!("medbus_destination_up", "destination" => ctx.name.clone()).set(if up { 1.0 } else { 0.0 });
+    if up {
+        tracing::info!(destination = %ctx.name, down_since = %since, "destination reachable again");
+    } else {
+        tracing::warn!(destination = %ctx.name, reason = reason.as_deref().unwrap_or(""), "destination unreachable");
+    }
+    let body = DestinationStatusEvent {
+        destination: ctx.name.clone(),
+        protocol: ctx.config.protocol.token().into(),
+        addr: ctx.config.addr.clone(),
+        since,
+        reason,
+        recovered_at,
+    };
+    let out = match body.to_outgoing(kind) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(destination = %ctx.name, error = %e, "could not build {}", kind.as_str());
+            return;
+        }
+    };
+    // Bounded: delivery (and the renewal of the deliveries in hand) waits for this.
+    let wait = ctx.backbone_config.publish_timeout.min(Duration::from_secs(5));
+    match tokio::time::timeout(wait, ctx.backbone.publish(out)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(destination = %ctx.name, error = %e, "could not publish {}", kind.as_str()),
+        Err(_) => tracing::warn!(destination = %ctx.name, "publishing {} timed out", kind.as_str()),
+    }
+}
+
 /// The bytes to send: the raw body of the outbound envelope.
 fn outbound_bytes(d: &Delivery) -> Result<bytes::Bytes, String> {
     let env = Envelope::from_wire(&d.headers, d.payload.clone()).map_err(|e| format!("not a medbus envelope: {e}"))?;
@@ -148,7 +253,7 @@ fn outbound_bytes(d: &Delivery) -> Result<bytes::Bytes, String> {
     }
 }
 
-async fn settle(ctx: &DestinationContext, d: Delivery, result: Result<super::sender::AckOutcome, SendError>) {
+async fn settle(ctx: &DestinationContext, d: Delivery, result: Result<AckOutcome, SendError>) {
     let name = ctx.name.as_str();
     let (label, settled) = match result {
         Ok(ack) => {

@@ -23,3 +23,20 @@ pub struct DestinationStatusEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered_at: Option<DateTime<Utc>>,
 }
+
+impl DestinationStatusEvent {
+    /// The event as a backbone message of `kind` on its subject, from source
+    /// `internal` / the destination; the envelope id is the dedupe id.
+    pub fn to_outgoing(&self, kind: super::SystemEventKind) -> Result<crate::backbone::Outgoing, serde_json::Error> {
+        let source = crate::envelope::Source {
+            channel: self.destination.clone(),
+            protocol: "internal".into(),
+            peer: Some(self.addr.clone()),
+        };
+        let mut env = crate::envelope::Envelope::ingress(source, kind.as_str(), Default::default(), Default::default());
+        env.body = crate::envelope::Body::Json {
+            value: serde_json::to_value(self)?,
+        };
+        env.to_outgoing(kind.subject().to_string(), env.id.to_string())
+    }
+}
