@@ -32,6 +32,9 @@ golden! {
     adt_to_registration => "adt-to-registration",
     lab_results_loinc => "lab-results-loinc",
     critical_results => "critical-results",
+    orders => "orders",
+    appointments => "appointments",
+    charges => "charges",
 }
 
 const NOT_TAKEN: &str = "not taken: the route's filter does not match this message\n";
