@@ -96,6 +96,13 @@ impl Medbus {
 }
 
 impl Medbus {
+    /// Sends SIGHUP (reload the routes).
+    pub fn hangup(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").args(["-HUP", &c.id().to_string()]).status();
+        }
+    }
+
     /// SIGKILL: no shutdown, no flush.
     pub fn kill_9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -164,6 +171,11 @@ impl Production {
         let nats = medbus_testkit::NatsServer::start()?;
         let db = medbus_testkit::PgDatabase::create().await?;
         Some(Production { nats, db })
+    }
+
+    /// The NATS URL, for the test's own backbone client.
+    pub fn nats_url(&self) -> String {
+        self.nats.url()
     }
 
     /// The environment that points medbus at them.
