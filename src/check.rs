@@ -1,5 +1,5 @@
 //! `medbus check`: validates the layered configuration, the route files and
-//! their code tables together, without binding or connecting.
+//! their code tables, and the services' tables together, without binding or connecting.
 
 use std::process::ExitCode;
 
@@ -32,8 +32,17 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
             None
         }
     };
-    let (Some(c), Some(routes), true) = (config, routes, problems.is_empty()) else {
-        eprint!("{}", Problems(problems));
+    // The services' tables (critical limits, charge master): their problems name file and line.
+    let table_problems = config
+        .as_ref()
+        .and_then(|c| crate::services::load_tables(c, &dir).err());
+    let (Some(c), Some(routes), true, None) = (config, routes, problems.is_empty(), &table_problems) else {
+        if !problems.is_empty() {
+            eprint!("{}", Problems(problems));
+        }
+        if let Some(t) = &table_problems {
+            eprintln!("{t}");
+        }
         return ExitCode::from(2);
     };
     let from = file

@@ -5,6 +5,7 @@
 //! - `serve`: starts backbone, store and the HTTP server; shuts down on signal.
 //! - `http`: /healthz, /readyz and /metrics.
 //! - `routing`: the HL7 router and the route reload watcher.
+//! - `services`: the domain services (registration, orders, results, billing, notifications).
 //! - `telemetry`: tracing and the Prometheus recorder.
 //! - `check`: `medbus check`.
 //! - `bench`: `medbus bench backbone`.
@@ -15,6 +16,7 @@ mod cli;
 mod http;
 mod routing;
 mod serve;
+mod services;
 mod telemetry;
 
 use std::process::ExitCode;

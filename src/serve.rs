@@ -42,6 +42,14 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tables = match crate::services::load_tables(&config, &config_dir) {
+        Ok(t) => t,
+        Err(problems) => {
+            eprintln!("{problems}");
+            tracing::error!("the service tables have problems; not starting");
+            return ExitCode::from(2);
+        }
+    };
     let from = file
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| "built-in defaults".into());
@@ -125,31 +133,17 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let registration = {
-        let store = store.clone();
-        actors
-            .supervise(move || {
-                medbus_actors::registration::RegistrationActor::new(
-                    store,
-                    medbus_actors::faults::FaultInjector::default(),
-                )
-            })
-            .await
+    let deps = crate::services::ServiceDeps {
+        actors: &actors,
+        tasks: &tasks,
+        config: &config,
+        backbone: backbone.clone(),
+        store: store.clone(),
+        shutdown: shutdown.clone(),
     };
-    match registration {
-        Ok(addr) => {
-            let (bb, cfg, stop) = (backbone.clone(), config.backbone.clone(), shutdown.clone());
-            tasks.spawn(async move {
-                let spec = medbus_actors::registration::feed_spec();
-                if let Err(e) = medbus_actors::feed::run(bb, &cfg, spec, addr, stop).await {
-                    tracing::error!(error = %e, "registration feed stopped with an error");
-                }
-            });
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "registration service failed to start");
-            return ExitCode::FAILURE;
-        }
+    if let Err(e) = crate::services::start(&deps, tables).await {
+        tracing::error!(error = %e, "a domain service failed to start");
+        return ExitCode::FAILURE;
     }
     crate::routing::start(
         &tasks,
