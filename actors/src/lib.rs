@@ -11,10 +11,13 @@
 //!   each delivery by the actor's answer.
 //! - [`faults`]: the test-only switch that makes a service panic on purpose.
 //! - [`registration`]: patients and encounters (ADT).
+//! - [`notifications`]: critical results, dead letters and destination
+//!   outages as webhook calls and e-mails, with throttling and escalation.
 //!
 //! A new domain service is a new module here plus one line where the binary starts it.
 
 pub mod faults;
 pub mod feed;
+pub mod notifications;
 pub mod registration;
 pub mod system;
