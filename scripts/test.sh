@@ -69,6 +69,14 @@ if ! python3 -c 'import hl7' >/dev/null 2>&1; then
 fi
 say "python hl7: $(python3 -c 'import importlib.metadata as m; print(m.version("hl7"))')"
 
+# --- an SMTP server nobody here wrote (PyPI "aiosmtpd", for notification e-mail) --
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  say "installing the PyPI package aiosmtpd"
+  python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd \
+    || die "pip install aiosmtpd failed"
+fi
+say "python aiosmtpd: $(python3 -c 'import importlib.metadata as m; print(m.version("aiosmtpd"))')"
+
 # --- a TLS client nobody here wrote (openssl s_client, for MLLP over TLS) --
 command -v openssl >/dev/null || apt_install openssl
 say "openssl: $(openssl version)"
