@@ -13,11 +13,22 @@
 //! - [`registration`]: patients and encounters (ADT).
 //! - [`notifications`]: critical results, dead letters and destination
 //!   outages as webhook calls and e-mails, with throttling and escalation.
+//! - [`orders`]: orders and appointments.
+//! - [`results`]: reports, observations and critical values.
+//! - [`billing`]: charges sent, derived through the charge master, and reversed.
+//! - [`outbox`]: publishing the follow-up events services raise, after their commit.
+//! - [`clinical`], [`table`]: what those services share (store writes, CSV tables).
 //!
 //! A new domain service is a new module here plus one line where the binary starts it.
 
+pub mod billing;
+pub mod clinical;
 pub mod faults;
 pub mod feed;
 pub mod notifications;
+pub mod orders;
+pub mod outbox;
 pub mod registration;
+pub mod results;
 pub mod system;
+pub mod table;
