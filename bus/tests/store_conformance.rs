@@ -132,6 +132,18 @@ conformance!(
     registration_event_in_log,
     registration_failure_rolls_back_event,
     registration_concurrent_redelivery_applies_once,
+    clinical_insert_then_replace,
+    clinical_same_event_twice_changes_nothing,
+    clinical_two_services_apply_one_event_once_each,
+    clinical_duplicate_within_one_batch,
+    clinical_result_before_order_is_linked_late,
+    clinical_result_after_order_is_linked_at_write,
+    clinical_find_by_identifier_and_token_move,
+    clinical_queries_by_patient_status_and_count,
+    clinical_emit_goes_to_outbox_and_log,
+    clinical_outbox_pending_and_published,
+    clinical_error_rolls_back_the_whole_batch,
+    clinical_concurrent_redelivery_applies_once_per_service,
 );
 
 /// A fixed, microsecond-exact base time; each test has its own database.
@@ -184,6 +196,8 @@ fn now_us() -> DateTime<Utc> {
     Utc::now().duration_trunc(TimeDelta::microseconds(1)).expect("truncate")
 }
 
+#[path = "store_conformance/clinical.rs"]
+mod clinical;
 #[path = "store_conformance/messages.rs"]
 mod messages;
 #[path = "store_conformance/records.rs"]
@@ -192,6 +206,7 @@ mod records;
 mod registration;
 /// Every case, by name, for `conformance!`.
 mod cases {
+    pub use super::clinical::*;
     pub use super::messages::*;
     pub use super::records::*;
     pub use super::registration::*;

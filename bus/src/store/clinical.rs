@@ -150,3 +150,43 @@ pub trait ClinicalStore: Send + Sync {
     /// Marks outbox events published; unknown ids are ignored.
     async fn mark_published(&self, ids: &[Uuid]) -> Result<(), StoreError>;
 }
+
+/// The resource type whose identifiers `order_tokens` resolve against.
+pub(crate) const ORDER_TYPE: &str = "ServiceRequest";
+
+/// Refuses a write the store could not find again: an empty resource type or
+/// key. Names neither the key nor the resource (they can carry PHI).
+pub(crate) fn validate(write: &ResourceWrite) -> Result<(), StoreError> {
+    if write.resource_type.is_empty() {
+        return Err(StoreError::Invalid("a clinical resource needs a resource type".into()));
+    }
+    if write.key.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "a {} resource needs a non-empty key",
+            write.resource_type
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an empty service name: the ledger would mix it with every other.
+pub(crate) fn validate_service(service: &str) -> Result<(), StoreError> {
+    if service.is_empty() {
+        return Err(StoreError::Invalid(
+            "applying clinical changes needs a service name".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Tokens without repeats, in first-seen order (one statement may not touch
+/// the same row twice, and the first order token that resolves wins).
+pub(crate) fn unique_tokens(tokens: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        if !out.contains(&token.as_str()) {
+            out.push(token);
+        }
+    }
+    out
+}

@@ -1,6 +1,7 @@
 //! The store: messages (raw bytes, status per stage, errors, attempts),
-//! canonical events, dead letters, the audit log and registration data
-//! (patients, identifiers, encounters; see [`registration`]).
+//! canonical events, dead letters, the audit log, registration data
+//! (patients, identifiers, encounters; see [`registration`]) and clinical
+//! resources with their outbox (see [`clinical`]).
 //!
 //! Two implementations behind one trait, chosen by `store.url`:
 //! [`postgres`] for production and [`sqlite`] for the embedded default. Each
@@ -13,6 +14,7 @@ pub mod postgres;
 pub mod registration;
 pub mod sqlite;
 
+pub use self::clinical::{ClinicalChange, ClinicalStore, OutboxEntry, ResourceRow, ResourceWrite};
 pub use self::registration::{EncounterRow, PatientRow, RegistrationChange, RegistrationStore, MAX_MERGE_HOPS};
 
 use std::path::Path;
@@ -369,6 +371,11 @@ pub trait Store: Send + Sync + 'static {
     /// The registration domain store (patients, identifiers, encounters) on
     /// the same database; its writes share the event log with [`Store::record_event`].
     fn registration(&self) -> &dyn RegistrationStore;
+
+    /// The clinical resource store (orders, results, charges, notifications,
+    /// the per-service applied ledger and the outbox) on the same database;
+    /// its writes share the event log with [`Store::record_event`].
+    fn clinical(&self) -> &dyn ClinicalStore;
 
     /// Closes the pool.
     async fn close(&self);

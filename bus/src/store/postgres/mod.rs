@@ -6,6 +6,7 @@
 //! inserts from several medbus processes race correctly.
 
 mod batch;
+mod clinical;
 mod registration;
 mod rows;
 
@@ -19,8 +20,8 @@ use uuid::Uuid;
 
 use self::rows::{dead_letter_columns, map_err, message_columns};
 use super::{
-    AuditEntry, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageSummary, NewMessage, RegistrationStore,
-    StageOutcome, Store, StoreError, StoredMessage,
+    AuditEntry, ClinicalStore, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageSummary, NewMessage,
+    RegistrationStore, StageOutcome, Store, StoreError, StoredMessage,
 };
 use crate::config::{redact_url, StoreConfig};
 
@@ -128,7 +129,7 @@ fn page_size(limit: u32) -> i64 {
 
 /// The insertion of `e` into the event log; it affects no row when the id is
 /// already there. Shared by [`Store::record_event`] and the registration
-/// transaction.
+/// and clinical transactions.
 fn insert_event(e: &EventRecord) -> Query<'static, Postgres, PgArguments> {
     sqlx::query(
         "INSERT INTO events (id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at, \
@@ -414,6 +415,10 @@ impl Store for PostgresStore {
     }
 
     fn registration(&self) -> &dyn RegistrationStore {
+        self
+    }
+
+    fn clinical(&self) -> &dyn ClinicalStore {
         self
     }
 

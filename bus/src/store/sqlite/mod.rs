@@ -7,6 +7,7 @@
 //! Reads use their own pool: in WAL mode they run beside the writer. Opening
 //! and the pragmas are in `open.rs`.
 
+mod clinical;
 mod open;
 mod registration;
 mod rows;
@@ -20,8 +21,8 @@ use uuid::Uuid;
 
 use self::rows::{dead_letter_columns, json, map_err, message_columns, micros};
 use super::{
-    AuditEntry, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageSummary, NewMessage, RegistrationStore,
-    StageOutcome, Store, StoreError, StoredMessage,
+    AuditEntry, ClinicalStore, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageSummary, NewMessage,
+    RegistrationStore, StageOutcome, Store, StoreError, StoredMessage,
 };
 
 /// Starts a write transaction holding the write lock from the first statement.
@@ -132,7 +133,7 @@ fn page_size(limit: u32) -> i64 {
 
 /// The insertion of `e` into the event log; it affects no row when the id is
 /// already there. Shared by [`Store::record_event`] and the registration
-/// transaction.
+/// and clinical transactions.
 fn insert_event(e: &EventRecord) -> Result<Query<'static, Sqlite, SqliteArguments>, StoreError> {
     let body = json(&e.body, "event body")?;
     Ok(sqlx::query(
@@ -393,6 +394,10 @@ impl Store for SqliteStore {
     }
 
     fn registration(&self) -> &dyn RegistrationStore {
+        self
+    }
+
+    fn clinical(&self) -> &dyn ClinicalStore {
         self
     }
 
