@@ -157,6 +157,13 @@ fn order(
         source_message_type: Some(ctx.message_type()),
         occurred: transaction.or(fallback),
     };
+    // A status change (SC and the like) to completed or cancelled is how
+    // fillers report those ends: it is that event, not a mere update.
+    let change = match (change, body.service_request.status) {
+        (OrderChange::Updated, ServiceRequestStatus::Completed) => OrderChange::Completed,
+        (OrderChange::Updated, ServiceRequestStatus::Revoked) => OrderChange::Cancelled,
+        (other, _) => other,
+    };
     Ok(match change {
         OrderChange::Placed => CanonicalEvent::OrderPlaced(body),
         OrderChange::Updated => CanonicalEvent::OrderUpdated(body),

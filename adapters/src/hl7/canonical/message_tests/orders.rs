@@ -17,7 +17,9 @@ fn each_control_code_gives_its_event_and_status() {
         ("SN", "", "order.placed", S::Active),
         ("XO", "", "order.updated", S::Active),
         ("SC", "IP", "order.updated", S::Active),
-        ("SC", "CM", "order.updated", S::Completed),
+        // A status change to completed or cancelled is that event.
+        ("SC", "CM", "order.completed", S::Completed),
+        ("SC", "DC", "order.cancelled", S::Revoked),
         ("SC", "ER", "order.updated", S::EnteredInError),
         ("OK", "", "order.updated", S::Active),
         ("HD", "", "order.updated", S::OnHold),
