@@ -49,7 +49,10 @@ impl Receiver {
     /// Accepted requests to `path`.
     fn accepted(&self, path: &str) -> Vec<Hit> {
         let hits = self.hits.lock().unwrap();
-        hits.iter().filter(|h| h.path == path && h.answered == 200).cloned().collect()
+        hits.iter()
+            .filter(|h| h.path == path && h.answered == 200)
+            .cloned()
+            .collect()
     }
 
     fn all(&self) -> Vec<Hit> {
@@ -57,7 +60,12 @@ impl Receiver {
     }
 }
 
-async fn hook(State(r): State<Receiver>, Path(path): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> StatusCode {
+async fn hook(
+    State(r): State<Receiver>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> StatusCode {
     let failing = r
         .fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -258,7 +266,12 @@ async fn records(store: &SharedStore) -> Vec<NotificationRecord> {
     for s in Status::ALL {
         let rows = store
             .clinical()
-            .resources_with_status("Communication", s.as_str(), chrono::Utc::now() + chrono::Duration::hours(1), 1000)
+            .resources_with_status(
+                "Communication",
+                s.as_str(),
+                chrono::Utc::now() + chrono::Duration::hours(1),
+                1000,
+            )
             .await
             .unwrap();
         out.extend(rows.iter().filter_map(NotificationRecord::from_row));
@@ -271,12 +284,19 @@ async fn records(store: &SharedStore) -> Vec<NotificationRecord> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_critical_result_reaches_the_webhook_within_two_seconds_with_the_expected_fields() {
     let (base, hooks) = receiver(0).await;
-    let r = rig(config(&base, vec![("critical", rule("result.critical", &["oncall"]))]), 0).await;
+    let r = rig(
+        config(&base, vec![("critical", rule("result.critical", &["oncall"]))]),
+        0,
+    )
+    .await;
     // Let the feed bind its consumer, as it has long before any result in production.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let published = Instant::now();
     let env = publish_critical(&r.backbone, "MRN1", "2823-3").await;
-    wait_for("the webhook", Duration::from_secs(5), || !hooks.accepted("oncall").is_empty()).await;
+    wait_for("the webhook", Duration::from_secs(5), || {
+        !hooks.accepted("oncall").is_empty()
+    })
+    .await;
     let hit = hooks.accepted("oncall").remove(0);
     let latency = hit.at - published;
     assert!(latency < Duration::from_secs(2), "took {latency:?}");
@@ -290,7 +310,10 @@ async fn a_critical_result_reaches_the_webhook_within_two_seconds_with_the_expec
     assert_eq!(b["details"]["code"], "http://loinc.org|2823-3");
     assert_eq!(b["details"]["value"], "6.9 mmol/L");
     let summary = b["summary"].as_str().unwrap();
-    assert!(summary.contains("Potassium") && summary.contains("6.9") && summary.contains("MRN1"), "{summary}");
+    assert!(
+        summary.contains("Potassium") && summary.contains("6.9") && summary.contains("MRN1"),
+        "{summary}"
+    );
     let text = b.to_string();
     assert!(
         !text.contains("DOE") && !text.contains("1970"),
@@ -301,7 +324,13 @@ async fn a_critical_result_reaches_the_webhook_within_two_seconds_with_the_expec
     wait_for_status(&r.store, &id, Status::Sent).await;
     let rec = record(&r.store, &id).await;
     assert_eq!(rec.attempts, 1);
-    let row = r.store.clinical().resource("Communication", &id).await.unwrap().unwrap();
+    let row = r
+        .store
+        .clinical()
+        .resource("Communication", &id)
+        .await
+        .unwrap()
+        .unwrap();
     let c = &row.resource;
     assert_eq!(c["resourceType"], "Communication");
     assert_eq!(c["status"], "completed");
@@ -316,7 +345,11 @@ async fn a_critical_result_reaches_the_webhook_within_two_seconds_with_the_expec
     assert_eq!(hooks.all().len(), 1);
     assert_eq!(r.store.clinical().count_resources("Communication").await.unwrap(), 1);
     assert!(!notifications::acknowledge(&*r.store, "not-an-id", "x").await.unwrap());
-    assert!(!notifications::acknowledge(&*r.store, &uuid::Uuid::now_v7().to_string(), "x").await.unwrap());
+    assert!(
+        !notifications::acknowledge(&*r.store, &uuid::Uuid::now_v7().to_string(), "x")
+            .await
+            .unwrap()
+    );
 }
 
 async fn wait_for_status(store: &SharedStore, id: &str, want: Status) {
@@ -338,9 +371,16 @@ async fn wait_for_status(store: &SharedStore, id: &str, want: Status) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_failing_twice_gets_it_once_and_the_attempts_are_recorded() {
     let (base, hooks) = receiver(2).await;
-    let r = rig(config(&base, vec![("critical", rule("result.critical", &["oncall"]))]), 0).await;
+    let r = rig(
+        config(&base, vec![("critical", rule("result.critical", &["oncall"]))]),
+        0,
+    )
+    .await;
     publish_critical(&r.backbone, "MRN2", "2823-3").await;
-    wait_for("the delivery", Duration::from_secs(10), || !hooks.accepted("oncall").is_empty()).await;
+    wait_for("the delivery", Duration::from_secs(10), || {
+        !hooks.accepted("oncall").is_empty()
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = hooks.all();
     assert_eq!(
@@ -349,7 +389,10 @@ async fn a_receiver_failing_twice_gets_it_once_and_the_attempts_are_recorded() {
         "two failures, then one success, then nothing"
     );
     let id = all[2].body["id"].as_str().unwrap().to_string();
-    assert!(all.iter().all(|h| h.body["id"] == id.as_str()), "the same notification each time");
+    assert!(
+        all.iter().all(|h| h.body["id"] == id.as_str()),
+        "the same notification each time"
+    );
     assert_eq!(all[2].body["attempt"], 3);
     wait_for_status(&r.store, &id, Status::Sent).await;
     let rec = record(&r.store, &id).await;
@@ -360,12 +403,22 @@ async fn a_receiver_failing_twice_gets_it_once_and_the_attempts_are_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_never_answers_well_leaves_a_failed_record() {
     let (base, hooks) = receiver(100).await;
-    let r = rig(config(&base, vec![("critical", rule("result.critical", &["oncall"]))]), 0).await;
+    let r = rig(
+        config(&base, vec![("critical", rule("result.critical", &["oncall"]))]),
+        0,
+    )
+    .await;
     publish_critical(&r.backbone, "MRN3", "2823-3").await;
     wait_for("every attempt", Duration::from_secs(10), || hooks.all().len() >= 4).await;
     let id = hooks.all()[0].body["id"].as_str().unwrap().to_string();
     wait_for_status(&r.store, &id, Status::Failed).await;
-    let row = r.store.clinical().resource("Communication", &id).await.unwrap().unwrap();
+    let row = r
+        .store
+        .clinical()
+        .resource("Communication", &id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.resource["status"], "not-done");
     assert_eq!(record(&r.store, &id).await.attempts, 4, "max_attempts, no more");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -379,12 +432,18 @@ async fn a_repeat_within_the_throttle_window_is_recorded_as_suppressed() {
     critical.throttle = Some(Duration::from_secs(600));
     let r = rig(config(&base, vec![("critical", critical)]), 0).await;
     let first = publish_critical(&r.backbone, "MRN4", "2823-3").await;
-    wait_for("the first", Duration::from_secs(5), || hooks.accepted("oncall").len() == 1).await;
+    wait_for("the first", Duration::from_secs(5), || {
+        hooks.accepted("oncall").len() == 1
+    })
+    .await;
     let repeat = publish_critical(&r.backbone, "MRN4", "2823-3").await;
     // Another code, and another patient with the same code: not repeats.
     publish_critical(&r.backbone, "MRN4", "2951-2").await;
     publish_critical(&r.backbone, "MRN5", "2823-3").await;
-    wait_for("the other two", Duration::from_secs(5), || hooks.accepted("oncall").len() == 3).await;
+    wait_for("the other two", Duration::from_secs(5), || {
+        hooks.accepted("oncall").len() == 3
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(hooks.all().len(), 3, "the repeat is not sent");
     let recs = records(&r.store).await;
@@ -394,7 +453,11 @@ async fn a_repeat_within_the_throttle_window_is_recorded_as_suppressed() {
     assert_eq!(suppressed[0].event_id, repeat.id.to_string());
     let sent_first = recs.iter().find(|x| x.event_id == first.id.to_string()).unwrap();
     assert!(
-        suppressed[0].status_reason.as_deref().unwrap().contains(&sent_first.id.to_string()),
+        suppressed[0]
+            .status_reason
+            .as_deref()
+            .unwrap()
+            .contains(&sent_first.id.to_string()),
         "names what it repeats"
     );
 }
@@ -419,8 +482,13 @@ async fn escalation_fires_when_not_acknowledged_in_time_and_not_when_acknowledge
     };
     let (acked_id, ignored_id) = (id_of(&acked), id_of(&ignored));
     wait_for_status(&r.store, &acked_id, Status::AwaitingAck).await;
-    assert!(notifications::acknowledge(&*r.store, &acked_id, "dr.who").await.unwrap());
-    wait_for("the escalation", Duration::from_secs(6), || !hooks.accepted("chief").is_empty()).await;
+    assert!(notifications::acknowledge(&*r.store, &acked_id, "dr.who")
+        .await
+        .unwrap());
+    wait_for("the escalation", Duration::from_secs(6), || {
+        !hooks.accepted("chief").is_empty()
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let chief = hooks.accepted("chief");
     assert_eq!(chief.len(), 1, "one escalation, for the one not acknowledged");
@@ -472,8 +540,14 @@ async fn a_dead_letter_triggers_a_notification() {
         };
         r.backbone.publish(out).await.unwrap();
     }
-    wait_for("both dead letters", Duration::from_secs(5), || hooks.accepted("oncall").len() == 2).await;
-    wait_for("the router one", Duration::from_secs(5), || hooks.accepted("chief").len() == 1).await;
+    wait_for("both dead letters", Duration::from_secs(5), || {
+        hooks.accepted("oncall").len() == 2
+    })
+    .await;
+    wait_for("the router one", Duration::from_secs(5), || {
+        hooks.accepted("chief").len() == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let chief = hooks.accepted("chief");
     assert_eq!(chief.len(), 1, "deadletter.router takes the router's only");
@@ -501,7 +575,9 @@ async fn a_destination_down_past_down_for_notifies_once_and_a_short_outage_does_
     };
     let now = chrono::Utc::now();
     for dest in ["his", "lab"] {
-        let out = status(dest, now).to_outgoing(SystemEventKind::DestinationUnreachable).unwrap();
+        let out = status(dest, now)
+            .to_outgoing(SystemEventKind::DestinationUnreachable)
+            .unwrap();
         r.backbone.publish(out).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -511,7 +587,10 @@ async fn a_destination_down_past_down_for_notifies_once_and_a_short_outage_does_
         .publish(back.to_outgoing(SystemEventKind::DestinationRecovered).unwrap())
         .await
         .unwrap();
-    wait_for("the outage notification", Duration::from_secs(5), || !hooks.accepted("oncall").is_empty()).await;
+    wait_for("the outage notification", Duration::from_secs(5), || {
+        !hooks.accepted("oncall").is_empty()
+    })
+    .await;
     let since = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let got = hooks.accepted("oncall");
@@ -524,12 +603,19 @@ async fn a_destination_down_past_down_for_notifies_once_and_a_short_outage_does_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_panics_restart_the_service_and_nothing_is_sent_twice_or_lost() {
     let (base, hooks) = receiver(0).await;
-    let r = rig(config(&base, vec![("critical", rule("result.critical", &["oncall", "chief"]))]), 3).await;
+    let r = rig(
+        config(&base, vec![("critical", rule("result.critical", &["oncall", "chief"]))]),
+        3,
+    )
+    .await;
     let mut sent = Vec::new();
     for i in 0..10 {
         sent.push(publish_critical(&r.backbone, &format!("P{i}"), "2823-3").await);
     }
-    wait_for("every notification", Duration::from_secs(20), || hooks.all().len() >= 20).await;
+    wait_for("every notification", Duration::from_secs(20), || {
+        hooks.all().len() >= 20
+    })
+    .await;
     assert_eq!(r.faults.pending(), 0, "every injected panic fired");
     // Redeliveries of every event change nothing either.
     for env in &sent {
@@ -591,7 +677,11 @@ async fn smtp_server() -> SmtpServer {
         aiosmtpd_available(),
         "the e-mail test needs a real SMTP server: `pip install aiosmtpd` failed (scripts/test.sh installs it)"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = std::process::Command::new("python3")
         .args(["-u", "-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
         .stdout(std::process::Stdio::piped())
@@ -641,7 +731,10 @@ async fn e_mail_reaches_a_real_smtp_server() {
         address: Some("lab-lead@hospital.example".into()),
     }];
     c.rules.insert("critical".into(), critical);
-    assert_eq!(medbus_bus::config::notifications::validate(&c, &BTreeMap::new()), vec![]);
+    assert_eq!(
+        medbus_bus::config::notifications::validate(&c, &BTreeMap::new()),
+        vec![]
+    );
     let r = rig(c, 0).await;
     let env = publish_critical(&r.backbone, "MRN9", "2823-3").await;
     let out = smtp.out.clone();
@@ -665,7 +758,9 @@ async fn e_mail_reaches_a_real_smtp_server() {
     assert!(mail.contains("To: lab-lead@hospital.example"), "{mail}");
     assert!(mail.contains("From: medbus@hospital.example"), "{mail}");
     assert!(
-        mail.contains(&format!("https://medbus.hospital.example/api/v1/notifications/{id}/acknowledge")),
+        mail.contains(&format!(
+            "https://medbus.hospital.example/api/v1/notifications/{id}/acknowledge"
+        )),
         "{mail}"
     );
     assert!(mail.contains(&env.id.to_string()));

@@ -187,7 +187,14 @@ async fn deliver_watched(
             Err(e) if e.is_retryable() => {
                 let now = Utc::now();
                 health.down_since = Some(now);
-                report(ctx, SystemEventKind::DestinationUnreachable, now, Some(e.to_string()), None).await;
+                report(
+                    ctx,
+                    SystemEventKind::DestinationUnreachable,
+                    now,
+                    Some(e.to_string()),
+                    None,
+                )
+                .await;
             }
             Err(e) => return Err(e),
         }
@@ -200,7 +207,14 @@ async fn deliver_watched(
     let result = sender.deliver(payload, &ctx.shutdown).await;
     if let (Some(since), Ok(_) | Err(SendError::Refused(_))) = (health.down_since, &result) {
         health.down_since = None;
-        report(ctx, SystemEventKind::DestinationRecovered, since, None, Some(Utc::now())).await;
+        report(
+            ctx,
+            SystemEventKind::DestinationRecovered,
+            since,
+            None,
+            Some(Utc::now()),
+        )
+        .await;
     }
     result
 }

@@ -141,7 +141,7 @@ impl Recipient {
 }
 
 /// One rule (`[notifications.rules.<name>]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuleConfig {
     /// What fires it: `result.critical`; `deadletter` (any stage) or
@@ -166,19 +166,6 @@ pub struct RuleConfig {
     /// (without recovering) before the rule fires. Default `5m`.
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub down_for: Option<Duration>,
-}
-
-impl Default for RuleConfig {
-    fn default() -> Self {
-        RuleConfig {
-            on: String::new(),
-            to: Vec::new(),
-            throttle: None,
-            escalate_after: None,
-            escalate_to: Vec::new(),
-            down_for: None,
-        }
-    }
 }
 
 /// Default `down_for` of `destination.down` rules.
@@ -267,7 +254,10 @@ pub fn validate(c: &NotificationsConfig, destinations: &BTreeMap<String, Destina
     for (name, w) in &c.webhooks {
         let key = |k: &str| format!("notifications.webhooks.{name}.{k}");
         if let Err(e) = crate::subjects::check_token(name) {
-            bad(format!("notifications.webhooks.{name}"), format!("not a usable name: {e}"));
+            bad(
+                format!("notifications.webhooks.{name}"),
+                format!("not a usable name: {e}"),
+            );
         }
         if c.email.contains_key(name) {
             bad(
@@ -278,19 +268,32 @@ pub fn validate(c: &NotificationsConfig, destinations: &BTreeMap<String, Destina
         if w.url.is_empty() {
             bad(key("url"), "required: the http(s):// URL to POST to".into());
         } else if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-            bad(key("url"), format!("must be an http:// or https:// URL, got {:?}", w.url));
+            bad(
+                key("url"),
+                format!("must be an http:// or https:// URL, got {:?}", w.url),
+            );
         }
         for h in w.headers.keys() {
             if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
                 bad(key(&format!("headers.{h}")), "not a usable header name".into());
             }
         }
-        p_retry(&mut bad, &key, w.timeout, w.max_attempts, w.initial_backoff, w.max_backoff);
+        p_retry(
+            &mut bad,
+            &key,
+            w.timeout,
+            w.max_attempts,
+            w.initial_backoff,
+            w.max_backoff,
+        );
     }
     for (name, e) in &c.email {
         let key = |k: &str| format!("notifications.email.{name}.{k}");
         if let Err(err) = crate::subjects::check_token(name) {
-            bad(format!("notifications.email.{name}"), format!("not a usable name: {err}"));
+            bad(
+                format!("notifications.email.{name}"),
+                format!("not a usable name: {err}"),
+            );
         }
         match e.smtp.rsplit_once(':') {
             _ if e.smtp.is_empty() => bad(key("smtp"), "required: host:port of the SMTP relay".into()),
@@ -300,12 +303,22 @@ pub fn validate(c: &NotificationsConfig, destinations: &BTreeMap<String, Destina
         if !looks_like_address(&e.from) {
             bad(key("from"), format!("required: an e-mail address, got {:?}", e.from));
         }
-        p_retry(&mut bad, &key, e.timeout, e.max_attempts, e.initial_backoff, e.max_backoff);
+        p_retry(
+            &mut bad,
+            &key,
+            e.timeout,
+            e.max_attempts,
+            e.initial_backoff,
+            e.max_backoff,
+        );
     }
     for (name, r) in &c.rules {
         let key = |k: &str| format!("notifications.rules.{name}.{k}");
         if let Err(e) = crate::subjects::check_token(name) {
-            bad(format!("notifications.rules.{name}"), format!("not a usable rule name: {e}"));
+            bad(
+                format!("notifications.rules.{name}"),
+                format!("not a usable rule name: {e}"),
+            );
         }
         let trigger = match r.trigger() {
             Ok(t) => Some(t),
@@ -440,7 +453,11 @@ mod tests {
         assert_eq!(c.rules["critical"].trigger(), Ok(Trigger::CriticalResult));
         assert_eq!(c.rules["critical"].throttle, Some(Duration::from_secs(900)));
         assert_eq!(c.rules["his_down"].down_for(), Duration::from_secs(120));
-        assert_eq!(c.webhooks["oncall"].timeout, Duration::from_secs(5), "defaults fill the rest");
+        assert_eq!(
+            c.webhooks["oncall"].timeout,
+            Duration::from_secs(5),
+            "defaults fill the rest"
+        );
         let text = toml::to_string(&c).unwrap();
         assert_eq!(parse(&text), c);
         // The loader lists every key of the defaults, so they must serialise.
