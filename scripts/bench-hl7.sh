@@ -4,10 +4,13 @@
 #
 #   scripts/bench-hl7.sh embedded  [CONNECTIONS] [COUNT]
 #   scripts/bench-hl7.sh jetstream [CONNECTIONS] [COUNT]   # private nats-server + a fresh PostgreSQL database
+#   MIX=full scripts/bench-hl7.sh jetstream 8 10000       # ADT + ORM + ORU + DFT + SIU through every service
 #
 # Prints the simulator's report (ingest: ACK after the durable ack), then how
 # long the router and the registration service took to finish the same
 # messages (from the first ACK to the last one processed), read from /metrics.
+# On jetstream it also prints the latency from receipt (just before the ACK)
+# to the last service commit of each message, p50/p99, from the store.
 # Needs: cargo; for jetstream, nats-server on PATH and PostgreSQL answering on
 # PGHOST/PGPORT (default 127.0.0.1:5432, user postgres) with createdb rights.
 set -euo pipefail
@@ -15,6 +18,7 @@ set -euo pipefail
 mode=${1:-embedded}
 conns=${2:-8}
 count=${3:-10000}
+mix=${MIX:-adt}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cargo build --release -q -p medbus -p medbus-simulators
@@ -52,6 +56,10 @@ cat >"$work/medbus.toml" <<EOF
 [channels.bench]
 listen = "127.0.0.1:$mllp"
 max_connections = 512
+[services.results]
+critical_values = "$root/config/tables/critical_values.csv"
+[services.billing]
+charge_master = "$root/config/tables/charge_master.csv"
 EOF
 env "${env[@]}" MEDBUS_CONFIG="$work/medbus.toml" "$bin/medbus" serve >"$work/medbus.log" 2>&1 &
 pids+=($!)
@@ -77,7 +85,7 @@ cpu_of() {
 cpu_before=("$(cpu_of medbus)" "$(cpu_of nats-server)" "$(cpu_of postgres)")
 start=$(date +%s.%N)
 /usr/bin/time -f "%U %S" -o "$work/sim.cpu" \
-    "$bin/medbus-sim" hl7 --addr "127.0.0.1:$mllp" --connections "$conns" --count "$count" --mix adt --id-prefix "B$$-"
+    "$bin/medbus-sim" hl7 --addr "127.0.0.1:$mllp" --connections "$conns" --count "$count" --mix "$mix" --id-prefix "B$$-"
 acked=$(date +%s.%N)
 cpu_after=("$(cpu_of medbus)" "$(cpu_of nats-server)" "$(cpu_of postgres)")
 read -r sim_user sim_sys <"$work/sim.cpu"
@@ -108,5 +116,17 @@ start, acked, routed_at, done, count, routed, applied = map(float, sys.argv[1:])
 print(f"ingest  : {count:.0f} messages ACKed in {acked-start:.2f} s")
 print(f"router  : {routed:.0f} messages settled within {routed_at-start:.1f} s of the first send "
       f"(≈ {routed/(routed_at-start):,.0f} msg/s overall; ±1 s polling)")
-print(f"registry: {applied:.0f} events applied within {done-1-start:.1f} s (≈ {applied/max(done-1-start,1e-9):,.0f} events/s overall)")
+print(f"services: {applied:.0f} events applied within {done-1-start:.1f} s (≈ {applied/max(done-1-start,1e-9):,.0f} events/s overall)")
 EOF
+if [[ $mode == jetstream ]]; then
+    # Per message: receipt (just before its ACK) to the last event a service committed for it.
+    psql -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}" -d "$db" -At -F ' ' -c "
+        SELECT count(*),
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+        FROM (SELECT extract(epoch FROM greatest(max(e.recorded_at), max(a.applied_at)) - m.received_at) * 1000 AS ms
+              FROM messages m JOIN events e ON e.correlation_id = m.correlation_id
+              LEFT JOIN service_applied a ON a.event_id = e.id
+              GROUP BY m.id, m.received_at) t" |
+        awk '{printf "latency : receipt to last service commit, %d messages: p50 %s ms, p99 %s ms\n", $1, $2, $3}'
+fi

@@ -121,7 +121,11 @@ pub async fn start(deps: &ServiceDeps<'_>, tables: Tables) -> Result<(), String>
 }
 
 /// Starts `make()` under a supervisor and its feed `spec`.
-async fn feed<A>(deps: &ServiceDeps<'_>, spec: FeedSpec, make: impl FnOnce() -> A + Send + 'static) -> Result<(), String>
+async fn feed<A>(
+    deps: &ServiceDeps<'_>,
+    spec: FeedSpec,
+    make: impl FnOnce() -> A + Send + 'static,
+) -> Result<(), String>
 where
     A: DomainActor + Supervised,
 {
@@ -131,7 +135,11 @@ where
         .supervise(make)
         .await
         .map_err(|e| format!("{name} service: {e}"))?;
-    let (bb, cfg, stop) = (deps.backbone.clone(), deps.config.backbone.clone(), deps.shutdown.clone());
+    let (bb, cfg, stop) = (
+        deps.backbone.clone(),
+        deps.config.backbone.clone(),
+        deps.shutdown.clone(),
+    );
     deps.tasks.spawn(async move {
         if let Err(e) = medbus_actors::feed::run(bb, &cfg, spec, addr, stop).await {
             tracing::error!(service = %name, error = %e, "feed stopped with an error");
@@ -139,4 +147,3 @@ where
     });
     Ok(())
 }
-
