@@ -160,15 +160,19 @@ impl Drop for Rig {
     }
 }
 
-/// The service with its feed and background tasks running; `faults` armed before the feed starts.
+/// The service on SQLite with its feed and background tasks running; `panics` armed before the feed starts.
 async fn rig(ncfg: NotificationsConfig, panics: u32) -> Rig {
+    rig_on(&StoreConfig::default(), ncfg, panics).await
+}
+
+async fn rig_on(store_cfg: &StoreConfig, ncfg: NotificationsConfig, panics: u32) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let cfg = BackboneConfig {
         ack_wait: Duration::from_secs(2),
         ..Default::default()
     };
     let backbone = backbone::connect(&cfg, dir.path()).await.unwrap();
-    let store = store::connect(&StoreConfig::default(), dir.path()).await.unwrap();
+    let store = store::connect(store_cfg, dir.path()).await.unwrap();
     let notifier = Notifier::new(store.clone(), ncfg).unwrap();
     let faults = FaultInjector::default();
     faults.inject_panics(panics);
@@ -634,6 +638,59 @@ async fn injected_panics_restart_the_service_and_nothing_is_sent_twice_or_lost()
         assert_eq!(n, 2, "event {} reached both recipients once", env.id);
     }
     assert_eq!(r.store.clinical().count_resources("Communication").await.unwrap(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_too_sent_once_throttled_acknowledged_and_escalated() {
+    let Some(db) = medbus_testkit::PgDatabase::create().await else {
+        return;
+    };
+    let (base, hooks) = receiver(0).await;
+    let mut critical = rule("result.critical", &["oncall"]);
+    critical.throttle = Some(Duration::from_secs(600));
+    critical.escalate_after = Some(Duration::from_millis(1200));
+    critical.escalate_to = vec![to("chief")];
+    let store_cfg = StoreConfig {
+        url: db.url.clone(),
+        ..Default::default()
+    };
+    let r = rig_on(&store_cfg, config(&base, vec![("critical", critical)]), 1).await;
+    let acked = publish_critical(&r.backbone, "PG1", "2823-3").await;
+    let ignored = publish_critical(&r.backbone, "PG2", "2823-3").await;
+    wait_for("both", Duration::from_secs(10), || hooks.accepted("oncall").len() == 2).await;
+    let repeat = publish_critical(&r.backbone, "PG1", "2823-3").await;
+    republish(&r.backbone, &acked, "again").await;
+    let id_of = |env: &Envelope| {
+        hooks
+            .accepted("oncall")
+            .into_iter()
+            .find(|h| h.body["eventId"] == env.id.to_string())
+            .map(|h| h.body["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let acked_id = id_of(&acked);
+    wait_for_status(&r.store, &acked_id, Status::AwaitingAck).await;
+    assert!(notifications::acknowledge(&*r.store, &acked_id, "dr.pg").await.unwrap());
+    wait_for("the escalation", Duration::from_secs(8), || {
+        !hooks.accepted("chief").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(r.faults.pending(), 0);
+    assert_eq!(
+        hooks.accepted("oncall").len(),
+        2,
+        "the repeat and the redelivery are not sent"
+    );
+    let chief = hooks.accepted("chief");
+    assert_eq!(chief.len(), 1);
+    assert_eq!(chief[0].body["escalationOf"], id_of(&ignored).as_str());
+    let recs = records(&r.store).await;
+    let suppressed: Vec<_> = recs.iter().filter(|x| x.status == Status::Suppressed).collect();
+    assert_eq!(suppressed.len(), 1);
+    assert_eq!(suppressed[0].event_id, repeat.id.to_string());
+    assert_eq!(record(&r.store, &acked_id).await.status, Status::Acknowledged);
+    assert_eq!(recs.len(), 4, "two sent, one suppressed, one escalation");
 }
 
 // ---- e-mail to a real SMTP server ------------------------------------------------
