@@ -238,3 +238,69 @@ fn value_text(v: &ObservationValue) -> String {
 fn first_line(s: &str, max: usize) -> String {
     s.lines().next().unwrap_or("").chars().take(max).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use medbus_bus::config::notifications::WebhookChannel;
+
+    use super::*;
+
+    fn cfg() -> NotificationsConfig {
+        let mut c = NotificationsConfig::default();
+        c.webhooks.insert(
+            "oncall".into(),
+            WebhookChannel {
+                url: "http://x/".into(),
+                ..Default::default()
+            },
+        );
+        let to = |c: &str| Recipient {
+            channel: c.into(),
+            address: None,
+        };
+        let rule = |on: &str| RuleConfig {
+            on: on.into(),
+            to: vec![to("oncall"), to("oncall2")],
+            ..Default::default()
+        };
+        c.rules.insert("all_dlq".into(), rule("deadletter"));
+        c.rules.insert("router_dlq".into(), rule("deadletter.router"));
+        c.rules.insert("his_down".into(), rule("destination.down.his"));
+        c
+    }
+
+    #[test]
+    fn rules_fire_by_trigger_and_scope_with_one_record_per_recipient() {
+        let c = cfg();
+        let now = Utc::now();
+        let occ = Occurrence::dead_letter("dlq:router:s:1", "router", "s", "bad", 1);
+        let recs = plan(&c, &occ, None, now);
+        assert_eq!(recs.len(), 4, "two rules, two recipients each");
+        let occ = Occurrence::dead_letter("dlq:deliver_his:s:2", "deliver_his", "s", "bad", 5);
+        let recs = plan(&c, &occ, None, now);
+        assert_eq!(
+            recs.iter().map(|r| r.rule.as_str()).collect::<Vec<_>>(),
+            ["all_dlq", "all_dlq"]
+        );
+        assert_eq!(recs[0].siblings, [recs[1].id], "each knows the other recipient's");
+        assert_eq!(recs[1].siblings, [recs[0].id]);
+        assert_eq!(plan(&c, &occ, Some("router_dlq"), now).len(), 0);
+        let down = DestinationStatusEvent {
+            destination: "lab".into(),
+            protocol: "hl7v2".into(),
+            addr: "h:1".into(),
+            since: now,
+            reason: None,
+            recovered_at: None,
+        };
+        assert!(plan(&c, &Occurrence::destination_down("e", &down, now), None, now).is_empty());
+        let his = DestinationStatusEvent {
+            destination: "his".into(),
+            ..down
+        };
+        let recs = plan(&c, &Occurrence::destination_down("e", &his, now), None, now);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].throttle_key, "his");
+        assert!(recs[0].summary.starts_with("Destination his (h:1) unreachable"));
+    }
+}

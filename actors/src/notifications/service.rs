@@ -131,7 +131,7 @@ impl Notifier {
                 return Ok(());
             }
             let attempt = rec.attempts + 1;
-            let (max_attempts, backoff) = match self.retry_policy(&rec) {
+            let (max_attempts, initial, longest) = match self.retry_policy(&rec) {
                 Some(p) => p,
                 None => {
                     let why = format!("no channel named {:?} (configuration changed)", rec.recipient.channel);
@@ -177,23 +177,23 @@ impl Notifier {
                 true
             })
             .await?;
-            tokio::time::sleep(backoff(attempt)).await;
+            // Doubling from the first backoff, up to the longest.
+            let delay = initial
+                .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+                .min(longest);
+            tokio::time::sleep(delay).await;
         }
     }
 
-    /// Attempts allowed and the delay after attempt n, for `rec`'s channel.
-    #[allow(clippy::type_complexity)]
-    fn retry_policy(&self, rec: &NotificationRecord) -> Option<(u32, Box<dyn Fn(u32) -> Duration + Send>)> {
+    /// Attempts allowed, first and longest backoff, for `rec`'s channel.
+    fn retry_policy(&self, rec: &NotificationRecord) -> Option<(u32, Duration, Duration)> {
         let name = &rec.recipient.channel;
-        let (max, initial, cap) = if let Some(w) = self.cfg.webhooks.get(name) {
-            (w.max_attempts, w.initial_backoff, w.max_backoff)
-        } else if let Some(e) = self.cfg.email.get(name) {
-            (e.max_attempts, e.initial_backoff, e.max_backoff)
+        if let Some(w) = self.cfg.webhooks.get(name) {
+            Some((w.max_attempts.max(1), w.initial_backoff, w.max_backoff))
         } else {
-            return None;
-        };
-        let delay = move |n: u32| initial.saturating_mul(1 << n.saturating_sub(1).min(16)).min(cap);
-        Some((max.max(1), Box::new(delay)))
+            let e = self.cfg.email.get(name)?;
+            Some((e.max_attempts.max(1), e.initial_backoff, e.max_backoff))
+        }
     }
 
     /// One attempt over the recipient's channel.

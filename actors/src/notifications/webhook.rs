@@ -76,3 +76,37 @@ fn header_value(v: &str) -> Result<String, Failure> {
         None => Ok(v.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use medbus_bus::config::notifications::Recipient;
+
+    use super::super::rules::{record, Occurrence};
+    use super::*;
+
+    #[test]
+    fn the_body_names_everything_needed_to_act_and_acknowledge() {
+        let occ = Occurrence::dead_letter("dlq:router:s:1", "router", "medbus.ingress.hl7v2.adt", "no MSH", 2);
+        let to = Recipient {
+            channel: "oncall".into(),
+            address: None,
+        };
+        let mut rec = record("dlq", &occ, &to, Utc::now());
+        let b = body(&rec, "https://medbus.example/", 2);
+        assert_eq!(b["id"], rec.id.to_string());
+        assert_eq!(b["event"], "deadletter");
+        assert_eq!(b["eventId"], "dlq:router:s:1");
+        assert_eq!(
+            b["acknowledgeUrl"],
+            format!("https://medbus.example/api/v1/notifications/{}/acknowledge", rec.id)
+        );
+        assert_eq!(b["details"]["deliveries"], 2);
+        assert_eq!(b["attempt"], 2);
+        assert!(b.get("patient").is_none() && b.get("escalationOf").is_none());
+        rec.escalation_of = Some(rec.id);
+        assert_eq!(body(&rec, "", 1)["escalationOf"], rec.id.to_string());
+        assert_eq!(header_value("plain").unwrap(), "plain");
+        assert!(!header_value("env:MEDBUS_SURELY_UNSET_VARIABLE").unwrap_err().retryable);
+    }
+}
