@@ -377,6 +377,13 @@ mod tests {
             crate::config::ChannelConfig::default(),
             "its settings spell out the channel defaults"
         );
+        // The shipped file names the example tables beside it; without a file there are none.
+        assert_eq!(
+            c.services.results.critical_values,
+            Path::new("tables/critical_values.csv")
+        );
+        assert_eq!(c.services.billing.charge_master, Path::new("tables/charge_master.csv"));
+        c.services = Default::default();
         assert_eq!(c, Config::default(), "the rest spells out the defaults");
     }
 }
