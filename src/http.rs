@@ -1,13 +1,14 @@
 //! The operator HTTP server: `/healthz` (the process is up), `/readyz`
-//! (backbone and store reachable now; 503 naming what is not) and `/metrics`
-//! (Prometheus text).
+//! (backbone and store reachable now; 503 naming what is not), `/metrics`
+//! (Prometheus text) and `POST /api/v1/notifications/{id}/acknowledge`
+//! (a clinician acknowledges a notification, which stops its escalation).
 
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use medbus_bus::backbone::SharedBackbone;
 use medbus_bus::store::SharedStore;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/notifications/{id}/acknowledge", post(acknowledge))
         .with_state(state)
 }
 
@@ -78,4 +80,24 @@ async fn metrics(State(s): State<AppState>) -> Response {
         s.metrics.render(),
     )
         .into_response()
+}
+
+/// `?by=` on the acknowledge call: who acknowledged, for the record and the audit log.
+#[derive(Debug, serde::Deserialize)]
+struct AckBy {
+    by: Option<String>,
+}
+
+/// 200 when the notification exists (acknowledging twice is harmless), 404
+/// when it does not, 503 when the store cannot answer now.
+async fn acknowledge(State(s): State<AppState>, Path(id): Path<String>, Query(q): Query<AckBy>) -> Response {
+    let by = q.by.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| "api".into());
+    match medbus_actors::notifications::acknowledge(s.store.as_ref(), &id, &by).await {
+        Ok(true) => (StatusCode::OK, Json(json!({ "id": id, "acknowledged": true }))).into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such notification" }))).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "acknowledge failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": e.to_string() }))).into_response()
+        }
+    }
 }

@@ -170,6 +170,22 @@ async fn orders_results_charges_and_a_critical_value_flow_through_every_service(
     let latency = critical.0.duration_since(acked);
     println!("critical result at the webhook {latency:?} after the ACK");
     assert!(latency < Duration::from_secs(2), "critical result took {latency:?}");
+    // The clinician acknowledges it (the link in the notification); an unknown id is 404.
+    let link = critical.1["acknowledgeUrl"].as_str().unwrap_or_default().to_string();
+    assert!(link.starts_with("/api/v1/notifications/"), "{link}");
+    let client = reqwest::Client::new();
+    let ack = client
+        .post(format!("{}{link}?by=dr-welby", m.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.status().as_u16(), 200);
+    let unknown = client
+        .post(format!("{}/api/v1/notifications/no-such-id/acknowledge", m.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
     let report = eventually("the preliminary report", || {
         by_identifier(&store, "DiagnosticReport", "urn:medbus:authority:LAB|FLA1")
     })
