@@ -247,6 +247,7 @@ on_both_stores!(
     a_dft_charge_is_posted_and_its_credit_reverses_it,
     a_derived_charge_is_posted_once_whichever_event_comes_first,
     a_cancelled_or_changed_order_reverses_its_charges,
+    a_departments_charge_wins_over_a_derived_one,
     orders_survive_injected_panics_with_nothing_lost_or_doubled,
     results_survive_injected_panics_with_nothing_lost_or_doubled,
     billing_survives_injected_panics_with_nothing_lost_or_doubled,
@@ -663,6 +664,41 @@ async fn a_cancelled_or_changed_order_reverses_its_charges(r: Rig) {
     for key in [derived_key(1, BMP), derived_key(2, BMP), format!("{LAB}|T1-1")] {
         assert_eq!(r.resource("ChargeItem", &key).await.unwrap().version, 2, "{key}");
     }
+}
+
+/// A DFT charge for order `n` billed under the CPT of the basic metabolic panel.
+fn bmp_charge(n: u32, line: u32) -> Value {
+    let mut c = charge(n, line, "billable");
+    c["chargeItem"]["code"]["coding"][0]["code"] = json!("80048");
+    c
+}
+
+async fn a_departments_charge_wins_over_a_derived_one(r: Rig) {
+    let faults = FaultInjector::default();
+    r.billing(&faults).await;
+    r.orders(&faults).await;
+    // Order 1: the lab sent its DFT first; completing the order derives nothing.
+    r.publish("order.placed", order(1, "active", BMP)).await;
+    r.settled("ServiceRequest", &order_key(1), "active", 1).await;
+    r.publish("billing.charge-posted", bmp_charge(1, 1)).await;
+    r.settled("ChargeItem", &format!("{LAB}|T1-1"), "billable", 1).await;
+    r.publish("order.completed", order(1, "completed", BMP)).await;
+    r.settled("ServiceRequest", &order_key(1), "completed", 2).await;
+    // Order 2: derived on completion, then the lab's DFT for the same CPT reverses it.
+    r.publish("order.placed", order(2, "active", BMP)).await;
+    r.publish("order.completed", order(2, "completed", BMP)).await;
+    r.settled("ChargeItem", &derived_key(2, BMP), "billable", 1).await;
+    r.settled("ServiceRequest", &order_key(2), "completed", 2).await;
+    r.publish("billing.charge-posted", bmp_charge(2, 1)).await;
+    r.settled("ChargeItem", &derived_key(2, BMP), "aborted", 2).await;
+    assert!(
+        r.resource("ChargeItem", &derived_key(1, BMP)).await.is_none(),
+        "no derived charge for a test the department charged"
+    );
+    let row = r.resource("ChargeItem", &format!("{LAB}|T2-1")).await.unwrap();
+    assert_eq!(row.status, "billable", "the department's charge stands");
+    let reversed = r.published(EventKind::ChargeReversed, 1).await;
+    assert_eq!(reversed.len(), 1);
 }
 
 /// Waits until `resource_type` has `n` rows each at `version`, and checks it.

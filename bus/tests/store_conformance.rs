@@ -144,6 +144,7 @@ conformance!(
     clinical_outbox_pending_and_published,
     clinical_error_rolls_back_the_whole_batch,
     clinical_concurrent_redelivery_applies_once_per_service,
+    clinical_order_and_result_written_at_once_are_linked,
 );
 
 /// A fixed, microsecond-exact base time; each test has its own database.

@@ -10,6 +10,10 @@
 //! - `order.updated` whose code no longer matches a derived charge of the
 //!   order: every billable charge of the order is reversed (a changed test is
 //!   a different charge; the new one is derived when it completes).
+//! - The department's own charge wins: no charge is derived for an order that
+//!   already has a sent (DFT) charge with the same CPT code, and a sent charge
+//!   arriving later reverses a derived one with its CPT code. So a site whose
+//!   lab sends DFTs for some tests is not charged twice for them.
 
 use medbus_bus::canonical::{systems, Decimal};
 use medbus_bus::canonical::{
@@ -65,7 +69,17 @@ pub async fn changes_for(
 ) -> Result<Vec<ClinicalChange>, ApplyError> {
     match (event.kind(), event.body()) {
         (EventKind::ChargePosted | EventKind::ChargeReversed, EventBody::Charge(b)) => {
-            Ok(vec![sent_charge(&b.charge_item, event.patient_key())?])
+            let mut changes = vec![sent_charge(&b.charge_item, event.patient_key())?];
+            if b.charge_item.status == ChargeItemStatus::Billable {
+                let cause = Cause {
+                    record,
+                    patient: &b.patient,
+                    source_message_type: &b.source_message_type,
+                    occurred: &b.occurred,
+                };
+                changes.extend(supersede_derived(store, &b.charge_item, &cause).await?);
+            }
+            Ok(changes)
         }
         (EventKind::OrderCompleted, EventBody::Order(b)) => order_completed(store, master, b, record).await,
         (EventKind::OrderCancelled, EventBody::Order(b)) => {
@@ -213,7 +227,49 @@ async fn stored_order(store: &dyn ClinicalStore, tokens: &[String]) -> Result<Op
     Ok(None)
 }
 
-/// Posts the derived charge unless it is stored under any of the order's tokens.
+/// The CPT code of a stored charge, if it has one.
+fn cpt_of(resource: &serde_json::Value) -> Option<&str> {
+    resource["code"]["coding"]
+        .as_array()?
+        .iter()
+        .find(|c| c["system"] == systems::CPT)
+        .and_then(|c| c["code"].as_str())
+}
+
+fn is_derived(row: &ResourceRow) -> bool {
+    row.key.starts_with(&format!("{DERIVED}|"))
+}
+
+/// A sent charge (DFT) for an order reverses the billable derived charges of
+/// that order with its CPT code: the department's charge wins.
+async fn supersede_derived(
+    store: &dyn ClinicalStore,
+    item: &ChargeItem,
+    cause: &Cause<'_>,
+) -> Result<Vec<ClinicalChange>, ApplyError> {
+    let Some(cpt) = item
+        .code
+        .coding
+        .iter()
+        .find(|c| c.system.as_deref() == Some(systems::CPT))
+        .and_then(|c| c.code.clone())
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(order) = stored_order(store, &reference_tokens(&item.supporting_information)).await? else {
+        return Ok(Vec::new());
+    };
+    let derived: Vec<ResourceRow> = store
+        .resources_of_order("ChargeItem", &order.key)
+        .await?
+        .into_iter()
+        .filter(|r| is_derived(r) && cpt_of(&r.resource) == Some(cpt.as_str()))
+        .collect();
+    reverse(derived, cause)
+}
+
+/// Posts the derived charge unless it is stored under any of the order's
+/// tokens, or the order already has a sent charge with its CPT code.
 async fn post_derived(
     store: &dyn ClinicalStore,
     d: Derivation<'_>,
@@ -222,6 +278,16 @@ async fn post_derived(
     let code = d.entry.code.as_str();
     for t in d.order_tokens.iter().chain([&d.order_key]) {
         if store.resource("ChargeItem", &derived_key(t, code)).await?.is_some() {
+            return Ok(Vec::new());
+        }
+    }
+    if let Some(cpt) = &d.entry.cpt {
+        let sent = store.resources_of_order("ChargeItem", &d.order_key).await?;
+        let charged = sent
+            .iter()
+            .any(|r| r.status == "billable" && !is_derived(r) && cpt_of(&r.resource) == Some(cpt.as_str()));
+        if charged {
+            tracing::debug!(event = %cause.record.id, "the department charged this test already: no derived charge");
             return Ok(Vec::new());
         }
     }

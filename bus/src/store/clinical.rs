@@ -190,3 +190,35 @@ pub(crate) fn unique_tokens(tokens: &[String]) -> Vec<&str> {
     }
     out
 }
+
+/// The advisory-lock keys (PostgreSQL) of the link tokens `writes` read or
+/// write: an order's identifiers, and the order tokens of everything else.
+/// An order and a result naming it, written at the same moment by two
+/// services, would otherwise each miss the other (neither sees the other's
+/// uncommitted row) and never be linked. Sorted without repeats, so
+/// transactions take them in one order and never wait in a cycle.
+pub(crate) fn link_lock_keys<'a>(writes: impl Iterator<Item = &'a ResourceWrite>) -> Vec<i32> {
+    let mut keys: Vec<i32> = writes
+        .flat_map(|w| {
+            if w.resource_type == ORDER_TYPE {
+                w.identifiers.iter()
+            } else {
+                w.order_tokens.iter()
+            }
+        })
+        .map(|t| fnv1a(t.as_bytes()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// 32-bit FNV-1a, as a lock key (collisions only make two writes wait for each other).
+fn fnv1a(bytes: &[u8]) -> i32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in bytes {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    i32::from_ne_bytes(h.to_ne_bytes())
+}

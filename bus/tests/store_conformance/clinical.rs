@@ -592,3 +592,44 @@ pub async fn clinical_concurrent_redelivery_applies_once_per_service(h: &Harness
     assert_eq!(get(h, ORDER, "k-1").await.map(|r| r.version), Some(1));
     assert_eq!(h.store.events_for(e.correlation_id).await.expect("events").len(), 1);
 }
+
+/// An order and a result naming it, written at the same moment by two
+/// services, end up linked: neither write may miss the other.
+pub async fn clinical_order_and_result_written_at_once_are_linked(h: &Harness) {
+    let tasks = (0..40).flat_map(|i| {
+        let placer = format!("urn:cpoe|PL-race-{i}");
+        let (s1, s2) = (h.store.clone(), h.store.clone());
+        let order_write = order(&placer, &[placer.as_str()]);
+        let report = result_of("DiagnosticReport", &format!("rep-race-{i}"), &[placer.as_str()]);
+        [
+            tokio::spawn(async move {
+                s1.clinical()
+                    .apply_clinical(
+                        "orders",
+                        &[(ev("order.placed"), vec![ClinicalChange::Upsert(order_write)])],
+                    )
+                    .await
+            }),
+            tokio::spawn(async move {
+                s2.clinical()
+                    .apply_clinical(
+                        "results",
+                        &[(ev("result.reported"), vec![ClinicalChange::Upsert(report)])],
+                    )
+                    .await
+            }),
+        ]
+    });
+    for r in futures::future::join_all(tasks.collect::<Vec<_>>()).await {
+        assert_eq!(r.expect("task").expect("apply"), [true]);
+    }
+    for i in 0..40 {
+        assert_eq!(
+            order_key_of(h, "DiagnosticReport", &format!("rep-race-{i}"))
+                .await
+                .as_deref(),
+            Some(format!("urn:cpoe|PL-race-{i}").as_str()),
+            "pair {i} linked"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::rows::{event, map_err};
 use super::{insert_event, PostgresStore};
-use crate::store::clinical::{unique_tokens, validate, validate_service, ORDER_TYPE};
+use crate::store::clinical::{link_lock_keys, unique_tokens, validate, validate_service, ORDER_TYPE};
 use crate::store::registration::count;
 use crate::store::{ClinicalChange, ClinicalStore, EventRecord, OutboxEntry, ResourceRow, ResourceWrite, StoreError};
 
@@ -37,6 +37,23 @@ async fn mark_applied(tx: &mut PgConnection, service: &str, id: Uuid, now: DateT
     .await
     .map_err(map_err)?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Namespace of the link-token advisory locks (first key of `pg_advisory_xact_lock(int, int)`).
+const LINK_LOCKS: i32 = 0x6d62_6c6b;
+
+/// Takes the transaction's link-token locks, in key order (see [`link_lock_keys`]).
+async fn lock_links(tx: &mut PgConnection, keys: &[i32]) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k")
+        .bind(LINK_LOCKS)
+        .bind(keys)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
 }
 
 /// Inserts or replaces one resource inside `tx` (see [`ClinicalChange::Upsert`]);
@@ -199,6 +216,11 @@ impl ClinicalStore for PostgresStore {
         for e in events {
             insert_event(e).execute(&mut *tx).await.map_err(map_err)?;
         }
+        let writes = batch.iter().flat_map(|(_, changes)| changes).filter_map(|c| match c {
+            ClinicalChange::Upsert(w) => Some(w),
+            ClinicalChange::Emit(_) => None,
+        });
+        lock_links(&mut tx, &link_lock_keys(writes)).await?;
         let mut out = Vec::with_capacity(batch.len());
         for (e, changes) in batch {
             // Dropping `tx` on any error below rolls the whole batch back.
@@ -221,6 +243,7 @@ impl ClinicalStore for PostgresStore {
 
     async fn upsert_resource(&self, write: &ResourceWrite) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        lock_links(&mut tx, &link_lock_keys(std::iter::once(write))).await?;
         let version = upsert(&mut tx, write, Utc::now()).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(version)
