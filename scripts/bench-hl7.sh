@@ -110,6 +110,11 @@ while :; do
     sleep 1
 done
 routed_at=${routed_at:-$now}
+# Per service: events it settled (applied, skipped as another service's, dead-lettered).
+curl -sf "http://127.0.0.1:$http/metrics" | awk '/^medbus_feed_settled_total\{/ {
+    match($0, /consumer="[^"]*"/); c = substr($0, RSTART + 10, RLENGTH - 11)
+    match($0, /outcome="[^"]*"/); o = substr($0, RSTART + 9, RLENGTH - 10)
+    n[c] = n[c] " " o "=" $2 } END { for (c in n) print "  " c ":" n[c] }' | sort
 python3 - "$start" "$acked" "$routed_at" "$now" "$count" "$routed" "$applied" <<'EOF'
 import sys
 start, acked, routed_at, done, count, routed, applied = map(float, sys.argv[1:])
