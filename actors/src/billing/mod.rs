@@ -2,23 +2,29 @@
 //! orders and final results through the charge master, and reversals when an
 //! order is cancelled or its test changes (see [`rules`]).
 //!
-//! Billing reads the store before deciding, so it applies ONE event per
-//! transaction, also for a batch: each event is decided and committed before
-//! the next is read. An event it already applied is skipped by its ledger, so
-//! a batch that failed halfway and is retried one by one changes nothing
-//! twice. Derived charges and reversals raise `billing.charge-posted` and
+//! Billing reads the store before deciding, so an event is decided only
+//! after every earlier event about the same order is committed. In a batch,
+//! events are decided in order and committed together until one concerns an
+//! order (by any of its numbers) that a pending one changed; the pending
+//! ones are committed first. Events that change nothing (most order updates,
+//! preliminary results) thus share one transaction, and an event is never
+//! decided on a state that misses an earlier change to its order. An event it
+//! already applied is skipped by its ledger, so a batch that failed halfway
+//! and is retried one by one changes nothing twice. Derived charges and reversals raise `billing.charge-posted` and
 //! `billing.charge-reversed`, written to the outbox with the charge and
 //! published after the commit.
 
 pub mod charge_master;
 pub mod rules;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::{Actor, AsyncContext, Context, Handler, ResponseActFuture, Supervised, WrapFuture};
 use medbus_bus::backbone::SharedBackbone;
 use medbus_bus::canonical::EventKind;
-use medbus_bus::store::SharedStore;
+use medbus_bus::store::clinical::ClinicalChange;
+use medbus_bus::store::{EventRecord, SharedStore};
 
 use self::charge_master::ChargeMaster;
 use crate::clinical;
@@ -94,6 +100,14 @@ impl Parts {
         clinical::apply_one(&self.store, SERVICE, record, changes).await
     }
 
+    /// Commits decided events in one transaction; one flag each.
+    async fn commit(&self, group: Vec<(EventRecord, Vec<ClinicalChange>)>) -> Result<Vec<bool>, ApplyError> {
+        if group.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.clinical().apply_clinical(SERVICE, &group).await?)
+    }
+
     async fn publish(&self) -> Result<(), ApplyError> {
         outbox::publish_pending(&self.store, &self.backbone, SERVICE).await?;
         Ok(())
@@ -141,20 +155,33 @@ impl Handler<ApplyBatch> for BillingActor {
         feed::guarded(SERVICE, self, async move {
             faults.maybe_panic(SERVICE);
             let mut flags = Vec::with_capacity(msg.items.len());
-            for item in msg.items {
-                // One transaction each: the next event's decision reads this one's charges.
-                match parts.apply(item).await {
-                    Ok(applied) => flags.push(applied),
-                    Err(e) => {
-                        // What committed before the failure still goes out.
-                        if let Err(p) = parts.publish().await {
-                            tracing::warn!(service = SERVICE, error = %p, "follow-up events still in the outbox");
+            let mut group = Vec::new();
+            let mut changed: HashSet<String> = HashSet::new();
+            for Apply { event, record } in msg.items {
+                let tokens = rules::order_tokens_of(&event);
+                if tokens.iter().any(|t| changed.contains(t)) {
+                    // Its decision must see what the pending events changed.
+                    flags.extend(parts.commit(std::mem::take(&mut group)).await?);
+                    changed.clear();
+                }
+                let changes = rules::changes_for(parts.store.clinical(), &parts.master, &event, &record)
+                    .await
+                    .map_err(clinical::naming(&record))?;
+                if changes.iter().any(|c| matches!(c, ClinicalChange::Upsert(_))) {
+                    changed.extend(tokens);
+                    for c in &changes {
+                        if let ClinicalChange::Upsert(w) = c {
+                            changed.extend(w.order_tokens.iter().cloned());
                         }
-                        return Err(e);
                     }
                 }
+                group.push((record, changes));
             }
-            parts.publish().await?;
+            let committed = parts.commit(group).await;
+            // What committed still goes out, also when the last group failed.
+            let published = parts.publish().await;
+            flags.extend(committed?);
+            published?;
             Ok(flags)
         })
     }

@@ -97,6 +97,22 @@ pub async fn changes_for(
     }
 }
 
+/// The order tokens an event's decision reads and writes charges under: two
+/// events with none in common can be decided against the same store state
+/// and committed together.
+pub fn order_tokens_of(event: &CanonicalEvent) -> Vec<String> {
+    match event.body() {
+        EventBody::Order(b) => tokens(&b.service_request.identifier),
+        EventBody::Result(b) => reference_tokens(&b.report.based_on),
+        EventBody::Charge(b) => {
+            let mut t = reference_tokens(&b.charge_item.supporting_information);
+            t.extend(b.charge_item.key());
+            t
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// A charge as the source sent it (DFT), with its status.
 fn sent_charge(item: &ChargeItem, patient_key: Option<String>) -> Result<ClinicalChange, ApplyError> {
     Upsert {
