@@ -104,25 +104,10 @@ impl Reloader {
     }
 }
 
+/// The route files under `dir` as `medbus check` finds them (a directory it
+/// cannot read adds nothing here; the reload reports it).
 fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            collect_toml(&path, out);
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
-        }
-    }
+    routes_config::collect_files(dir, out, &mut Vec::new());
 }
 
 #[cfg(unix)]

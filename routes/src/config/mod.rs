@@ -131,7 +131,8 @@ fn sort_problems(problems: &mut [Problem]) {
     });
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
+/// Every `*.toml` under `dir` (sub-directories too; names starting with `.` skipped).
+pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
