@@ -29,12 +29,15 @@ pub fn env_var_for(key: &str) -> String {
     format!("MEDBUS_{}", key.replace('.', "_").to_ascii_uppercase())
 }
 
-/// Every settable key (dotted path) with its default value, in file order.
+/// Every settable key (dotted path) with its default value, in file order;
+/// a subscription's keys as `subscriptions.<name>.<key>`.
 pub fn known_keys() -> Vec<(String, toml::Value)> {
     let mut out = Vec::new();
     if let Ok(toml::Value::Table(t)) = toml::Value::try_from(Config::default()) {
         flatten(&t, "", &mut out);
     }
+    let sub = super::subscriptions::known_keys();
+    out.extend(sub.into_iter().map(|(k, v)| (format!("subscriptions.<name>.{k}"), v)));
     out
 }
 
@@ -115,6 +118,7 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Confi
             "routes_dir" => read(&key, value, &mut config.routes_dir, &mut found),
             "services" => read(&key, value, &mut config.services, &mut found),
             "notifications" => read(&key, value, &mut config.notifications, &mut found),
+            "subscriptions" => read(&key, value, &mut config.subscriptions, &mut found),
             _ => found.push((key.clone(), "unknown key".to_string())),
         }
         problems.extend(found.into_iter().map(|(k, message)| Problem {
@@ -215,7 +219,9 @@ fn apply_env(
         if NOT_CONFIG_VARS.contains(&var.as_str()) || var.starts_with("MEDBUS_TEST_") {
             continue;
         }
-        let Some(key) = by_var.get(var) else {
+        // A subscription's keys are known only once the file names it.
+        let named = super::subscriptions::env_key(table, var);
+        let Some(key) = by_var.get(var).map(|k| k.as_str()).or(named.as_deref()) else {
             problems.push(Problem {
                 origin: Origin::Env(var.clone()),
                 key: String::new(),
@@ -223,8 +229,9 @@ fn apply_env(
             });
             continue;
         };
-        set_path(table, key, env_value(raw));
-        applied.insert((*key).clone(), var.clone());
+        let key = key.to_string();
+        set_path(table, &key, env_value(raw));
+        applied.insert(key, var.clone());
     }
     applied
 }
@@ -340,6 +347,24 @@ mod tests {
             );
         }
         assert_eq!(shown.len(), want.len(), "{shown:#?}");
+    }
+
+    #[test]
+    fn a_subscription_secret_comes_from_the_environment() {
+        let (_d, p) = write(
+            "[subscriptions.erp-main]\nsubject = \"medbus.events.patient.>\"\nurl = \"http://127.0.0.1:9/hook\"\n",
+        );
+        let c = load(Some(&p), &env(&[("MEDBUS_SUBSCRIPTIONS_ERP_MAIN_SECRET", "s3cret")])).unwrap();
+        assert_eq!(c.subscriptions["erp-main"].secret.expose(), "s3cret");
+        let problems = load(Some(&p), &env(&[])).unwrap_err().0;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].to_string().contains("MEDBUS_SUBSCRIPTIONS_ERP_MAIN_SECRET"),
+            "{}",
+            problems[0]
+        );
+        let keys: Vec<String> = known_keys().into_iter().map(|(k, _)| k).collect();
+        assert!(keys.contains(&"subscriptions.<name>.secret".to_string()), "{keys:?}");
     }
 
     #[test]

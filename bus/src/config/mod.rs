@@ -9,6 +9,7 @@ pub mod model;
 pub mod notifications;
 pub mod problem;
 pub mod services;
+pub mod subscriptions;
 pub mod tls;
 pub mod validate;
 

@@ -38,6 +38,8 @@ pub struct Config {
     pub services: super::services::ServicesConfig,
     /// Notification rules (`[notifications]`).
     pub notifications: super::notifications::NotificationsConfig,
+    /// Webhook subscriptions of downstream consumers by name (`[subscriptions.erp]`). None by default.
+    pub subscriptions: BTreeMap<String, super::subscriptions::SubscriptionConfig>,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             routes_dir: PathBuf::from("routes"),
             services: Default::default(),
             notifications: Default::default(),
+            subscriptions: BTreeMap::new(),
         }
     }
 }
