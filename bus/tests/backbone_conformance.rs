@@ -56,6 +56,7 @@ conformance!(
     concurrent_publishers_all_acked_and_consumed_once,
     closed_backbone_refuses_work,
     publish_refuses_a_wildcard_subject,
+    tail_reads_a_filter_from_a_position,
 );
 
 const SHORT: Duration = Duration::from_millis(400);
@@ -509,4 +510,42 @@ async fn publish_refuses_a_wildcard_subject(mut h: Harness) {
     let err = bb.publish(msg("medbus.ingress.hl7v2.*", "w1", "x")).await.unwrap_err();
     assert!(matches!(err, BackboneError::Invalid(_)), "{err:?}");
     assert!(!err.is_retryable());
+}
+
+/// Reads every message of a tail until `n` arrived or `within` passed.
+async fn tail_take(t: &mut Box<dyn medbus_bus::backbone::Tail>, n: usize, within: Duration) -> Vec<(u64, String)> {
+    let until = Instant::now() + within;
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < until {
+        let got = t.next(n - out.len(), Duration::from_millis(500)).await.expect("tail next");
+        out.extend(got.into_iter().map(|m| (m.sequence, String::from_utf8_lossy(&m.payload).into_owned())));
+    }
+    out
+}
+
+async fn tail_reads_a_filter_from_a_position(mut h: Harness) {
+    let bb = h.open().await;
+    let mut seqs = Vec::new();
+    for (i, subject) in ["medbus.events.a.x", "medbus.events.b.y", "medbus.events.a.z", "medbus.events.a.x"]
+        .into_iter()
+        .enumerate()
+    {
+        seqs.push(publish(&bb, msg(subject, &format!("t{i}"), format!("p{i}"))).await);
+    }
+    let mut all = bb.open_tail("medbus.events.a.>", 0).await.expect("open tail");
+    let got = tail_take(&mut all, 3, LONG).await;
+    let want: Vec<(u64, String)> = [0, 2, 3].iter().map(|&i| (seqs[i], format!("p{i}"))).collect();
+    assert_eq!(got, want, "in order, only the filter's subjects");
+    // Resuming after a position repeats nothing before it.
+    let mut resumed = bb.open_tail("medbus.events.a.>", seqs[2]).await.expect("open tail");
+    assert_eq!(tail_take(&mut resumed, 1, LONG).await, vec![(seqs[3], "p3".to_string())]);
+    assert!(resumed.next(10, SHORT).await.expect("next").is_empty(), "nothing more yet");
+    // A new message reaches a waiting tail; a tail acks nothing, so a durable consumer still gets all.
+    let late = publish(&bb, msg("medbus.events.a.x", "t4", "p4")).await;
+    assert_eq!(tail_take(&mut resumed, 1, LONG).await, vec![(late, "p4".to_string())]);
+    let mut c = consumer(&bb, h.spec("after-tail", "medbus.events.a.>")).await;
+    assert_eq!(take(&mut c, 4, LONG).await.len(), 4);
+    let star = bb.open_tail("medbus.events.*.y", 0).await;
+    let mut star = star.expect("open tail");
+    assert_eq!(tail_take(&mut star, 1, LONG).await, vec![(seqs[1], "p1".to_string())]);
 }

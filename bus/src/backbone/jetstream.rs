@@ -22,6 +22,7 @@ use futures::StreamExt;
 
 use super::{
     AckHandle, Backbone, BackboneError, ConsumerSource, ConsumerSpec, Delivery, Headers, Outgoing, PublishReceipt,
+    StoredMessage, Tail,
 };
 use crate::config::{redact_url, BackboneConfig};
 use crate::subjects::STREAM_SUBJECTS;
@@ -195,6 +196,33 @@ impl Backbone for JetStreamBackbone {
         }))
     }
 
+    async fn open_tail(&self, filter: &str, after: u64) -> Result<Box<dyn Tail>, BackboneError> {
+        self.ensure_open()?;
+        let stream_name = self.stream_for(filter)?;
+        let stream = self
+            .js
+            .get_stream(&stream_name)
+            .await
+            .map_err(|e| BackboneError::Unavailable(format!("stream {stream_name}: {e}")))?;
+        // An ordered consumer: ephemeral, unacked, recreated by the client on a gap.
+        let config = consumer::pull::OrderedConfig {
+            filter_subject: filter.to_string(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: after.saturating_add(1),
+            },
+            ..Default::default()
+        };
+        let unavailable = |e: &dyn std::fmt::Display| BackboneError::Unavailable(format!("tail on {stream_name}: {e}"));
+        let messages = stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .messages()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(Box::new(JetStreamTail { messages }))
+    }
+
     async fn check(&self) -> Result<(), BackboneError> {
         self.ensure_open()?;
         match self.client.connection_state() {
@@ -314,6 +342,56 @@ impl JetStreamSource {
         }
         Ok(out)
     }
+}
+
+/// A tail: an ordered consumer's message stream.
+struct JetStreamTail {
+    messages: consumer::pull::Ordered,
+}
+
+#[async_trait]
+impl Tail for JetStreamTail {
+    async fn next(&mut self, max: usize, wait: Duration) -> Result<Vec<StoredMessage>, BackboneError> {
+        use futures::FutureExt;
+        let mut out = Vec::new();
+        let first = match tokio::time::timeout(wait, self.messages.next()).await {
+            Err(_) => return Ok(out),
+            Ok(first) => first,
+        };
+        let mut item = first;
+        loop {
+            match item {
+                Some(Ok(m)) => out.push(stored(m)?),
+                Some(Err(e)) if out.is_empty() => return Err(BackboneError::Unavailable(format!("tail: {e}"))),
+                Some(Err(_)) => break,
+                None if out.is_empty() => return Err(BackboneError::Unavailable("tail ended".into())),
+                None => break,
+            }
+            if out.len() >= max.max(1) {
+                break;
+            }
+            // Whatever else is ready now, without waiting.
+            match self.messages.next().now_or_never() {
+                Some(next) => item = next,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn stored(m: jetstream::Message) -> Result<StoredMessage, BackboneError> {
+    let sequence = m
+        .info()
+        .map_err(|e| BackboneError::Unavailable(format!("tail: bad message metadata: {e}")))?
+        .stream_sequence;
+    let (headers, _) = from_header_map(m.headers.as_ref());
+    Ok(StoredMessage {
+        subject: m.subject.to_string(),
+        headers,
+        payload: m.payload.clone(),
+        sequence,
+    })
 }
 
 struct JetStreamAck(jetstream::message::Acker);

@@ -127,6 +127,13 @@ pub trait Backbone: Send + Sync + 'static {
     /// Use [`open_consumer`] rather than calling this directly: it adds dead-lettering.
     async fn bind_consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn ConsumerSource>, BackboneError>;
 
+    /// A read-only reader of the stored messages on subjects matching `filter`
+    /// (NATS wildcards, within one stream) whose sequence is above `after`,
+    /// oldest first. Nothing is acked and no consumer position is kept, so a
+    /// reader that goes away leaves nothing behind; it resumes by opening a new
+    /// tail after the last [`StoredMessage::sequence`] it saw (SSE uses this).
+    async fn open_tail(&self, filter: &str, after: u64) -> Result<Box<dyn Tail>, BackboneError>;
+
     /// Readiness: Ok when publishes can be made durable now.
     async fn check(&self) -> Result<(), BackboneError>;
 
@@ -139,6 +146,27 @@ pub trait Backbone: Send + Sync + 'static {
 pub trait ConsumerSource: Send {
     /// Up to `max` deliveries; waits at most `wait` when none is ready. An empty vec is not an error.
     async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BackboneError>;
+}
+
+/// A stored message read by position through a [`Tail`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    /// Subject it was published on.
+    pub subject: String,
+    /// Headers.
+    pub headers: Headers,
+    /// Payload.
+    pub payload: Bytes,
+    /// Sequence in the stream (JetStream) or log (embedded); resume after it.
+    pub sequence: u64,
+}
+
+/// Reads stored messages in order from a position; see [`Backbone::open_tail`].
+#[async_trait]
+pub trait Tail: Send {
+    /// Up to `max` messages after the last one returned; waits at most `wait`
+    /// when none is ready. An empty vec is not an error.
+    async fn next(&mut self, max: usize, wait: Duration) -> Result<Vec<StoredMessage>, BackboneError>;
 }
 
 /// Settles one delivery. Implemented by each backbone.

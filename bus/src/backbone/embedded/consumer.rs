@@ -114,7 +114,7 @@ impl EmbeddedSource {
 }
 
 /// Reads each picked frame, with one read for each run of adjacent frames.
-fn read_frames(picked: Vec<Picked>) -> Result<Vec<(Picked, Bytes)>, BackboneError> {
+pub(super) fn read_frames(picked: Vec<Picked>) -> Result<Vec<(Picked, Bytes)>, BackboneError> {
     let mut out = Vec::with_capacity(picked.len());
     let mut run: Vec<Picked> = Vec::new();
     for p in picked {

@@ -9,7 +9,8 @@
 //! - `dedupe`: the duplicate window;
 //! - `consumer`: pull consumers and ack handles;
 //! - `recover`: rebuilding all of it on open, cutting a torn tail;
-//! - `compact`: max_age retention and segment compaction.
+//! - `compact`: max_age retention and segment compaction;
+//! - `tail`: read-only readers from a sequence (no consumer state).
 //!
 //! Differences from JetStream, all within the backbone contract:
 //! - delivery counts (and nak delays, ack-wait clocks) are kept in memory: after
@@ -19,7 +20,8 @@
 //! - sequences are one numbering across all subjects (JetStream counts per stream);
 //! - a message settled by every consumer that matches it may be compacted away,
 //!   so a consumer created later does not see it; messages no consumer matches
-//!   (dead letters) stay until `max_age`.
+//!   (dead letters) stay until `max_age`. A tail (`open_tail`) holds nothing
+//!   back either: reading far behind, it skips what was compacted meanwhile.
 
 mod compact;
 mod consumer;
@@ -28,6 +30,7 @@ mod filter;
 mod log;
 mod recover;
 mod state;
+mod tail;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -294,6 +297,16 @@ impl Backbone for EmbeddedBackbone {
             link: self.link.clone(),
             id,
             notify,
+        }))
+    }
+
+    async fn open_tail(&self, filter: &str, after: u64) -> Result<Box<dyn super::Tail>, BackboneError> {
+        self.link.core.usable()?;
+        let filter = Filter::parse(filter).map_err(BackboneError::Invalid)?;
+        Ok(Box::new(tail::EmbeddedTail {
+            link: self.link.clone(),
+            filter,
+            pos: after,
         }))
     }
 

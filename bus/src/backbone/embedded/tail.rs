@@ -1,0 +1,108 @@
+//! Read-only tails of the embedded log: the index is scanned from a position
+//! under the state lock, the frames are read outside it. No consumer state is
+//! kept, so a tail that goes away leaves nothing to clean up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::consumer::read_frames;
+use super::filter::Filter;
+use super::log::{self, Frame, Record};
+use super::state::{after, Picked};
+use super::Link;
+use crate::backbone::{BackboneError, Headers, StoredMessage, Tail};
+
+/// A tail over the messages matching `filter`, after sequence `pos`.
+pub(crate) struct EmbeddedTail {
+    pub(super) link: Arc<Link>,
+    pub(super) filter: Filter,
+    /// Highest sequence already looked at (returned or skipped).
+    pub(super) pos: u64,
+}
+
+#[async_trait]
+impl Tail for EmbeddedTail {
+    async fn next(&mut self, max: usize, wait: Duration) -> Result<Vec<StoredMessage>, BackboneError> {
+        let give_up = after(Instant::now(), wait);
+        let link = self.link.clone();
+        loop {
+            link.core.usable()?;
+            // Registered before looking, so a publish in between still wakes us.
+            let published = link.core.published.notified();
+            tokio::pin!(published);
+            published.as_mut().enable();
+            let picked = self.pick(max.max(1));
+            if !picked.is_empty() {
+                return read(picked).await;
+            }
+            if Instant::now() >= give_up {
+                return Ok(Vec::new());
+            }
+            tokio::select! {
+                _ = &mut published => {}
+                _ = tokio::time::sleep_until(give_up.into()) => {}
+            }
+        }
+    }
+}
+
+impl EmbeddedTail {
+    /// Up to `max` matching messages after `pos`; moves `pos` past everything scanned.
+    fn pick(&mut self, max: usize) -> Vec<Picked> {
+        let st = self.link.core.lock();
+        let mut out = Vec::new();
+        for (&seq, meta) in st.index.range(self.pos + 1..) {
+            if out.len() >= max {
+                break;
+            }
+            self.pos = seq;
+            if !self.filter.matches(&meta.subject) {
+                continue;
+            }
+            let Some(seg) = st.segments.get(&meta.segment) else {
+                continue;
+            };
+            out.push(Picked {
+                seq,
+                delivered: 0,
+                file: seg.file.clone(),
+                segment: meta.segment,
+                offset: meta.offset,
+                len: meta.len,
+            });
+        }
+        out
+    }
+}
+
+/// Reads and decodes the picked frames off disk, on the blocking pool.
+async fn read(picked: Vec<Picked>) -> Result<Vec<StoredMessage>, BackboneError> {
+    let frames = tokio::task::spawn_blocking(move || read_frames(picked))
+        .await
+        .map_err(|e| BackboneError::Storage(format!("embedded log read task failed: {e}")))??;
+    let mut out = Vec::with_capacity(frames.len());
+    for (p, frame) in frames {
+        let corrupt = |why: &str| {
+            BackboneError::Storage(format!(
+                "embedded log segment {} offset {}: record of sequence {} is corrupt: {why}",
+                p.segment, p.offset, p.seq
+            ))
+        };
+        let Frame::Ok { body, .. } = log::parse_frame(&frame, 0) else {
+            return Err(corrupt("bad frame"));
+        };
+        let Record::Publish(m) = log::decode(body).map_err(|e| corrupt(&e))? else {
+            return Err(corrupt("not a published message"));
+        };
+        let headers: Headers = m.headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        out.push(StoredMessage {
+            subject: m.subject.to_string(),
+            headers,
+            payload: frame.slice_ref(m.payload),
+            sequence: p.seq,
+        });
+    }
+    Ok(out)
+}
