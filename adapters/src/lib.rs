@@ -3,5 +3,7 @@
 //!
 //! - [`hl7`]: HL7 v2 — the zero-copy parser and writer (`hl7::parser`), and
 //!   MLLP framing (`hl7::mllp_codec`).
+//! - [`fhir`]: canonical events → FHIR R4 resources and transaction Bundles.
 
+pub mod fhir;
 pub mod hl7;

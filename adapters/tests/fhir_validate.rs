@@ -1,0 +1,180 @@
+//! Every FHIR resource medbus produces from the simulator's full HL7 v2 mix
+//! (ADT, ORM, ORU, DFT, SIU), and from hand-written edge cases, validates
+//! with a validator nobody here wrote: PyPI `fhir.resources` 6.2.2 (R4), run
+//! by scripts/fhir_validate.py from the venv scripts/test.sh creates. The
+//! transaction Bundles of the same events validate too.
+//!
+//! The validator's python is `$MEDBUS_FHIR_PYTHON`, else
+//! `~/.cache/medbus/fhir-venv/bin/python`; without it the test skips, or
+//! fails under `MEDBUS_REQUIRE_SERVICES=1`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use medbus_adapters::fhir::{to_bundle, to_fhir};
+use medbus_adapters::hl7::canonical::map_message;
+use medbus_adapters::hl7::parser::Message;
+use medbus_bus::canonical::{CanonicalEvent, CriticalReason, CriticalResultEvent, EventKind, Observation};
+use serde_json::Value;
+
+fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("MEDBUS_FHIR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            Path::new(&home).join(".cache/medbus/fhir-venv/bin/python")
+        })
+}
+
+fn script() -> PathBuf {
+    manifest().join("../scripts/fhir_validate.py")
+}
+
+/// The simulator corpus: one message a line, CR between segments.
+fn corpus() -> Vec<Vec<u8>> {
+    let raw = std::fs::read(manifest().join("src/hl7/canonical/message_tests/sim_full_600.hl7")).unwrap();
+    raw.split(|&b| b == b'\n')
+        .filter(|m| !m.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// The edge cases: blank-line-separated blocks, a segment a line, `#` comments.
+fn edge_cases() -> Vec<Vec<u8>> {
+    let text = std::fs::read_to_string(manifest().join("src/fhir/edge_cases.hl7")).unwrap();
+    text.split("\n\n")
+        .map(|block| {
+            let segments: Vec<&str> = block.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+            segments.join("\r").into_bytes()
+        })
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+/// What the results service would raise: one `result.critical` per value
+/// flagged critical (HH, LL, AA), and for the rest of a report's numeric
+/// values one threshold case, so that both reasons are covered.
+fn criticals(event: &CanonicalEvent) -> Vec<CanonicalEvent> {
+    let (CanonicalEvent::ResultReported(b) | CanonicalEvent::ResultCorrected(b)) = event else {
+        return Vec::new();
+    };
+    let raise = |o: &Observation, reason: CriticalReason| {
+        CanonicalEvent::ResultCritical(Box::new(CriticalResultEvent {
+            observation: o.clone(),
+            report: b.report.clone(),
+            reason,
+            patient: b.patient.clone(),
+            source_message_type: b.source_message_type.clone(),
+            occurred: b.occurred.clone(),
+        }))
+    };
+    let mut out = Vec::new();
+    for o in &b.observations {
+        if let Some(flag) = ["HH", "LL", "AA"].into_iter().find(|f| o.has_interpretation(f)) {
+            out.push(raise(o, CriticalReason::Flag(flag.into())));
+        }
+    }
+    if let Some(o) = b.observations.first() {
+        let limit = medbus_bus::canonical::Decimal::parse("1");
+        out.push(raise(o, CriticalReason::Threshold { low: limit, high: None }));
+    }
+    out
+}
+
+fn events_of(messages: &[Vec<u8>]) -> Vec<CanonicalEvent> {
+    let mut out = Vec::new();
+    for raw in messages {
+        let msg = Message::parse(raw).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(raw)));
+        let events = map_message(&msg).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(raw)));
+        for e in events {
+            out.extend(criticals(&e));
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// Runs the validator on `lines`; panics with its report unless all are valid.
+fn validate(py: &Path, what: &str, lines: &[Value]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{what}.ndjson"));
+    let mut f = std::fs::File::create(&path).unwrap();
+    for v in lines {
+        writeln!(f, "{}", serde_json::to_string(v).unwrap()).unwrap();
+    }
+    drop(f);
+    let out = Command::new(py).arg(script()).arg(&path).output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("--- fhir.resources on {} {what}:\n{report}", lines.len());
+    assert!(out.status.success(), "{what}: the validator refused some:\n{report}");
+    assert!(
+        report.contains(&format!("{} valid, 0 invalid", lines.len())),
+        "{what}: not all counted:\n{report}"
+    );
+    report
+}
+
+#[test]
+fn every_resource_and_bundle_from_the_corpus_and_edge_cases_validates() {
+    let py = python();
+    let install = "scripts/test.sh creates it: python3 -m venv ~/.cache/medbus/fhir-venv && \
+                   ~/.cache/medbus/fhir-venv/bin/pip install 'fhir.resources==6.2.2' 'pydantic[email]<2'";
+    let script = script();
+    let script = script.to_string_lossy();
+    let args = [script.as_ref(), "--check"];
+    if medbus_testkit::peers::tool(
+        "fhir.resources 6.2.2 (R4 validator)",
+        &py.to_string_lossy(),
+        &args,
+        install,
+    )
+    .is_none()
+    {
+        return;
+    }
+
+    let mut events = events_of(&corpus());
+    let from_corpus = events.len();
+    events.extend(events_of(&edge_cases()));
+    let kinds: BTreeSet<&str> = events.iter().map(|e| e.kind().as_str()).collect();
+    let missing: Vec<&str> = EventKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .filter(|k| !kinds.contains(k))
+        .collect();
+    assert!(missing.is_empty(), "kinds never produced: {missing:?}");
+
+    let mut resources = Vec::new();
+    let mut bundles = Vec::new();
+    let mut per_type: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &events {
+        let kind = e.kind().as_str();
+        let rs = to_fhir(e).unwrap_or_else(|err| panic!("{kind}: {err}"));
+        assert!(!rs.is_empty(), "{kind}: no resource");
+        for r in &rs {
+            *per_type
+                .entry(r["resourceType"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+        }
+        resources.extend(rs);
+        bundles.push(to_bundle(e).unwrap_or_else(|err| panic!("{kind}: {err}")));
+    }
+    eprintln!(
+        "{} events ({from_corpus} from the corpus, {} kinds) -> {} resources: {per_type:?}",
+        events.len(),
+        kinds.len(),
+        resources.len()
+    );
+    validate(&py, "resources", &resources);
+    validate(&py, "bundles", &bundles);
+}
