@@ -4,6 +4,8 @@
 //! - [`hl7`]: HL7 v2 — the zero-copy parser and writer (`hl7::parser`), and
 //!   MLLP framing (`hl7::mllp_codec`).
 //! - [`fhir`]: canonical events → FHIR R4 resources and transaction Bundles.
+//! - [`webhook`]: webhook subscriptions — events POSTed, HMAC-signed, in order.
 
 pub mod fhir;
 pub mod hl7;
+pub mod webhook;
