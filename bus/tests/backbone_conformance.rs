@@ -532,20 +532,25 @@ async fn tail_reads_a_filter_from_a_position(mut h: Harness) {
     {
         seqs.push(publish(&bb, msg(subject, &format!("t{i}"), format!("p{i}"))).await);
     }
-    let mut all = bb.open_tail("medbus.events.a.>", 0).await.expect("open tail");
+    let mut all = bb.open_tail("medbus.events.a.>", Some(0)).await.expect("open tail");
     let got = tail_take(&mut all, 3, LONG).await;
     let want: Vec<(u64, String)> = [0, 2, 3].iter().map(|&i| (seqs[i], format!("p{i}"))).collect();
     assert_eq!(got, want, "in order, only the filter's subjects");
     // Resuming after a position repeats nothing before it.
-    let mut resumed = bb.open_tail("medbus.events.a.>", seqs[2]).await.expect("open tail");
+    let mut resumed = bb.open_tail("medbus.events.a.>", Some(seqs[2])).await.expect("open tail");
     assert_eq!(tail_take(&mut resumed, 1, LONG).await, vec![(seqs[3], "p3".to_string())]);
     assert!(resumed.next(10, SHORT).await.expect("next").is_empty(), "nothing more yet");
     // A new message reaches a waiting tail; a tail acks nothing, so a durable consumer still gets all.
     let late = publish(&bb, msg("medbus.events.a.x", "t4", "p4")).await;
     assert_eq!(tail_take(&mut resumed, 1, LONG).await, vec![(late, "p4".to_string())]);
+    // From now on: nothing already stored, then the next one.
+    let mut live = bb.open_tail("medbus.events.a.>", None).await.expect("open tail");
+    assert!(live.next(10, SHORT).await.expect("next").is_empty(), "nothing old");
+    let newest = publish(&bb, msg("medbus.events.a.x", "t5", "p5")).await;
+    assert_eq!(tail_take(&mut live, 1, LONG).await, vec![(newest, "p5".to_string())]);
     let mut c = consumer(&bb, h.spec("after-tail", "medbus.events.a.>")).await;
-    assert_eq!(take(&mut c, 4, LONG).await.len(), 4);
-    let star = bb.open_tail("medbus.events.*.y", 0).await;
+    assert_eq!(take(&mut c, 5, LONG).await.len(), 5);
+    let star = bb.open_tail("medbus.events.*.y", Some(0)).await;
     let mut star = star.expect("open tail");
     assert_eq!(tail_take(&mut star, 1, LONG).await, vec![(seqs[1], "p1".to_string())]);
 }

@@ -196,7 +196,7 @@ impl Backbone for JetStreamBackbone {
         }))
     }
 
-    async fn open_tail(&self, filter: &str, after: u64) -> Result<Box<dyn Tail>, BackboneError> {
+    async fn open_tail(&self, filter: &str, after: Option<u64>) -> Result<Box<dyn Tail>, BackboneError> {
         self.ensure_open()?;
         let stream_name = self.stream_for(filter)?;
         let stream = self
@@ -207,8 +207,11 @@ impl Backbone for JetStreamBackbone {
         // An ordered consumer: ephemeral, unacked, recreated by the client on a gap.
         let config = consumer::pull::OrderedConfig {
             filter_subject: filter.to_string(),
-            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: after.saturating_add(1),
+            deliver_policy: match after {
+                Some(seq) => consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: seq.saturating_add(1),
+                },
+                None => consumer::DeliverPolicy::New,
             },
             ..Default::default()
         };

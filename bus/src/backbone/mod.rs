@@ -128,11 +128,12 @@ pub trait Backbone: Send + Sync + 'static {
     async fn bind_consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn ConsumerSource>, BackboneError>;
 
     /// A read-only reader of the stored messages on subjects matching `filter`
-    /// (NATS wildcards, within one stream) whose sequence is above `after`,
-    /// oldest first. Nothing is acked and no consumer position is kept, so a
-    /// reader that goes away leaves nothing behind; it resumes by opening a new
-    /// tail after the last [`StoredMessage::sequence`] it saw (SSE uses this).
-    async fn open_tail(&self, filter: &str, after: u64) -> Result<Box<dyn Tail>, BackboneError>;
+    /// (NATS wildcards, within one stream) whose sequence is above `after`
+    /// (`None`: only messages stored from now on), oldest first. Nothing is
+    /// acked and no consumer position is kept, so a reader that goes away
+    /// leaves nothing behind; it resumes by opening a new tail after the last
+    /// [`StoredMessage::sequence`] it saw (SSE uses this).
+    async fn open_tail(&self, filter: &str, after: Option<u64>) -> Result<Box<dyn Tail>, BackboneError>;
 
     /// Readiness: Ok when publishes can be made durable now.
     async fn check(&self) -> Result<(), BackboneError>;

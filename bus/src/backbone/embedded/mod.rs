@@ -300,13 +300,14 @@ impl Backbone for EmbeddedBackbone {
         }))
     }
 
-    async fn open_tail(&self, filter: &str, after: u64) -> Result<Box<dyn super::Tail>, BackboneError> {
+    async fn open_tail(&self, filter: &str, after: Option<u64>) -> Result<Box<dyn super::Tail>, BackboneError> {
         self.link.core.usable()?;
         let filter = Filter::parse(filter).map_err(BackboneError::Invalid)?;
+        let pos = after.unwrap_or_else(|| self.link.core.lock().last_seq);
         Ok(Box::new(tail::EmbeddedTail {
             link: self.link.clone(),
             filter,
-            pos: after,
+            pos,
         }))
     }
 
