@@ -128,14 +128,7 @@ async fn orders_results_charges_and_a_critical_value_flow_through_every_service(
     let dir = tempfile::tempdir().unwrap();
     let port = medbus_testkit::free_port();
     // The shipped routes and tables, beside the test's config file (their paths are relative to it).
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    for sub in ["routes", "tables"] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        for f in std::fs::read_dir(shipped.join(sub)).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, dir.path().join(sub).join(f.file_name().unwrap())).unwrap();
-        }
-    }
+    support::copy_shipped_routes_and_tables(dir.path());
     let config = dir.path().join("medbus.toml");
     std::fs::write(
         &config,

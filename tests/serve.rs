@@ -15,6 +15,7 @@ fn embedded_default_is_healthy_ready_and_stops_cleanly() {
     let text = std::fs::read_to_string(&shipped).unwrap();
     assert!(text.contains("listen = \"127.0.0.1:2575\""));
     let config = dir.path().join("medbus.toml");
+    support::copy_shipped_routes_and_tables(dir.path());
     std::fs::write(
         &config,
         text.replace("127.0.0.1:2575", &format!("127.0.0.1:{mllp_port}")),

@@ -121,6 +121,22 @@ impl Drop for Medbus {
     }
 }
 
+/// Copies the shipped route files and tables (config/routes, config/tables)
+/// into `dir`, where a config file copied from config/medbus.toml finds them:
+/// their paths are relative to the config file.
+pub fn copy_shipped_routes_and_tables(dir: &Path) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for sub in ["routes", "tables"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("config sub-directory");
+        for f in std::fs::read_dir(shipped.join(sub)).expect("shipped config") {
+            let f = f.expect("entry").path();
+            if let Some(name) = f.file_name() {
+                std::fs::copy(&f, dir.join(sub).join(name)).expect("copy");
+            }
+        }
+    }
+}
+
 /// Sends one MLLP frame and returns the answer frame as text, segments on lines (blocking, 10 s limit).
 pub fn mllp_exchange(addr: (&str, u16), msg: &[u8]) -> String {
     use std::io::{Read, Write};
