@@ -1,7 +1,8 @@
 //! The operator HTTP server: `/healthz` (the process is up), `/readyz`
 //! (backbone and store reachable now; 503 naming what is not), `/metrics`
 //! (Prometheus text) and `POST /api/v1/notifications/{id}/acknowledge`
-//! (a clinician acknowledges a notification, which stops its escalation).
+//! (a clinician acknowledges a notification, which stops its escalation) and
+//! `GET /api/v1/events` (events as Server-Sent Events, see `sse`).
 
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/notifications/{id}/acknowledge", post(acknowledge))
+        .route("/api/v1/events", get(crate::sse::events))
         .with_state(state)
 }
 

@@ -6,6 +6,8 @@
 //! - `http`: /healthz, /readyz and /metrics.
 //! - `routing`: the HL7 router and the route reload watcher.
 //! - `services`: the domain services (registration, orders, results, billing, notifications).
+//! - `subscriptions`: the webhook subscriptions' delivery loops.
+//! - `sse`: `/api/v1/events`, events as Server-Sent Events.
 //! - `telemetry`: tracing and the Prometheus recorder.
 //! - `check`: `medbus check`.
 //! - `bench`: `medbus bench backbone`.
@@ -17,6 +19,8 @@ mod http;
 mod routing;
 mod serve;
 mod services;
+mod sse;
+mod subscriptions;
 mod telemetry;
 
 use std::process::ExitCode;

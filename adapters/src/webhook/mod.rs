@@ -135,7 +135,7 @@ async fn deliver_in_order(ctx: &SubscriptionContext, http: &reqwest::Client, bat
 /// Attempts one event until it is delivered, refused for good, or shutdown comes.
 async fn deliver_one(ctx: &SubscriptionContext, http: &reqwest::Client, d: &Delivery) -> Outcome {
     let cfg = &ctx.config;
-    let (body, event_id) = match body::event_body(d) {
+    let (body, event_id) = match body::event_json(&d.subject, &d.headers, &d.payload) {
         Ok(b) => b,
         Err(why) => return Outcome::Refused(why),
     };
