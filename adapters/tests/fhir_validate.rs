@@ -6,7 +6,8 @@
 //!
 //! The validator's python is `$MEDBUS_FHIR_PYTHON`, else
 //! `~/.cache/medbus/fhir-venv/bin/python`; without it the test skips, or
-//! fails under `MEDBUS_REQUIRE_SERVICES=1`.
+//! fails under `MEDBUS_REQUIRE_SERVICES=1`. `MEDBUS_FHIR_OUT=<dir>` keeps the
+//! NDJSON files it validated.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -100,8 +101,25 @@ fn events_of(messages: &[Vec<u8>]) -> Vec<CanonicalEvent> {
     out
 }
 
-/// Runs the validator on `lines`; panics with its report unless all are valid.
-fn validate(py: &Path, what: &str, lines: &[Value]) -> String {
+/// The validator's python, or None (skip) / panic (MEDBUS_REQUIRE_SERVICES=1) without it.
+fn validator() -> Option<PathBuf> {
+    let py = python();
+    let install = "python3 -m venv ~/.cache/medbus/fhir-venv && \
+                   ~/.cache/medbus/fhir-venv/bin/pip install 'fhir.resources==6.2.2' 'pydantic[email]<2'";
+    let script = script();
+    let script = script.to_string_lossy();
+    let args = [script.as_ref(), "--check"];
+    medbus_testkit::peers::tool(
+        "fhir.resources 6.2.2 (R4 validator)",
+        &py.to_string_lossy(),
+        &args,
+        install,
+    )?;
+    Some(py)
+}
+
+/// Runs the validator on `lines`: its exit status and report.
+fn run(py: &Path, what: &str, lines: &[Value]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{what}.ndjson"));
     let mut f = std::fs::File::create(&path).unwrap();
@@ -109,6 +127,11 @@ fn validate(py: &Path, what: &str, lines: &[Value]) -> String {
         writeln!(f, "{}", serde_json::to_string(v).unwrap()).unwrap();
     }
     drop(f);
+    // MEDBUS_FHIR_OUT=<dir> keeps a copy, to read or to feed another validator.
+    if let Some(keep) = std::env::var_os("MEDBUS_FHIR_OUT") {
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(&path, Path::new(&keep).join(format!("{what}.ndjson"))).unwrap();
+    }
     let out = Command::new(py).arg(script()).arg(&path).output().unwrap();
     let report = format!(
         "{}{}",
@@ -116,7 +139,13 @@ fn validate(py: &Path, what: &str, lines: &[Value]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("--- fhir.resources on {} {what}:\n{report}", lines.len());
-    assert!(out.status.success(), "{what}: the validator refused some:\n{report}");
+    (out.status.success(), report)
+}
+
+/// Runs the validator on `lines`; panics with its report unless all are valid.
+fn validate(py: &Path, what: &str, lines: &[Value]) -> String {
+    let (ok, report) = run(py, what, lines);
+    assert!(ok, "{what}: the validator refused some:\n{report}");
     assert!(
         report.contains(&format!("{} valid, 0 invalid", lines.len())),
         "{what}: not all counted:\n{report}"
@@ -126,22 +155,7 @@ fn validate(py: &Path, what: &str, lines: &[Value]) -> String {
 
 #[test]
 fn every_resource_and_bundle_from_the_corpus_and_edge_cases_validates() {
-    let py = python();
-    let install = "scripts/test.sh creates it: python3 -m venv ~/.cache/medbus/fhir-venv && \
-                   ~/.cache/medbus/fhir-venv/bin/pip install 'fhir.resources==6.2.2' 'pydantic[email]<2'";
-    let script = script();
-    let script = script.to_string_lossy();
-    let args = [script.as_ref(), "--check"];
-    if medbus_testkit::peers::tool(
-        "fhir.resources 6.2.2 (R4 validator)",
-        &py.to_string_lossy(),
-        &args,
-        install,
-    )
-    .is_none()
-    {
-        return;
-    }
+    let Some(py) = validator() else { return };
 
     let mut events = events_of(&corpus());
     let from_corpus = events.len();
@@ -177,4 +191,34 @@ fn every_resource_and_bundle_from_the_corpus_and_edge_cases_validates() {
     );
     validate(&py, "resources", &resources);
     validate(&py, "bundles", &bundles);
+}
+
+/// The check has teeth: what R4 forbids, in resources we produce, is refused.
+#[test]
+fn the_validator_refuses_what_r4_forbids() {
+    let Some(py) = validator() else { return };
+    let events = events_of(&edge_cases());
+    let result = events.iter().find(|e| e.kind() == EventKind::ResultReported).unwrap();
+    let rs = to_fhir(result).unwrap();
+    let (patient, observation) = (&rs[0], &rs[1]);
+    let broken = |base: &Value, edit: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut v = base.clone();
+        edit(v.as_object_mut().unwrap());
+        v
+    };
+    let cases = [
+        broken(observation, &|o| drop(o.remove("code"))),
+        broken(observation, &|o| drop(o.remove("status"))),
+        broken(observation, &|o| drop(o.insert("issued".into(), "2024-03-01".into()))),
+        broken(patient, &|p| drop(p.insert("id".into(), "not_an_id".into()))),
+        broken(patient, &|p| drop(p.insert("favouriteColour".into(), "blue".into()))),
+        broken(patient, &|p| drop(p.insert("gender".into(), "".into()))),
+        broken(patient, &|p| drop(p.insert("birthDate".into(), "1980-13-45".into()))),
+    ];
+    let (ok, report) = run(&py, "broken", &cases);
+    assert!(!ok, "the validator accepted broken resources:\n{report}");
+    assert!(
+        report.contains(&format!("0 valid, {} invalid", cases.len())),
+        "{report}"
+    );
 }
