@@ -51,7 +51,11 @@ pub async fn events(State(s): State<AppState>, Query(q): Query<EventsQuery>, hea
         None | Some("") => None,
         Some(text) => match text.parse::<u64>() {
             Ok(n) => Some(n),
-            Err(_) => return bad_request(format!("Last-Event-ID / after must be an event id (a number), got {text:?}")),
+            Err(_) => {
+                return bad_request(format!(
+                    "Last-Event-ID / after must be an event id (a number), got {text:?}"
+                ))
+            }
         },
     };
     let tail = match s.backbone.open_tail(&subject, after).await {

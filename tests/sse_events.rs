@@ -36,7 +36,10 @@ impl EventStream {
         assert_eq!(resp.status(), 200);
         let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
         assert!(ct.starts_with("text/event-stream"), "{ct}");
-        EventStream { resp, buf: String::new() }
+        EventStream {
+            resp,
+            buf: String::new(),
+        }
     }
 
     /// The next event (comments skipped), or None after `within`.
@@ -86,14 +89,20 @@ async fn send(port: u16, msg: Vec<u8>, id: &str) {
 }
 
 fn mrn_of(data: &serde_json::Value) -> String {
-    data["body"]["patient"]["identifier"][0]["value"].as_str().unwrap_or("").to_string()
+    data["body"]["patient"]["identifier"][0]["value"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// The webhook receiver: (kind, MRN, signature valid) per request.
 type Seen = Arc<Mutex<Vec<(String, String, bool)>>>;
 
 async fn hook(State(seen): State<Seen>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let sig = headers.get("Medbus-Signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let sig = headers
+        .get("Medbus-Signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let valid = medbus_adapters::webhook::sign::verify(SECRET.as_bytes(), &body, sig);
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let kind = json["kind"].as_str().unwrap_or("").to_string();
@@ -162,7 +171,10 @@ async fn adt_reaches_sse_and_webhook_and_sse_resumes_after_a_disconnect() {
     assert_eq!(mrn_of(&data), "SSE-100");
     assert!(data["id"].is_string() && data["correlationId"].is_string(), "{data}");
     assert!(id.parse::<u64>().is_ok(), "the id is a backbone position: {id:?}");
-    assert!(latency < Duration::from_secs(2), "SSE event after {latency:?} (the issue asks for 2 s)");
+    assert!(
+        latency < Duration::from_secs(2),
+        "SSE event after {latency:?} (the issue asks for 2 s)"
+    );
     eprintln!("ADT over MLLP to SSE event: {latency:?}");
 
     // Disconnect; the next event happens while nobody listens.

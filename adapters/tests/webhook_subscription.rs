@@ -24,10 +24,13 @@ use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "test-secret-0123";
 
-/// What the receiver saw: (event id, kind, signature valid, status answered), in arrival order.
+/// One request the receiver saw: (patient MRN, kind, signed and complete, status answered).
+type Request = (String, String, bool, u16);
+
+/// What the receiver saw, in arrival order, and what it answers.
 #[derive(Clone, Default)]
 struct Receiver {
-    seen: Arc<Mutex<Vec<(String, String, bool, u16)>>>,
+    seen: Arc<Mutex<Vec<Request>>>,
     /// Statuses to answer per patient MRN before answering 200.
     script: Arc<Mutex<HashMap<String, Vec<u16>>>>,
 }
@@ -42,7 +45,10 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Body) -> (
         && headers.get("Medbus-Subscription").and_then(|v| v.to_str().ok()) == Some("erp");
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let id = json["id"].as_str().unwrap_or("").to_string();
-    let header_id = headers.get("Medbus-Event-Id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let header_id = headers
+        .get("Medbus-Event-Id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let valid = valid && header_id == id && json["correlationId"].is_string() && json["occurredAt"].is_string();
     let mrn = json["body"]["mrn"].as_str().unwrap_or("").to_string();
     let status = {
@@ -52,9 +58,19 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Body) -> (
             _ => 200,
         }
     };
-    r.seen.lock().unwrap().push((mrn, json["kind"].as_str().unwrap_or("").into(), valid, status));
+    r.seen
+        .lock()
+        .unwrap()
+        .push((mrn, json["kind"].as_str().unwrap_or("").into(), valid, status));
     let code = StatusCode::from_u16(status).unwrap();
-    (code, if status == 400 { "bad patient: MRN unknown here" } else { "ok" })
+    (
+        code,
+        if status == 400 {
+            "bad patient: MRN unknown here"
+        } else {
+            "ok"
+        },
+    )
 }
 
 async fn start_receiver(r: Receiver) -> String {
@@ -82,7 +98,10 @@ async fn publish_event(bb: &SharedBackbone, kind: &str, mrn: &str) {
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -117,11 +136,17 @@ async fn scenario(cfg: BackboneConfig, dir: &std::path::Path) {
     }));
     publish_event(&bb, "patient.updated", "M4").await;
     let seen = || receiver.seen.lock().unwrap().clone();
-    wait_for("M4 delivered", || seen().iter().any(|(m, _, _, s)| m == "M4" && *s == 200)).await;
+    wait_for("M4 delivered", || {
+        seen().iter().any(|(m, _, _, s)| m == "M4" && *s == 200)
+    })
+    .await;
     // Time for any stray repeat to show.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seen = seen();
-    assert!(seen.iter().all(|(_, _, valid, _)| *valid), "every request signed and complete: {seen:?}");
+    assert!(
+        seen.iter().all(|(_, _, valid, _)| *valid),
+        "every request signed and complete: {seen:?}"
+    );
     let attempts: Vec<(&str, &str, u16)> = seen.iter().map(|(m, k, _, s)| (m.as_str(), k.as_str(), *s)).collect();
     assert_eq!(
         attempts,
@@ -170,7 +195,9 @@ async fn embedded_signed_in_order_retried_and_dead_lettered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_signed_in_order_retried_and_dead_lettered() {
-    let Some(nats) = medbus_testkit::NatsServer::start() else { return };
+    let Some(nats) = medbus_testkit::NatsServer::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     scenario(fast(nats.url()), dir.path()).await;
 }

@@ -517,8 +517,14 @@ async fn tail_take(t: &mut Box<dyn medbus_bus::backbone::Tail>, n: usize, within
     let until = Instant::now() + within;
     let mut out = Vec::new();
     while out.len() < n && Instant::now() < until {
-        let got = t.next(n - out.len(), Duration::from_millis(500)).await.expect("tail next");
-        out.extend(got.into_iter().map(|m| (m.sequence, String::from_utf8_lossy(&m.payload).into_owned())));
+        let got = t
+            .next(n - out.len(), Duration::from_millis(500))
+            .await
+            .expect("tail next");
+        out.extend(
+            got.into_iter()
+                .map(|m| (m.sequence, String::from_utf8_lossy(&m.payload).into_owned())),
+        );
     }
     out
 }
@@ -526,9 +532,14 @@ async fn tail_take(t: &mut Box<dyn medbus_bus::backbone::Tail>, n: usize, within
 async fn tail_reads_a_filter_from_a_position(mut h: Harness) {
     let bb = h.open().await;
     let mut seqs = Vec::new();
-    for (i, subject) in ["medbus.events.a.x", "medbus.events.b.y", "medbus.events.a.z", "medbus.events.a.x"]
-        .into_iter()
-        .enumerate()
+    for (i, subject) in [
+        "medbus.events.a.x",
+        "medbus.events.b.y",
+        "medbus.events.a.z",
+        "medbus.events.a.x",
+    ]
+    .into_iter()
+    .enumerate()
     {
         seqs.push(publish(&bb, msg(subject, &format!("t{i}"), format!("p{i}"))).await);
     }
@@ -537,9 +548,18 @@ async fn tail_reads_a_filter_from_a_position(mut h: Harness) {
     let want: Vec<(u64, String)> = [0, 2, 3].iter().map(|&i| (seqs[i], format!("p{i}"))).collect();
     assert_eq!(got, want, "in order, only the filter's subjects");
     // Resuming after a position repeats nothing before it.
-    let mut resumed = bb.open_tail("medbus.events.a.>", Some(seqs[2])).await.expect("open tail");
-    assert_eq!(tail_take(&mut resumed, 1, LONG).await, vec![(seqs[3], "p3".to_string())]);
-    assert!(resumed.next(10, SHORT).await.expect("next").is_empty(), "nothing more yet");
+    let mut resumed = bb
+        .open_tail("medbus.events.a.>", Some(seqs[2]))
+        .await
+        .expect("open tail");
+    assert_eq!(
+        tail_take(&mut resumed, 1, LONG).await,
+        vec![(seqs[3], "p3".to_string())]
+    );
+    assert!(
+        resumed.next(10, SHORT).await.expect("next").is_empty(),
+        "nothing more yet"
+    );
     // A new message reaches a waiting tail; a tail acks nothing, so a durable consumer still gets all.
     let late = publish(&bb, msg("medbus.events.a.x", "t4", "p4")).await;
     assert_eq!(tail_take(&mut resumed, 1, LONG).await, vec![(late, "p4".to_string())]);

@@ -151,7 +151,10 @@ async fn deliver_one(ctx: &SubscriptionContext, http: &reqwest::Client, d: &Deli
         };
         let status = failure.status.map_or("none".to_string(), |s| s.to_string());
         if !failure.retryable {
-            return Outcome::Refused(format!("refused by the receiver (status {status}): {}", failure.message));
+            return Outcome::Refused(format!(
+                "refused by the receiver (status {status}): {}",
+                failure.message
+            ));
         }
         if attempt >= cfg.max_attempts {
             return Outcome::Refused(format!(

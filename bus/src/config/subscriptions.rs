@@ -182,7 +182,10 @@ pub fn validate(name: &str, s: &SubscriptionConfig) -> Vec<(String, String)> {
     if s.url.is_empty() {
         p.push((key("url"), "required: the http:// or https:// URL to POST to".into()));
     } else if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
-        p.push((key("url"), format!("must be an http:// or https:// URL, got {:?}", s.url)));
+        p.push((
+            key("url"),
+            format!("must be an http:// or https:// URL, got {:?}", s.url),
+        ));
     }
     if s.enabled && s.secret.is_empty() {
         p.push((

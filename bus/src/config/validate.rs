@@ -106,7 +106,11 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         p.extend(super::destinations::validate(name, d));
     }
     p.extend(super::notifications::validate(&c.notifications, &c.destinations));
-    p.extend(c.subscriptions.iter().flat_map(|(n, s)| super::subscriptions::validate(n, s)));
+    p.extend(
+        c.subscriptions
+            .iter()
+            .flat_map(|(n, s)| super::subscriptions::validate(n, s)),
+    );
     p
 }
 
