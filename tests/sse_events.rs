@@ -1,4 +1,5 @@
-//! Downstream subscriptions through the real binary on the embedded default:
+//! Downstream subscriptions through the real binary, on the embedded default
+//! and on NATS JetStream + PostgreSQL:
 //! an ADT sent over MLLP reaches an SSE client of `/api/v1/events` as a
 //! `patient.registered` event and a configured webhook subscription with a
 //! valid signature, within seconds; a client that disconnects and comes back
@@ -111,7 +112,20 @@ async fn hook(State(seen): State<Seen>, headers: HeaderMap, body: axum::body::By
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn adt_reaches_sse_and_webhook_and_sse_resumes_after_a_disconnect() {
+async fn embedded_adt_reaches_sse_and_webhook_and_sse_resumes_after_a_disconnect() {
+    scenario(Vec::new()).await;
+}
+
+/// The same on NATS JetStream + PostgreSQL (skipped with the reason when either is missing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_adt_reaches_sse_and_webhook_and_sse_resumes_after_a_disconnect() {
+    let Some(servers) = support::Production::start().await else {
+        return;
+    };
+    scenario(servers.env()).await;
+}
+
+async fn scenario(extra_env: Vec<(&'static str, String)>) {
     let dir = tempfile::tempdir().unwrap();
     support::copy_shipped_routes_and_tables(dir.path());
     let seen: Seen = Arc::default();
@@ -129,10 +143,11 @@ async fn adt_reaches_sse_and_webhook_and_sse_resumes_after_a_disconnect() {
         ),
     )
     .unwrap();
-    let env = vec![
+    let mut env = vec![
         ("MEDBUS_CONFIG", config.display().to_string()),
         ("MEDBUS_SUBSCRIPTIONS_ERP_SECRET", SECRET.to_string()),
     ];
+    env.extend(extra_env);
     let start_dir = dir.path().to_path_buf();
     let m = tokio::task::spawn_blocking(move || Medbus::start(&start_dir, &env))
         .await
