@@ -70,9 +70,11 @@ pub fn xcn(doc: (&str, &str, &str)) -> String {
     format!("{}^{}^{}^^^DR^^^NPI", doc.0, doc.1, doc.2)
 }
 
-/// A money amount (CP/MO): `123.45^USD`.
+/// A price (CP, as in FT1-11/12): its first component is MO, whose quantity
+/// and denomination are sub-components: `123.45&USD`. (`123.45^USD` would put
+/// the currency in CP.2, the price type.)
 pub fn money(cents: u64) -> String {
-    format!("{}.{:02}^USD", cents / 100, cents % 100)
+    format!("{}.{:02}&USD", cents / 100, cents % 100)
 }
 
 #[cfg(test)]
@@ -84,6 +86,12 @@ mod tests {
         let s = Seg::new("PV1").set(2, "I").set(19, "V1").set(25, "").build();
         assert_eq!(s, format!("PV1||I{}|V1", "|".repeat(16)));
         assert_eq!(s.split('|').nth(19), Some("V1"));
+    }
+
+    #[test]
+    fn a_price_keeps_its_currency_in_the_money_component() {
+        assert_eq!(money(7900), "79.00&USD");
+        assert_eq!(money(5), "0.05&USD");
     }
 
     #[test]
