@@ -14,6 +14,10 @@ use super::state::{after, Picked};
 use super::Link;
 use crate::backbone::{BackboneError, Headers, StoredMessage, Tail};
 
+/// Most index entries looked at per lock: a tail far behind, with a filter
+/// that matches little, must not hold up publishes while it scans.
+const SCAN_LIMIT: usize = 4096;
+
 /// A tail over the messages matching `filter`, after sequence `pos`.
 pub(crate) struct EmbeddedTail {
     pub(super) link: Arc<Link>,
@@ -33,9 +37,14 @@ impl Tail for EmbeddedTail {
             let published = link.core.published.notified();
             tokio::pin!(published);
             published.as_mut().enable();
-            let picked = self.pick(max.max(1));
+            let (picked, more) = self.pick(max.max(1));
             if !picked.is_empty() {
                 return read(picked).await;
+            }
+            if more {
+                // Let the writer and consumers have the lock between long scans.
+                tokio::task::yield_now().await;
+                continue;
             }
             if Instant::now() >= give_up {
                 return Ok(Vec::new());
@@ -49,13 +58,18 @@ impl Tail for EmbeddedTail {
 }
 
 impl EmbeddedTail {
-    /// Up to `max` matching messages after `pos`; moves `pos` past everything scanned.
-    fn pick(&mut self, max: usize) -> Vec<Picked> {
+    /// Up to `max` matching messages after `pos`, looking at no more than
+    /// [`SCAN_LIMIT`] entries under the lock; moves `pos` past everything scanned.
+    /// True with the messages when the scan stopped at the limit.
+    fn pick(&mut self, max: usize) -> (Vec<Picked>, bool) {
         let st = self.link.core.lock();
         let mut out = Vec::new();
-        for (&seq, meta) in st.index.range(self.pos + 1..) {
+        for (scanned, (&seq, meta)) in st.index.range(self.pos + 1..).enumerate() {
             if out.len() >= max {
                 break;
+            }
+            if scanned >= SCAN_LIMIT {
+                return (out, true);
             }
             self.pos = seq;
             if !self.filter.matches(&meta.subject) {
@@ -73,7 +87,7 @@ impl EmbeddedTail {
                 len: meta.len,
             });
         }
-        out
+        (out, false)
     }
 }
 
@@ -105,4 +119,43 @@ async fn read(picked: Vec<Picked>) -> Result<Vec<StoredMessage>, BackboneError> 
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use crate::backbone::{Backbone, Headers, Outgoing};
+    use crate::config::{BackboneConfig, SyncPolicy};
+
+    #[tokio::test]
+    async fn a_rare_match_far_behind_is_found_across_scan_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = BackboneConfig {
+            sync: SyncPolicy::Os,
+            ..Default::default()
+        };
+        let bb = super::super::EmbeddedBackbone::open(dir.path(), &cfg).await.unwrap();
+        let n = super::SCAN_LIMIT * 2 + 10;
+        let publish = |i: usize, subject: &str| Outgoing {
+            subject: subject.into(),
+            dedupe_id: format!("m{i}"),
+            headers: Headers::new(),
+            payload: Bytes::from(i.to_string()),
+        };
+        for chunk in (0..n).collect::<Vec<_>>().chunks(512) {
+            let all = chunk.iter().map(|&i| bb.publish(publish(i, "medbus.events.a.x")));
+            for r in futures::future::join_all(all).await {
+                r.unwrap();
+            }
+        }
+        let rare = bb.publish(publish(n, "medbus.events.b.y")).await.unwrap().sequence;
+        let mut tail = bb.open_tail("medbus.events.b.>", Some(0)).await.unwrap();
+        let got = tail.next(10, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(got.iter().map(|m| m.sequence).collect::<Vec<_>>(), [rare]);
+        assert!(tail.next(10, Duration::from_millis(100)).await.unwrap().is_empty());
+        bb.close().await.unwrap();
+    }
 }
