@@ -61,23 +61,13 @@ async fn lock_links(tx: &mut PgConnection, keys: &[i32]) -> Result<(), StoreErro
 async fn upsert(tx: &mut PgConnection, w: &ResourceWrite, now: DateTime<Utc>) -> Result<i64, StoreError> {
     validate(w)?;
     let order_tokens = unique_tokens(&w.order_tokens);
-    // The first of its order tokens that names a stored order.
-    let order_key: Option<String> = if order_tokens.is_empty() {
-        None
-    } else {
-        sqlx::query_scalar(
-            "SELECT key FROM clinical_identifiers WHERE resource_type = $1 AND token = ANY($2::text[]) \
-             ORDER BY array_position($2::text[], token) LIMIT 1",
-        )
-        .bind(ORDER_TYPE)
-        .bind(&order_tokens)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?
-    };
+    // One statement: the order link (the first of its order tokens that names
+    // a stored order; NULL keeps the one it had) and the row itself.
     let version: i64 = sqlx::query_scalar(
         "INSERT INTO clinical_resources (resource_type, key, patient_key, status, order_key, resource, version, \
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7) \
+         updated_at) VALUES ($1, $2, $3, $4, \
+         (SELECT key FROM clinical_identifiers WHERE resource_type = $7 AND token = ANY($8::text[]) \
+          ORDER BY array_position($8::text[], token) LIMIT 1), $5, 1, $6) \
          ON CONFLICT (resource_type, key) DO UPDATE SET patient_key = EXCLUDED.patient_key, \
          status = EXCLUDED.status, order_key = COALESCE(EXCLUDED.order_key, clinical_resources.order_key), \
          resource = EXCLUDED.resource, version = clinical_resources.version + 1, updated_at = EXCLUDED.updated_at \
@@ -87,9 +77,10 @@ async fn upsert(tx: &mut PgConnection, w: &ResourceWrite, now: DateTime<Utc>) ->
     .bind(&w.key)
     .bind(&w.patient_key)
     .bind(&w.status)
-    .bind(&order_key)
     .bind(Json(&w.resource))
     .bind(now)
+    .bind(ORDER_TYPE)
+    .bind(&order_tokens)
     .fetch_one(&mut *tx)
     .await
     .map_err(map_err)?;
@@ -108,24 +99,21 @@ async fn upsert(tx: &mut PgConnection, w: &ResourceWrite, now: DateTime<Utc>) ->
         .await
         .map_err(map_err)?;
     }
-    sqlx::query("DELETE FROM clinical_order_tokens WHERE resource_type = $1 AND key = $2")
-        .bind(&w.resource_type)
-        .bind(&w.key)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    if !order_tokens.is_empty() {
-        sqlx::query(
-            "INSERT INTO clinical_order_tokens (resource_type, key, token) \
-             SELECT $1, $2, t FROM UNNEST($3::text[]) AS t ON CONFLICT DO NOTHING",
-        )
-        .bind(&w.resource_type)
-        .bind(&w.key)
-        .bind(&order_tokens)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    }
+    // The order tokens replaced in one statement: the DELETE removes only
+    // tokens not in the new set and the INSERT skips those already there, so
+    // the two never touch the same row.
+    sqlx::query(
+        "WITH gone AS (DELETE FROM clinical_order_tokens \
+         WHERE resource_type = $1 AND key = $2 AND NOT (token = ANY($3::text[]))) \
+         INSERT INTO clinical_order_tokens (resource_type, key, token) \
+         SELECT $1, $2, t FROM UNNEST($3::text[]) AS t ON CONFLICT DO NOTHING",
+    )
+    .bind(&w.resource_type)
+    .bind(&w.key)
+    .bind(&order_tokens)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
     if w.resource_type == ORDER_TYPE {
         // The late link: rows that named this order before it was stored.
         // Neither version nor updated_at moves: the resource itself is unchanged.
