@@ -25,6 +25,8 @@ pub struct AppState {
     pub store: SharedStore,
     /// Renders /metrics.
     pub metrics: PrometheusHandle,
+    /// Cancelled at shutdown: ends the open event streams, which would otherwise hold the server open.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The router.

@@ -117,6 +117,7 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
         backbone: backbone.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
     });
     let http_stop = shutdown.clone();
     tasks.spawn(async move {

@@ -6,7 +6,7 @@
 //! `Last-Event-ID` (or `?after=<id>`) resumes right after that event; without
 //! a position the stream starts with the next event, and `?after=0` replays
 //! every event the backbone still holds. A comment every 15 s keeps proxies
-//! from closing an idle stream.
+//! from closing an idle stream. Streams end at shutdown; clients reconnect.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use medbus_bus::backbone::{StoredMessage, Tail};
 use medbus_bus::config::subscriptions::check_pattern;
 use medbus_bus::envelope::header;
@@ -66,7 +66,9 @@ pub async fn events(State(s): State<AppState>, Query(q): Query<EventsQuery>, hea
         }
     };
     tracing::debug!(subject = %subject, ?after, "event stream opened");
-    Sse::new(stream(tail))
+    // Ends at shutdown: the server waits for open connections, and this one never finishes by itself.
+    let events = stream(tail).take_until(s.shutdown.cancelled_owned());
+    Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("heartbeat"))
         .into_response()
 }
