@@ -79,15 +79,15 @@ say "python aiosmtpd: $(python3 -c 'import importlib.metadata as m; print(m.vers
 
 # --- an R4 validator nobody here wrote (PyPI "fhir.resources" 6.2.2, for the FHIR output) --
 # In a venv of its own: it needs pydantic v1, which would downgrade the system's pydantic.
-fhir_venv=${MEDBUS_FHIR_VENV:-$HOME/.cache/medbus/fhir-venv}
+fhir_venv=${MEDBUS_TEST_FHIR_VENV:-$HOME/.cache/medbus/fhir-venv}
 if ! "$fhir_venv/bin/python" scripts/fhir_validate.py --check >/dev/null 2>&1; then
   python3 -m venv "$fhir_venv" >/dev/null 2>&1 || { apt_install python3-venv && python3 -m venv "$fhir_venv"; } \
     || die "python3 -m venv $fhir_venv failed"
   say "installing fhir.resources 6.2.2 in $fhir_venv"
   "$fhir_venv/bin/pip" install -q "fhir.resources==6.2.2" "pydantic[email]<2" || die "pip install fhir.resources failed"
 fi
-export MEDBUS_FHIR_PYTHON=$fhir_venv/bin/python
-say "$("$MEDBUS_FHIR_PYTHON" scripts/fhir_validate.py --check)"
+export MEDBUS_TEST_FHIR_PYTHON=$fhir_venv/bin/python
+say "$("$MEDBUS_TEST_FHIR_PYTHON" scripts/fhir_validate.py --check)"
 
 # --- a TLS client nobody here wrote (openssl s_client, for MLLP over TLS) --
 command -v openssl >/dev/null || apt_install openssl

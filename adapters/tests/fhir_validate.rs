@@ -4,9 +4,9 @@
 //! by scripts/fhir_validate.py from the venv scripts/test.sh creates. The
 //! transaction Bundles of the same events validate too.
 //!
-//! The validator's python is `$MEDBUS_FHIR_PYTHON`, else
+//! The validator's python is `$MEDBUS_TEST_FHIR_PYTHON`, else
 //! `~/.cache/medbus/fhir-venv/bin/python`; without it the test skips, or
-//! fails under `MEDBUS_REQUIRE_SERVICES=1`. `MEDBUS_FHIR_OUT=<dir>` keeps the
+//! fails under `MEDBUS_REQUIRE_SERVICES=1`. `MEDBUS_TEST_FHIR_OUT=<dir>` keeps the
 //! NDJSON files it validated.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,7 +25,7 @@ fn manifest() -> &'static Path {
 }
 
 fn python() -> PathBuf {
-    std::env::var_os("MEDBUS_FHIR_PYTHON")
+    std::env::var_os("MEDBUS_TEST_FHIR_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME").unwrap_or_default();
@@ -127,8 +127,8 @@ fn run(py: &Path, what: &str, lines: &[Value]) -> (bool, String) {
         writeln!(f, "{}", serde_json::to_string(v).unwrap()).unwrap();
     }
     drop(f);
-    // MEDBUS_FHIR_OUT=<dir> keeps a copy, to read or to feed another validator.
-    if let Some(keep) = std::env::var_os("MEDBUS_FHIR_OUT") {
+    // MEDBUS_TEST_FHIR_OUT=<dir> keeps a copy, to read or to feed another validator.
+    if let Some(keep) = std::env::var_os("MEDBUS_TEST_FHIR_OUT") {
         std::fs::create_dir_all(&keep).unwrap();
         std::fs::copy(&path, Path::new(&keep).join(format!("{what}.ndjson"))).unwrap();
     }
