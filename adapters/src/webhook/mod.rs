@@ -167,7 +167,7 @@ async fn deliver_one(ctx: &SubscriptionContext, http: &reqwest::Client, d: &Deli
             _ = ctx.shutdown.cancelled() => return Outcome::Shutdown,
             _ = tokio::time::sleep(wait) => {}
         }
-        wait = (wait * 2).min(cfg.max_backoff);
+        wait = wait.saturating_mul(2).min(cfg.max_backoff);
         attempt += 1;
     }
 }
