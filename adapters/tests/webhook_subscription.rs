@@ -1,7 +1,7 @@
 //! A webhook subscription against a receiver in the test (127.0.0.1:0), on the
 //! embedded backbone and on JetStream (skipped without nats-server): every
-//! request carries a valid signature; an event answered 503 twice is retried
-//! and then delivered once; events arrive in order; a 400 sends that one event
+//! request carries a valid signature; an event answered 503 twice, or too
+//! late once, is retried and then delivered once; events arrive in order; a 400 sends that one event
 //! to `medbus.dlq.subscription_<name>` with the status and the receiver's text,
 //! and delivery goes on; events outside the subject pattern never arrive.
 
@@ -23,6 +23,10 @@ use medbus_bus::envelope::{Envelope, Source};
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "test-secret-0123";
+/// A scripted "status" meaning: answer 200, but only after the timeout.
+const SLOW: u16 = 299;
+/// The subscription's timeout per POST.
+const TIMEOUT: Duration = Duration::from_millis(400);
 
 /// One request the receiver saw: (patient MRN, kind, signed and complete, status answered).
 type Request = (String, String, bool, u16);
@@ -62,7 +66,11 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Body) -> (
         .lock()
         .unwrap()
         .push((mrn, json["kind"].as_str().unwrap_or("").into(), valid, status));
-    let code = StatusCode::from_u16(status).unwrap();
+    if status == SLOW {
+        // Answers after the subscription's timeout: medbus must give up on this attempt and retry.
+        tokio::time::sleep(TIMEOUT * 3).await;
+    }
+    let code = StatusCode::from_u16(if status == SLOW { 200 } else { status }).unwrap();
     (
         code,
         if status == 400 {
@@ -110,6 +118,7 @@ async fn scenario(cfg: BackboneConfig, dir: &std::path::Path) {
     let bb = backbone::connect(&cfg, dir).await.unwrap();
     let receiver = Receiver::default();
     receiver.script.lock().unwrap().insert("M1".into(), vec![503, 503]);
+    receiver.script.lock().unwrap().insert("M2".into(), vec![SLOW]);
     receiver.script.lock().unwrap().insert("M3".into(), vec![400]);
     let url = start_receiver(receiver.clone()).await;
     // Published before the subscription starts: they wait on the backbone.
@@ -124,7 +133,7 @@ async fn scenario(cfg: BackboneConfig, dir: &std::path::Path) {
             subject: "medbus.events.patient.>".into(),
             url,
             secret: Secret::new(SECRET),
-            timeout: Duration::from_secs(2),
+            timeout: TIMEOUT,
             max_attempts: 5,
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(100),
@@ -154,11 +163,12 @@ async fn scenario(cfg: BackboneConfig, dir: &std::path::Path) {
             ("M1", "patient.registered", 503),
             ("M1", "patient.registered", 503),
             ("M1", "patient.registered", 200),
+            ("M2", "patient.updated", SLOW),
             ("M2", "patient.updated", 200),
             ("M3", "patient.updated", 400),
             ("M4", "patient.updated", 200),
         ],
-        "retried then delivered once, in order; the 400 not retried; order.placed never sent"
+        "retried (after 503s, after a timeout) then delivered once, in order; the 400 not retried; order.placed never sent"
     );
 
     let mut dlq = open_consumer(&bb, ConsumerSpec::new("ops", "medbus.dlq.>", &cfg))
