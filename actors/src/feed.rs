@@ -134,34 +134,18 @@ where
     )
     .await?;
     tracing::info!(consumer = %spec.name, "domain feed consuming");
-    let mut backoff = Duration::from_millis(100);
     let blocked = Blocked::default();
-    loop {
-        let batch = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            b = consumer.fetch(256, Duration::from_secs(1)) => b,
-        };
-        let batch = match batch {
-            Ok(b) => {
-                backoff = Duration::from_millis(100);
-                b
-            }
-            Err(e) => {
-                tracing::warn!(consumer = %spec.name, error = %e, "fetch failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                continue;
-            }
-        };
-        let prepared = batch.into_iter().map(|d| {
-            let p = prepare(&d, &spec.name, &spec.kinds);
-            (d, p)
-        });
-        settle_batch(&spec, &addr, &blocked, prepared).await;
-    }
+    let name = spec.name.clone();
+    consumer
+        .run_batches(&name, 256, Duration::from_secs(1), &shutdown, |batch| async {
+            let prepared = batch.into_iter().map(|d| {
+                let p = prepare(&d, &spec.name, &spec.kinds);
+                (d, p)
+            });
+            settle_batch(&spec, &addr, &blocked, prepared).await;
+            true
+        })
+        .await;
     tracing::info!(consumer = %spec.name, "domain feed stopped");
     Ok(())
 }

@@ -109,27 +109,13 @@ pub async fn run(ctx: RouterContext) -> Result<(), BackboneError> {
     let spec = ConsumerSpec::new(CONSUMER, "medbus.ingress.hl7v2.>", &ctx.backbone_config);
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
     tracing::info!(consumer = CONSUMER, "hl7v2 router consuming");
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let batch = tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
-            b = consumer.fetch(BATCH, Duration::from_secs(1)) => b,
-        };
-        match batch {
-            Ok(batch) => {
-                backoff = Duration::from_millis(100);
-                route_batch(&ctx, batch).await;
-            }
-            Err(e) => {
-                tracing::warn!(consumer = CONSUMER, error = %e, retry_in = ?backoff, "fetch failed");
-                tokio::select! {
-                    _ = ctx.shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
+    let shutdown = ctx.shutdown.clone();
+    consumer
+        .run_batches(CONSUMER, BATCH, Duration::from_secs(1), &shutdown, |batch| async {
+            route_batch(&ctx, batch).await;
+            true
+        })
+        .await;
     tracing::info!(consumer = CONSUMER, "hl7v2 router stopped");
     Ok(())
 }

@@ -29,29 +29,20 @@ pub async fn run_dead_letters(
     let spec = ConsumerSpec::new(DEAD_LETTER_CONSUMER, "medbus.dlq.>", &cfg);
     let mut consumer = open_consumer(&backbone, spec).await?;
     tracing::info!("notifications watching dead letters");
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let batch = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            b = consumer.fetch(64, Duration::from_secs(1)) => b,
-        };
-        match batch {
-            Ok(batch) => {
-                backoff = Duration::from_millis(100);
+    consumer
+        .run_batches(
+            DEAD_LETTER_CONSUMER,
+            64,
+            Duration::from_secs(1),
+            &shutdown,
+            |batch| async {
                 for d in batch {
                     handle(&notifier, d).await;
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "dead-letter fetch failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
+                true
+            },
+        )
+        .await;
     Ok(())
 }
 

@@ -69,29 +69,12 @@ pub async fn run(ctx: SubscriptionContext) -> Result<(), BackboneError> {
     );
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
     tracing::info!(subscription = %ctx.name, subject = %ctx.config.subject, "webhook subscription delivering");
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let batch = tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
-            b = consumer.fetch(BATCH, Duration::from_secs(1)) => b,
-        };
-        match batch {
-            Ok(batch) => {
-                backoff = Duration::from_millis(100);
-                if !deliver_in_order(&ctx, &http, batch).await {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(subscription = %ctx.name, error = %e, retry_in = ?backoff, "fetch failed");
-                tokio::select! {
-                    _ = ctx.shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
+    let (name, shutdown) = (format!("subscription_{}", ctx.name), ctx.shutdown.clone());
+    consumer
+        .run_batches(&name, BATCH, Duration::from_secs(1), &shutdown, |batch| {
+            deliver_in_order(&ctx, &http, batch)
+        })
+        .await;
     tracing::info!(subscription = %ctx.name, "webhook subscription stopped");
     Ok(())
 }

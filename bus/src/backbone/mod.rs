@@ -323,6 +323,46 @@ impl Consumer {
         }
         Ok(out)
     }
+
+    /// Fetches batches of up to `max` (waiting up to `wait` each) and hands
+    /// each to `handle` until shutdown, or until `handle` answers false. A
+    /// failed fetch is logged under `name` and retried with backoff (100 ms,
+    /// doubling to 10 s), so a backbone outage never ends the loop.
+    pub async fn run_batches<F, Fut>(
+        &mut self,
+        name: &str,
+        max: usize,
+        wait: Duration,
+        shutdown: &tokio_util::sync::CancellationToken,
+        mut handle: F,
+    ) where
+        F: FnMut(Vec<Delivery>) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                b = self.fetch(max, wait) => b,
+            };
+            match batch {
+                Ok(batch) => {
+                    backoff = Duration::from_millis(100);
+                    if !handle(batch).await {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(consumer = name, error = %e, retry_in = ?backoff, "fetch failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
 }
 
 /// Opens the backbone named by `cfg.url`: `embedded` or `nats://…`.
