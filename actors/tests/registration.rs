@@ -452,3 +452,37 @@ async fn a_panic_while_applying_a_batch_loses_and_doubles_nothing() {
         );
     }
 }
+
+/// Publishes an event the router tagged for `services` (the `Medbus-Services` header).
+async fn publish_for(bb: &SharedBackbone, services: &str, mrn: &str) {
+    let source = Source {
+        channel: "adt".into(),
+        protocol: "hl7v2".into(),
+        peer: None,
+    };
+    let root = Envelope::ingress(source, "hl7v2.raw", Default::default(), bytes::Bytes::new());
+    let env = root.derive_event("patient.registered", json!({"patient": patient(mrn, "DOE")}));
+    let mut out = env
+        .to_outgoing("medbus.events.patient.registered".into(), env.id.to_string())
+        .unwrap();
+    out.headers
+        .insert(medbus_bus::envelope::header::SERVICES.into(), services.into());
+    bb.publish(out).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_routed_to_other_services_is_skipped() {
+    let r = rig().await;
+    publish_for(&r.backbone, "billing,orders", "ELSEWHERE").await;
+    publish_for(&r.backbone, "orders,registration", "HERE").await;
+    assert_eq!(wait_for(&r.store, 1, 0).await, (1, 0));
+    let reg = r.store.registration();
+    assert!(reg.patient("urn:medbus:authority:HOSP|HERE").await.unwrap().is_some());
+    assert!(
+        reg.patient("urn:medbus:authority:HOSP|ELSEWHERE")
+            .await
+            .unwrap()
+            .is_none(),
+        "routed to billing and orders only"
+    );
+}
