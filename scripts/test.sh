@@ -93,6 +93,15 @@ say "$("$MEDBUS_TEST_FHIR_PYTHON" scripts/fhir_validate.py --check)"
 command -v openssl >/dev/null || apt_install openssl
 say "openssl: $(openssl version)"
 
+# --- disk -----------------------------------------------------------------
+# The test build needs about 3.5 GiB under target/ (2.5 without incremental
+# data); say so plainly instead of dying inside rustc with "No space left".
+need_kib=$((4 * 1024 * 1024))
+mkdir -p target
+free_kib=$(df -Pk target | awk 'NR==2 {print $4}')
+say "disk: $((free_kib / 1024)) MiB free under target/"
+[ "${free_kib:-0}" -ge "$need_kib" ] || die "only $((free_kib / 1024)) MiB free under target/; the test build needs about 4 GiB"
+
 # --- the suite ------------------------------------------------------------
 export MEDBUS_REQUIRE_SERVICES=1
 say "cargo test --workspace"
