@@ -119,6 +119,7 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Confi
             "services" => read(&key, value, &mut config.services, &mut found),
             "notifications" => read(&key, value, &mut config.notifications, &mut found),
             "subscriptions" => read(&key, value, &mut config.subscriptions, &mut found),
+            "fhir" => read(&key, value, &mut config.fhir, &mut found),
             _ => found.push((key.clone(), "unknown key".to_string())),
         }
         problems.extend(found.into_iter().map(|(k, message)| Problem {

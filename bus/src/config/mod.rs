@@ -10,6 +10,7 @@ pub mod notifications;
 pub mod problem;
 pub mod services;
 pub mod subscriptions;
+pub mod fhir_server;
 pub mod tls;
 pub mod validate;
 

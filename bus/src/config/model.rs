@@ -40,6 +40,8 @@ pub struct Config {
     pub notifications: super::notifications::NotificationsConfig,
     /// Webhook subscriptions of downstream consumers by name (`[subscriptions.erp]`). None by default.
     pub subscriptions: BTreeMap<String, super::subscriptions::SubscriptionConfig>,
+    /// The inbound FHIR R4 server (`[fhir]`).
+    pub fhir: super::fhir_server::FhirServerConfig,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             services: Default::default(),
             notifications: Default::default(),
             subscriptions: BTreeMap::new(),
+            fhir: Default::default(),
         }
     }
 }

@@ -111,6 +111,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             .iter()
             .flat_map(|(n, s)| super::subscriptions::validate(n, s)),
     );
+    p.extend(super::fhir_server::validate(&c.fhir));
     p
 }
 
