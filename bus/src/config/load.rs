@@ -38,6 +38,8 @@ pub fn known_keys() -> Vec<(String, toml::Value)> {
     }
     let sub = super::subscriptions::known_keys();
     out.extend(sub.into_iter().map(|(k, v)| (format!("subscriptions.<name>.{k}"), v)));
+    let fhir = super::fhir_destinations::known_keys();
+    out.extend(fhir.into_iter().map(|(k, v)| (format!("fhir_destinations.<name>.{k}"), v)));
     out
 }
 
@@ -119,6 +121,7 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Confi
             "services" => read(&key, value, &mut config.services, &mut found),
             "notifications" => read(&key, value, &mut config.notifications, &mut found),
             "subscriptions" => read(&key, value, &mut config.subscriptions, &mut found),
+            "fhir_destinations" => read(&key, value, &mut config.fhir_destinations, &mut found),
             "fhir" => read(&key, value, &mut config.fhir, &mut found),
             _ => found.push((key.clone(), "unknown key".to_string())),
         }
@@ -221,7 +224,8 @@ fn apply_env(
             continue;
         }
         // A subscription's keys are known only once the file names it.
-        let named = super::subscriptions::env_key(table, var);
+        let named = super::subscriptions::env_key(table, var)
+            .or_else(|| super::fhir_destinations::env_key(table, var));
         let Some(key) = by_var.get(var).map(|k| k.as_str()).or(named.as_deref()) else {
             problems.push(Problem {
                 origin: Origin::Env(var.clone()),

@@ -4,6 +4,7 @@
 
 pub mod channels;
 pub mod destinations;
+pub mod fhir_destinations;
 pub mod load;
 pub mod model;
 pub mod notifications;

@@ -40,6 +40,8 @@ pub struct Config {
     pub notifications: super::notifications::NotificationsConfig,
     /// Webhook subscriptions of downstream consumers by name (`[subscriptions.erp]`). None by default.
     pub subscriptions: BTreeMap<String, super::subscriptions::SubscriptionConfig>,
+    /// FHIR servers canonical events are pushed to, by name (`[fhir_destinations.emr]`). None by default.
+    pub fhir_destinations: BTreeMap<String, super::fhir_destinations::FhirDestinationConfig>,
     /// The inbound FHIR R4 server (`[fhir]`).
     pub fhir: super::fhir_server::FhirServerConfig,
 }
@@ -59,6 +61,7 @@ impl Default for Config {
             services: Default::default(),
             notifications: Default::default(),
             subscriptions: BTreeMap::new(),
+            fhir_destinations: BTreeMap::new(),
             fhir: Default::default(),
         }
     }

@@ -111,6 +111,11 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             .iter()
             .flat_map(|(n, s)| super::subscriptions::validate(n, s)),
     );
+    p.extend(
+        c.fhir_destinations
+            .iter()
+            .flat_map(|(n, d)| super::fhir_destinations::validate(n, d)),
+    );
     p.extend(super::fhir_server::validate(&c.fhir));
     p
 }
