@@ -145,6 +145,18 @@ conformance!(
     clinical_error_rolls_back_the_whole_batch,
     clinical_concurrent_redelivery_applies_once_per_service,
     clinical_order_and_result_written_at_once_are_linked,
+    fhir_create_read_round_trip,
+    fhir_update_bumps_version_and_replaces_identifiers,
+    fhir_same_id_twice_in_one_batch,
+    fhir_create_on_existing_id_conflicts,
+    fhir_identifier_held_by_another_id_rolls_back_batch,
+    fhir_identifiers_are_per_type_and_system,
+    fhir_update_if_version,
+    fhir_search_oldest_first_with_limit,
+    fhir_count_per_type,
+    fhir_invalid_writes,
+    fhir_concurrent_creates_of_one_identifier,
+    fhir_concurrent_creates_of_one_id,
 );
 
 /// A fixed, microsecond-exact base time; each test has its own database.
@@ -199,6 +211,8 @@ fn now_us() -> DateTime<Utc> {
 
 #[path = "store_conformance/clinical.rs"]
 mod clinical;
+#[path = "store_conformance/fhir.rs"]
+mod fhir;
 #[path = "store_conformance/messages.rs"]
 mod messages;
 #[path = "store_conformance/records.rs"]
@@ -208,6 +222,7 @@ mod registration;
 /// Every case, by name, for `conformance!`.
 mod cases {
     pub use super::clinical::*;
+    pub use super::fhir::*;
     pub use super::messages::*;
     pub use super::records::*;
     pub use super::registration::*;

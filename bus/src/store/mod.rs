@@ -1,7 +1,8 @@
 //! The store: messages (raw bytes, status per stage, errors, attempts),
 //! canonical events, dead letters, the audit log, registration data
 //! (patients, identifiers, encounters; see [`registration`]) and clinical
-//! resources with their outbox (see [`clinical`]).
+//! resources with their outbox (see [`clinical`]) and the resources FHIR
+//! clients write (see [`fhir`]).
 //!
 //! Two implementations behind one trait, chosen by `store.url`:
 //! [`postgres`] for production and [`sqlite`] for the embedded default. Each
@@ -10,11 +11,13 @@
 //! (`bus/tests/store_conformance.rs`) runs against both.
 
 pub mod clinical;
+pub mod fhir;
 pub mod postgres;
 pub mod registration;
 pub mod sqlite;
 
 pub use self::clinical::{ClinicalChange, ClinicalStore, OutboxEntry, ResourceRow, ResourceWrite};
+pub use self::fhir::{FhirIdentifier, FhirRow, FhirStore, FhirWrite, WriteMode};
 pub use self::registration::{EncounterRow, PatientRow, RegistrationChange, RegistrationStore, MAX_MERGE_HOPS};
 
 use std::path::Path;
@@ -47,6 +50,10 @@ pub enum StoreError {
     /// Migrations failed at start.
     #[error("store migration failed: {0}")]
     Migration(String),
+    /// The write conflicts with what is stored (an id or identifier taken,
+    /// a version moved on): retrying the same write fails the same way.
+    #[error("store conflict: {0}")]
+    Conflict(String),
 }
 
 impl StoreError {
@@ -376,6 +383,10 @@ pub trait Store: Send + Sync + 'static {
     /// the per-service applied ledger and the outbox) on the same database;
     /// its writes share the event log with [`Store::record_event`].
     fn clinical(&self) -> &dyn ClinicalStore;
+
+    /// The resources FHIR clients create and update (the `/fhir` server) on
+    /// the same database.
+    fn fhir(&self) -> &dyn FhirStore;
 
     /// Closes the pool.
     async fn close(&self);

@@ -7,6 +7,7 @@
 
 mod batch;
 mod clinical;
+mod fhir;
 mod registration;
 mod rows;
 
@@ -20,8 +21,8 @@ use uuid::Uuid;
 
 use self::rows::{dead_letter_columns, map_err, message_columns};
 use super::{
-    AuditEntry, ClinicalStore, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageSummary, NewMessage,
-    RegistrationStore, StageOutcome, Store, StoreError, StoredMessage,
+    AuditEntry, ClinicalStore, DeadLetter, EventRecord, FhirStore, InsertOutcome, MessageFilter, MessageSummary,
+    NewMessage, RegistrationStore, StageOutcome, Store, StoreError, StoredMessage,
 };
 use crate::config::{redact_url, StoreConfig};
 
@@ -419,6 +420,10 @@ impl Store for PostgresStore {
     }
 
     fn clinical(&self) -> &dyn ClinicalStore {
+        self
+    }
+
+    fn fhir(&self) -> &dyn FhirStore {
         self
     }
 

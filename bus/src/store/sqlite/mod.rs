@@ -8,6 +8,7 @@
 //! and the pragmas are in `open.rs`.
 
 mod clinical;
+mod fhir;
 mod open;
 mod registration;
 mod rows;
@@ -21,8 +22,8 @@ use uuid::Uuid;
 
 use self::rows::{dead_letter_columns, json, map_err, message_columns, micros};
 use super::{
-    AuditEntry, ClinicalStore, DeadLetter, EventRecord, InsertOutcome, MessageFilter, MessageSummary, NewMessage,
-    RegistrationStore, StageOutcome, Store, StoreError, StoredMessage,
+    AuditEntry, ClinicalStore, DeadLetter, EventRecord, FhirStore, InsertOutcome, MessageFilter, MessageSummary,
+    NewMessage, RegistrationStore, StageOutcome, Store, StoreError, StoredMessage,
 };
 
 /// Starts a write transaction holding the write lock from the first statement.
@@ -398,6 +399,10 @@ impl Store for SqliteStore {
     }
 
     fn clinical(&self) -> &dyn ClinicalStore {
+        self
+    }
+
+    fn fhir(&self) -> &dyn FhirStore {
         self
     }
 
