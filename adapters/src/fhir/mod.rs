@@ -26,6 +26,7 @@
 
 mod bundle;
 mod ids;
+pub mod inbound;
 mod links;
 mod resources;
 mod results;
