@@ -2,13 +2,13 @@
 //! Every issue names its element, so the sender can fix the message.
 
 use medbus_bus::canonical::{
-    ChargeItem, CodeableConcept, Coding, DateTime, DiagnosticReport, Encounter, Identifier, Observation, Patient,
-    Period, Quantity, Reference, ServiceRequest,
+    Annotation, ChargeItem, CodeableConcept, Coding, DateTime, Decimal, DiagnosticReport, Encounter, Identifier,
+    Observation, Patient, Period, Quantity, Reference, ServiceRequest,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::elements::{self, SUPPORTED};
+use super::elements::{self, Shape, SUPPORTED};
 use super::outcome::{Issue, IssueCode};
 use super::read::read;
 
@@ -427,22 +427,46 @@ fn check_subject(obj: &Map<String, Value>, rt: &str, issues: &mut Vec<Issue>) {
     }
 }
 
-/// Reads the resource into its canonical struct (and the choice elements the
-/// structs flatten, one by one: a flattened element's errors lose their path).
+/// Reads `v` as `shape`, naming issues from `at`.
+fn read_shape(v: &Value, at: &str, shape: Shape) -> Result<(), Vec<Issue>> {
+    match shape {
+        Shape::Bool => read::<bool>(v, at, false).map(drop),
+        Shape::Int => read::<i64>(v, at, false).map(drop),
+        Shape::Decimal => read::<Decimal>(v, at, false).map(drop),
+        Shape::Str => read::<String>(v, at, false).map(drop),
+        Shape::Strs => read::<Vec<String>>(v, at, false).map(drop),
+        Shape::DateTime => read::<DateTime>(v, at, false).map(drop),
+        Shape::Period => read::<Period>(v, at, false).map(drop),
+        Shape::Quantity => read::<Quantity>(v, at, false).map(drop),
+        Shape::Identifier => read::<Identifier>(v, at, false).map(drop),
+        Shape::Concept => read::<CodeableConcept>(v, at, false).map(drop),
+        Shape::Concepts => read::<Vec<CodeableConcept>>(v, at, false).map(drop),
+        Shape::Reference => read::<Reference>(v, at, false).map(drop),
+        Shape::References => read::<Vec<Reference>>(v, at, false).map(drop),
+        Shape::Annotations => read::<Vec<Annotation>>(v, at, false).map(drop),
+    }
+}
+
+/// Reads the resource into its canonical struct, after the elements the
+/// struct does not read (`elements::unmodelled`) and the choice elements it
+/// flattens, one by one: a flattened element's errors would lose their path.
 fn typed(obj: &Map<String, Value>, rt: &str, value: &Value) -> Vec<Issue> {
     let mut issues = Vec::new();
     for (key, v) in obj {
         let at = format!("{rt}.{key}");
-        let r = match (rt, key.as_str()) {
-            ("Patient", "deceasedBoolean") => read::<bool>(v, &at, false).map(drop),
+        let flattened = match (rt, key.as_str()) {
             ("Patient", "deceasedDateTime")
             | ("Observation", "valueDateTime")
-            | ("ChargeItem", "occurrenceDateTime") => read::<DateTime>(v, &at, false).map(drop),
-            ("Observation", "valueQuantity") => read::<Quantity>(v, &at, false).map(drop),
-            ("Observation", "valueCodeableConcept") => read::<CodeableConcept>(v, &at, false).map(drop),
-            ("Observation", "valueString") => read::<String>(v, &at, false).map(drop),
-            ("ChargeItem", "occurrencePeriod") => read::<Period>(v, &at, false).map(drop),
-            _ => Ok(()),
+            | ("ChargeItem", "occurrenceDateTime") => Some(Shape::DateTime),
+            ("Observation", "valueQuantity") => Some(Shape::Quantity),
+            ("Observation", "valueCodeableConcept") => Some(Shape::Concept),
+            ("Observation", "valueString") => Some(Shape::Str),
+            ("ChargeItem", "occurrencePeriod") => Some(Shape::Period),
+            _ => None,
+        };
+        let r = match flattened.or_else(|| elements::unmodelled(rt, key)) {
+            Some(shape) => read_shape(v, &at, shape),
+            None => Ok(()),
         };
         if let Err(mut e) = r {
             issues.append(&mut e);

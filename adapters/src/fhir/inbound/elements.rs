@@ -639,3 +639,101 @@ pub const BUNDLE_TYPES: &[&str] = &[
     "searchset",
     "collection",
 ];
+
+/// The datatype of a top-level element, for the elements the canonical
+/// structs do not read (they would otherwise be taken unchecked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `boolean`.
+    Bool,
+    /// `integer`.
+    Int,
+    /// `decimal`.
+    Decimal,
+    /// `string`, `markdown`, `uri`, `code`.
+    Str,
+    /// `uri` 0..*.
+    Strs,
+    /// `dateTime`, `instant`.
+    DateTime,
+    /// `Period`.
+    Period,
+    /// `Quantity`, `Duration`.
+    Quantity,
+    /// `Identifier` 0..1.
+    Identifier,
+    /// `CodeableConcept` 0..1.
+    Concept,
+    /// `CodeableConcept` 0..*.
+    Concepts,
+    /// `Reference` 0..1.
+    Reference,
+    /// `Reference` 0..*.
+    References,
+    /// `Annotation` 0..*.
+    Annotations,
+}
+
+/// The shape of `name`, a top-level element of `resource_type` the canonical
+/// structs do not read (choice elements included); `None` for the others.
+/// Only simple datatypes are listed: backbone elements (`contact`,
+/// `component`, `series` …) are taken as they are.
+pub fn unmodelled(resource_type: &str, name: &str) -> Option<Shape> {
+    use Shape::*;
+    Some(match (resource_type, name) {
+        (_, "implicitRules" | "language") => Str,
+        ("Patient", "deceasedBoolean" | "multipleBirthBoolean") => Bool,
+        ("Patient", "multipleBirthInteger") => Int,
+        ("Patient", "generalPractitioner") => References,
+        ("Patient", "managingOrganization") => Reference,
+        ("Encounter", "type" | "reasonCode") => Concepts,
+        ("Encounter", "priority") => Concept,
+        ("Encounter", "episodeOfCare" | "basedOn" | "appointment" | "reasonReference" | "account") => References,
+        ("Encounter", "partOf") => Reference,
+        ("Encounter", "length") => Quantity,
+        ("ServiceRequest", "instantiatesCanonical" | "instantiatesUri") => Strs,
+        ("ServiceRequest", "doNotPerform" | "asNeededBoolean") => Bool,
+        ("ServiceRequest", "patientInstruction") => Str,
+        ("ServiceRequest", "requisition") => Identifier,
+        ("ServiceRequest", "category" | "orderDetail" | "locationCode" | "reasonCode" | "bodySite") => Concepts,
+        ("ServiceRequest", "performerType" | "asNeededCodeableConcept") => Concept,
+        (
+            "ServiceRequest",
+            "basedOn" | "replaces" | "performer" | "locationReference" | "reasonReference" | "insurance"
+            | "supportingInfo" | "specimen" | "relevantHistory",
+        ) => References,
+        ("ServiceRequest", "occurrenceDateTime") => DateTime,
+        ("ServiceRequest", "occurrencePeriod") => Period,
+        ("ServiceRequest", "quantityQuantity") => Quantity,
+        ("ServiceRequest", "note") => Annotations,
+        ("Observation", "category") => Concepts,
+        ("Observation", "dataAbsentReason" | "bodySite" | "method") => Concept,
+        ("Observation", "partOf" | "focus" | "performer" | "hasMember" | "derivedFrom") => References,
+        ("Observation", "specimen" | "device") => Reference,
+        ("Observation", "effectivePeriod" | "valuePeriod") => Period,
+        ("Observation", "effectiveInstant") => DateTime,
+        ("Observation", "valueBoolean") => Bool,
+        ("Observation", "valueInteger") => Int,
+        ("Observation", "valueTime") => Str,
+        ("DiagnosticReport", "category" | "conclusionCode") => Concepts,
+        ("DiagnosticReport", "performer" | "resultsInterpreter" | "specimen" | "imagingStudy") => References,
+        ("DiagnosticReport", "effectivePeriod") => Period,
+        ("DiagnosticReport", "conclusion") => Str,
+        ("ImagingStudy", "referrer" | "procedureReference" | "location") => Reference,
+        ("ImagingStudy", "interpreter" | "endpoint" | "reasonReference") => References,
+        ("ImagingStudy", "reasonCode") => Concepts,
+        ("ImagingStudy", "note") => Annotations,
+        ("ChargeItem", "definitionUri" | "definitionCanonical") => Strs,
+        ("ChargeItem", "partOf" | "service" | "account") => References,
+        (
+            "ChargeItem",
+            "performingOrganization" | "requestingOrganization" | "costCenter" | "enterer" | "productReference",
+        ) => Reference,
+        ("ChargeItem", "bodysite") => Concepts,
+        ("ChargeItem", "productCodeableConcept") => Concept,
+        ("ChargeItem", "factorOverride") => Decimal,
+        ("ChargeItem", "overrideReason") => Str,
+        ("ChargeItem", "note") => Annotations,
+        _ => return None,
+    })
+}

@@ -349,6 +349,54 @@ fn bad_dates_and_codes_are_values() {
 }
 
 #[test]
+fn elements_the_canonical_model_does_not_read_are_checked_too() {
+    let o = observation("o1", "final", 1.0);
+    has(
+        &refused(&with(o.clone(), "category", json!({"text": "laboratory"})), None),
+        IssueCode::Structure,
+        Some("Observation.category"),
+    );
+    has(
+        &refused(
+            &with(
+                o.clone(),
+                "performer",
+                json!([{"reference": "Organization/lab", "nmae": "x"}]),
+            ),
+            None,
+        ),
+        IssueCode::Structure,
+        Some("Observation.performer[0].nmae"),
+    );
+    let b = with(without(o, "valueQuantity"), "valueBoolean", json!("yes"));
+    has(
+        &refused(&b, None),
+        IssueCode::Structure,
+        Some("Observation.valueBoolean"),
+    );
+    has(
+        &refused(
+            &with(
+                service_request("active"),
+                "note",
+                json!([{"time": "2024-03-15T09:00:00Z"}]),
+            ),
+            None,
+        ),
+        IssueCode::Required,
+        Some("ServiceRequest.note[0].text"),
+    );
+    has(
+        &refused(
+            &with(service_request("active"), "occurrenceDateTime", json!("tomorrow")),
+            None,
+        ),
+        IssueCode::Value,
+        Some("ServiceRequest.occurrenceDateTime"),
+    );
+}
+
+#[test]
 fn nulls_and_two_choices_are_structure_errors() {
     has(
         &refused(&with(patient(), "gender", Value::Null), None),
@@ -1097,12 +1145,16 @@ fn rewriting_touches_only_mapped_reference_strings() {
 
 // -------------------------------------------- medbus's own FHIR comes back in
 
-/// Every resource medbus sends (canonical → FHIR, from the HL7 edge cases)
+/// Every resource medbus sends (canonical → FHIR, from the HL7 edge cases
+/// and the simulator corpus)
 /// passes the inbound checks, and maps back to the event kind it came from.
 #[test]
 fn medbus_s_outbound_fhir_is_accepted_and_maps_back_to_its_kind() {
-    let raw = include_str!("../edge_cases.hl7");
-    let events: Vec<CanonicalEvent> = raw
+    let map = |m: &[u8]| {
+        let msg = crate::hl7::parser::Message::parse(m).unwrap();
+        crate::hl7::canonical::map_message(&msg).unwrap()
+    };
+    let edge_cases = include_str!("../edge_cases.hl7")
         .split("\n\n")
         .map(|b| {
             b.lines()
@@ -1111,11 +1163,12 @@ fn medbus_s_outbound_fhir_is_accepted_and_maps_back_to_its_kind() {
                 .join("\r")
         })
         .filter(|m| !m.is_empty())
-        .flat_map(|m| {
-            let msg = crate::hl7::parser::Message::parse(m.as_bytes()).unwrap();
-            crate::hl7::canonical::map_message(&msg).unwrap()
-        })
-        .collect();
+        .flat_map(|m| map(m.as_bytes()));
+    let corpus = include_bytes!("../../hl7/canonical/message_tests/sim_full_600.hl7")
+        .split(|&b| b == b'\n')
+        .filter(|m| !m.is_empty())
+        .flat_map(map);
+    let events: Vec<CanonicalEvent> = edge_cases.chain(corpus).collect();
     let mut compared = 0;
     for event in &events {
         let resources = super::super::to_fhir(event).unwrap();
@@ -1159,5 +1212,6 @@ fn medbus_s_outbound_fhir_is_accepted_and_maps_back_to_its_kind() {
         assert_eq!(back[0].patient_key(), event.patient_key(), "{r:#}");
         compared += 1;
     }
-    assert!(compared >= 5, "only {compared} events compared");
+    eprintln!("compared {compared} of {} events", events.len());
+    assert!(compared >= 100, "only {compared} events compared");
 }
