@@ -39,7 +39,10 @@ pub fn known_keys() -> Vec<(String, toml::Value)> {
     let sub = super::subscriptions::known_keys();
     out.extend(sub.into_iter().map(|(k, v)| (format!("subscriptions.<name>.{k}"), v)));
     let fhir = super::fhir_destinations::known_keys();
-    out.extend(fhir.into_iter().map(|(k, v)| (format!("fhir_destinations.<name>.{k}"), v)));
+    out.extend(
+        fhir.into_iter()
+            .map(|(k, v)| (format!("fhir_destinations.<name>.{k}"), v)),
+    );
     out
 }
 
@@ -224,8 +227,7 @@ fn apply_env(
             continue;
         }
         // A subscription's keys are known only once the file names it.
-        let named = super::subscriptions::env_key(table, var)
-            .or_else(|| super::fhir_destinations::env_key(table, var));
+        let named = super::subscriptions::env_key(table, var).or_else(|| super::fhir_destinations::env_key(table, var));
         let Some(key) = by_var.get(var).map(|k| k.as_str()).or(named.as_deref()) else {
             problems.push(Problem {
                 origin: Origin::Env(var.clone()),

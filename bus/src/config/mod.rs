@@ -5,13 +5,13 @@
 pub mod channels;
 pub mod destinations;
 pub mod fhir_destinations;
+pub mod fhir_server;
 pub mod load;
 pub mod model;
 pub mod notifications;
 pub mod problem;
 pub mod services;
 pub mod subscriptions;
-pub mod fhir_server;
 pub mod tls;
 pub mod validate;
 

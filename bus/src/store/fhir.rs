@@ -147,13 +147,6 @@ pub(crate) fn stored_identifiers(w: &FhirWrite) -> Vec<(&str, &str)> {
     out
 }
 
-/// Now, cut to the microseconds both databases keep, so the rows returned
-/// by a write equal the rows read back.
-pub(crate) fn now_micros() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
-}
-
 /// The conflict of a `Create` whose id is taken.
 pub(crate) fn id_taken(w: &FhirWrite) -> StoreError {
     StoreError::Conflict(format!("{}/{} already exists", w.resource_type, w.id))

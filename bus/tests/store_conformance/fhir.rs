@@ -274,6 +274,13 @@ pub async fn fhir_identifiers_are_per_type_and_system(h: &Harness) {
     // No system is its own value: another id may not take it.
     let m = conflict(h, &[write(PATIENT, "p3", WriteMode::Create, vec![ident(None, "x")])]).await;
     assert!(m.contains("Patient/p1"), "{m}");
+    // The holder named is of the same type (not Practitioner d1).
+    let m = conflict(
+        h,
+        &[write(PATIENT, "p3", WriteMode::Create, vec![ident(Some(MRN), "x")])],
+    )
+    .await;
+    assert!(m.contains("Patient/p1") && !m.contains("d1"), "{m}");
 }
 
 pub async fn fhir_update_if_version(h: &Harness) {

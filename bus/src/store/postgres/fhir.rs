@@ -18,9 +18,7 @@ use sqlx::{PgConnection, Row};
 
 use super::rows::map_err;
 use super::PostgresStore;
-use crate::store::fhir::{
-    id_taken, identifier_held, now_micros, stored_identifiers, unique_violation, validate, version_moved,
-};
+use crate::store::fhir::{id_taken, identifier_held, stored_identifiers, unique_violation, validate, version_moved};
 use crate::store::registration::count;
 use crate::store::{FhirRow, FhirStore, FhirWrite, StoreError, WriteMode};
 
@@ -177,7 +175,7 @@ impl FhirStore for PostgresStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_micros();
+        let now = Utc::now();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let mut out = Vec::with_capacity(writes.len());
         for w in writes {

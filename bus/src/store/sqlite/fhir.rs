@@ -10,9 +10,7 @@ use sqlx::SqliteConnection;
 
 use super::rows::{get, get_json, get_time, json, map_err, micros};
 use super::{SqliteStore, BEGIN_WRITE};
-use crate::store::fhir::{
-    id_taken, identifier_held, now_micros, stored_identifiers, unique_violation, validate, version_moved,
-};
+use crate::store::fhir::{id_taken, identifier_held, stored_identifiers, unique_violation, validate, version_moved};
 use crate::store::registration::count;
 use crate::store::{FhirRow, FhirStore, FhirWrite, StoreError, WriteMode};
 
@@ -154,7 +152,7 @@ impl FhirStore for SqliteStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        let now = micros(now_micros());
+        let now = micros(Utc::now());
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
         let mut out = Vec::with_capacity(writes.len());
         for w in writes {
