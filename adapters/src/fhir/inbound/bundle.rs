@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::check::{check_resource, parse_reference, Checked, RefTarget};
 use super::elements;
-use super::outcome::{Issue, IssueCode};
+use super::outcome::{rename, Issue, IssueCode};
 
 /// `Bundle.entry.request.method`, those medbus processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,8 +367,7 @@ fn bundle_references(kind: BundleKind, entries: &[BundleEntry], issues: &mut Vec
             if parse_reference(&site.reference) != Ok(RefTarget::Uuid) {
                 continue;
             }
-            let at = Issue::at(IssueCode::Invalid, format!("{}.reference", site.expression), "").within(&prefix);
-            let at = at.expression.unwrap_or_default();
+            let at = rename(&format!("{}.reference", site.expression), &prefix);
             if kind == BundleKind::Batch {
                 issues.push(Issue::at(
                     IssueCode::Invalid,

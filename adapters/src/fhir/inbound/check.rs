@@ -364,7 +364,8 @@ fn check_references(obj: &Map<String, Value>, refs: &[RefSite], issues: &mut Vec
         let at = format!("{}.reference", site.expression);
         match parse_reference(&site.reference) {
             Err((code, why)) => issues.push(Issue::at(code, at, why)),
-            Ok(RefTarget::Contained(id)) if !contained.contains(&id) => issues.push(Issue::at(
+            // `#` alone is the container itself.
+            Ok(RefTarget::Contained(id)) if !id.is_empty() && !contained.contains(&id) => issues.push(Issue::at(
                 IssueCode::Value,
                 at,
                 format!(

@@ -101,13 +101,22 @@ impl Issue {
     pub fn within(mut self, prefix: &str) -> Self {
         self.expression = Some(match self.expression.as_deref() {
             None => prefix.to_string(),
-            Some(e) if e.starts_with(|c: char| c.is_ascii_lowercase()) => format!("{prefix}.{e}"),
-            Some(e) => match e.find(['.', '[']) {
-                Some(at) => format!("{prefix}{}", &e[at..]),
-                None => prefix.to_string(),
-            },
+            Some(e) => rename(e, prefix),
         });
         self
+    }
+}
+
+/// `expression` with `prefix` in place of its first segment when that is a
+/// resource type (`Observation.subject` → `<prefix>.subject`), else appended
+/// to `prefix` (`resourceType` → `<prefix>.resourceType`); see [`Issue::within`].
+pub(super) fn rename(expression: &str, prefix: &str) -> String {
+    if expression.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return format!("{prefix}.{expression}");
+    }
+    match expression.find(['.', '[']) {
+        Some(at) => format!("{prefix}{}", &expression[at..]),
+        None => prefix.to_string(),
     }
 }
 
