@@ -1,5 +1,6 @@
-//! Starts the HL7 router with the routes in force, and the watcher that
-//! reloads them on SIGHUP or when the route and table files change.
+//! Starts the FHIR router (when `[fhir]` is on), the HL7 router with the
+//! routes in force, and the watcher that reloads them on SIGHUP or when the
+//! route and table files change.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +28,19 @@ pub fn start(
     store: SharedStore,
     shutdown: &CancellationToken,
 ) {
+    if config.fhir.enabled {
+        let fhir = medbus_routes::fhir_router::FhirRouterContext {
+            backbone: backbone.clone(),
+            store: store.clone(),
+            backbone_config: config.backbone.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tasks.spawn(async move {
+            if let Err(e) = medbus_routes::fhir_router::run(fhir).await {
+                tracing::error!(error = %e, "fhir router stopped with an error");
+            }
+        });
+    }
     if !config.channels.values().any(|c| c.enabled) {
         return;
     }

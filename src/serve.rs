@@ -119,6 +119,22 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
     });
+    let app = if config.fhir.enabled {
+        let server =
+            medbus_adapters::fhir::server::FhirServer::new(backbone.clone(), store.clone(), config.fhir.clone());
+        match server {
+            Ok(server) => {
+                tracing::info!(channel = %config.fhir.channel, "fhir server at /fhir");
+                app.merge(medbus_adapters::fhir::server::router(server))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "fhir server failed to start");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        app
+    };
     let http_stop = shutdown.clone();
     tasks.spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move { http_stop.cancelled().await });
@@ -171,6 +187,7 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
         });
     }
     crate::subscriptions::start(&tasks, &config, &backbone, &shutdown);
+    crate::fhir_destinations::start(&tasks, &config, &backbone, &shutdown);
     let upkeep_stop = shutdown.clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -42,7 +42,7 @@ use medbus_adapters::hl7::listener::raw_header;
 use medbus_adapters::hl7::parser::Message;
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
 use medbus_bus::config::BackboneConfig;
-use medbus_bus::envelope::{header, Body, Envelope};
+use medbus_bus::envelope::{Body, Envelope};
 use medbus_bus::store::{InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome, StoreError};
 use medbus_bus::subjects::Subject;
 use tokio_util::sync::CancellationToken;
@@ -233,6 +233,15 @@ impl From<StoreError> for Failure {
             Failure::Transient(e.to_string())
         } else {
             Failure::Permanent(e.to_string())
+        }
+    }
+}
+
+impl From<crate::publish::PublishError> for Failure {
+    fn from(e: crate::publish::PublishError) -> Self {
+        match e {
+            crate::publish::PublishError::Backbone(e) => e.into(),
+            other => Failure::Permanent(other.to_string()),
         }
     }
 }
@@ -432,23 +441,14 @@ async fn publish_outputs(ctx: &RouterContext, env: &Envelope, outputs: &[Output]
     for (k, output) in outputs.iter().enumerate() {
         let services = output.services_header();
         for event in &output.events {
-            let (subject, body) = event
-                .to_message()
-                .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
-            let mut out = env.derive_event(event.kind().as_str(), body);
-            if let Some(at) = event
-                .occurred()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.as_str()).ok())
-            {
-                out.occurred_at = at.with_timezone(&chrono::Utc);
-            }
-            let mut wire = out
-                .to_outgoing(subject.to_string(), format!("{}:{n}", env.id))
-                .map_err(|e| Failure::Permanent(format!("event does not serialise: {e}")))?;
-            if let Some(s) = &services {
-                wire.headers.insert(header::SERVICES.to_string(), s.clone());
-            }
-            ctx.backbone.publish(wire).await?;
+            crate::publish::publish_event(
+                &ctx.backbone,
+                env,
+                event,
+                format!("{}:{n}", env.id),
+                services.as_deref(),
+            )
+            .await?;
             n += 1;
         }
         let raw_headers = match &env.body {

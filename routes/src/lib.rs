@@ -5,6 +5,9 @@
 //!   publishes the canonical events (tagged with the services they go to) and
 //!   the changed messages for destinations, and only then acknowledges the
 //!   ingress message.
+//! - [`fhir_router`]: the durable consumer of `medbus.ingress.fhir.>` that
+//!   records each accepted FHIR request and publishes the canonical events
+//!   its resources stand for (the same events HL7 v2 input produces).
 //! - [`hl7_plan`]: what the routes do with one message, decided before anything is written.
 //! - [`config`]: route files (filters, transforms, code tables, fan-out to
 //!   services and destinations), checked with file and line, compiled once and
@@ -19,7 +22,9 @@
 //! HL7 → canonical mapping, which belong to the protocol adapter).
 
 pub mod config;
+pub mod fhir_router;
 pub mod hl7_plan;
 pub mod hl7_router;
 pub mod live;
+pub mod publish;
 pub mod reload;

@@ -25,11 +25,13 @@
 //! (results, critical values), `bundle` ([`to_bundle`]).
 
 mod bundle;
+pub mod destination;
 mod ids;
 pub mod inbound;
 mod links;
 mod resources;
 mod results;
+pub mod server;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,274 @@
+//! The FHIR router stage: what the FHIR server kept becomes canonical events.
+//!
+//! Each ingress message on `medbus.ingress.fhir.<channel>` is a transaction
+//! Bundle of the resources one request wrote, as the server resolved them
+//! (ids assigned, references rewritten; `POST` entries were created, `PUT`
+//! ones updated). For each delivery:
+//! 1. record the message in the store (raw bytes, channel, interaction);
+//!    a body the server refused is recorded as rejected and acked;
+//! 2. map every resource to its canonical events (`fhir::inbound::to_events`),
+//!    looking references up in the same Bundle first, then among the
+//!    server's stored resources (a reference was checked before the request
+//!    was accepted, so it names something that exists);
+//! 3. publish each event with dedupe id `<ingress id>:<n>` (a redelivery
+//!    publishes nothing new), record the outcome, ack.
+//!
+//! The server dry-ran the same mapping before it answered, so a mapping
+//! failure here means the referenced data changed in between: dead-lettered
+//! with the reason. Store or backbone trouble naks with a delay.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use medbus_adapters::fhir::inbound::to_events;
+use medbus_adapters::fhir::server::raw_header;
+use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
+use medbus_bus::config::BackboneConfig;
+use medbus_bus::envelope::{Body, Envelope};
+use medbus_bus::store::{InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome, StoreError};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// Durable consumer name, also the dead-letter stage (`medbus.dlq.router_fhir`).
+pub const CONSUMER: &str = "router_fhir";
+/// Stage name recorded in the store (the same stage as HL7's router).
+pub const STAGE: &str = "router";
+
+/// What the FHIR router needs.
+#[derive(Clone)]
+pub struct FhirRouterContext {
+    /// Backbone to consume from and publish to.
+    pub backbone: SharedBackbone,
+    /// Store for message records and the server's resources.
+    pub store: SharedStore,
+    /// Consumer settings.
+    pub backbone_config: BackboneConfig,
+    /// Cancelled at shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Runs until shutdown.
+pub async fn run(ctx: FhirRouterContext) -> Result<(), BackboneError> {
+    let spec = ConsumerSpec::new(CONSUMER, "medbus.ingress.fhir.>", &ctx.backbone_config);
+    let mut consumer = open_consumer(&ctx.backbone, spec).await?;
+    tracing::info!(consumer = CONSUMER, "fhir router consuming");
+    let shutdown = ctx.shutdown.clone();
+    consumer
+        .run_batches(CONSUMER, 64, Duration::from_secs(1), &shutdown, |batch| async {
+            // One at a time: a request's events stay in order after the previous request's.
+            for d in batch {
+                route(&ctx, d).await;
+            }
+            true
+        })
+        .await;
+    tracing::info!(consumer = CONSUMER, "fhir router stopped");
+    Ok(())
+}
+
+/// Why a delivery could not be finished now.
+enum Failure {
+    Transient(String),
+    Permanent(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        if e.is_retryable() {
+            Failure::Transient(e.to_string())
+        } else {
+            Failure::Permanent(e.to_string())
+        }
+    }
+}
+
+impl From<crate::publish::PublishError> for Failure {
+    fn from(e: crate::publish::PublishError) -> Self {
+        match e {
+            crate::publish::PublishError::Backbone(e) if e.is_retryable() => Failure::Transient(e.to_string()),
+            other => Failure::Permanent(other.to_string()),
+        }
+    }
+}
+
+/// Routes one delivery and settles it; returns how many events it published.
+pub async fn route(ctx: &FhirRouterContext, d: Delivery) -> usize {
+    let result = process(ctx, &d).await;
+    let (outcome, settled, published) = match result {
+        Ok(n) => ("routed", d.ack().await, n),
+        Err(Failure::Transient(why)) => {
+            tracing::warn!(subject = %d.subject, reason = %why, "fhir routing failed; will retry");
+            let delay = Duration::from_millis(500) * d.delivered.min(20);
+            ("retrying", d.nak(delay, &why).await.map(|_| ()), 0)
+        }
+        Err(Failure::Permanent(why)) => {
+            tracing::warn!(subject = %d.subject, reason = %why, "fhir message dead-lettered");
+            ("dead_lettered", d.reject(&why).await, 0)
+        }
+    };
+    if let Err(e) = settled {
+        tracing::warn!(error = %e, "could not settle a delivery");
+    }
+    metrics::counter!("medbus_routed_total", "channel" => "fhir", "outcome" => outcome).increment(1);
+    published
+}
+
+async fn process(ctx: &FhirRouterContext, d: &Delivery) -> Result<usize, Failure> {
+    let env = Envelope::from_wire(&d.headers, d.payload.clone())
+        .map_err(|e| Failure::Permanent(format!("not a medbus envelope: {e}")))?;
+    let Body::Raw { headers, bytes } = &env.body else {
+        return Err(Failure::Permanent("ingress envelope without a raw body".into()));
+    };
+    let rejected = headers.get(raw_header::REJECTED).cloned();
+    let parsed: Result<Value, String> = match &rejected {
+        Some(why) => Err(why.clone()),
+        None => serde_json::from_slice(bytes).map_err(|e| format!("kept body is not JSON: {e}")),
+    };
+    let entries: Vec<(Value, bool)> = match &parsed {
+        Ok(bundle) => bundle
+            .get("entry")
+            .and_then(Value::as_array)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(|e| {
+                        let created = e.pointer("/request/method").and_then(Value::as_str) == Some("POST");
+                        Some((e.get("resource")?.clone(), created))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let record = NewMessage {
+        id: env.id,
+        correlation_id: env.correlation_id,
+        channel: env.source.channel.clone(),
+        protocol: env.source.protocol.clone(),
+        control_id: None,
+        message_type: headers.get(raw_header::INTERACTION).cloned(),
+        patient_id: entries.iter().find_map(|(r, _)| patient_identifier(r)),
+        peer: env.source.peer.clone(),
+        raw: bytes.clone(),
+        headers: headers.clone(),
+        received_at: env.received_at,
+        status: if rejected.is_some() {
+            MessageStatus::Rejected
+        } else {
+            MessageStatus::Received
+        },
+        error: rejected.clone(),
+    };
+    if let InsertOutcome::Duplicate { existing } = ctx.store.insert_message(&record).await? {
+        if existing != env.id {
+            return Ok(0);
+        }
+    }
+    let stage = |status, error: Option<String>| StageOutcome {
+        message_id: env.id,
+        stage: STAGE.to_string(),
+        status,
+        error,
+    };
+    if let Err(why) = parsed {
+        let status = if rejected.is_some() {
+            MessageStatus::Rejected
+        } else {
+            MessageStatus::DeadLettered
+        };
+        ctx.store.record_stages(&[stage(status, Some(why.clone()))]).await?;
+        return if rejected.is_some() {
+            Ok(0)
+        } else {
+            Err(Failure::Permanent(why))
+        };
+    }
+    let known = lookups(ctx, &entries).await?;
+    let lookup = |t: &str, id: &str| known.get(&(t.to_string(), id.to_string())).cloned();
+    let mut events = Vec::new();
+    for (resource, created) in &entries {
+        match to_events(resource, *created, &lookup) {
+            Ok(mut e) => events.append(&mut e),
+            Err(issues) => {
+                let why = issues
+                    .iter()
+                    .map(|i| i.diagnostics.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                ctx.store
+                    .record_stages(&[stage(MessageStatus::DeadLettered, Some(why.clone()))])
+                    .await?;
+                return Err(Failure::Permanent(format!("resources do not map to events: {why}")));
+            }
+        }
+    }
+    for (n, event) in events.iter().enumerate() {
+        crate::publish::publish_event(&ctx.backbone, &env, event, format!("{}:{n}", env.id), None).await?;
+    }
+    ctx.store
+        .record_stages(&[stage(MessageStatus::Processed, None)])
+        .await?;
+    Ok(events.len())
+}
+
+/// The Bundle's own resources by (type, id), and the stored resources its
+/// literal references name.
+async fn lookups(
+    ctx: &FhirRouterContext,
+    entries: &[(Value, bool)],
+) -> Result<HashMap<(String, String), Value>, Failure> {
+    let mut known = HashMap::new();
+    for (resource, _) in entries {
+        if let (Some(t), Some(id)) = (
+            resource.get("resourceType").and_then(Value::as_str),
+            resource.get("id").and_then(Value::as_str),
+        ) {
+            known.insert((t.to_string(), id.to_string()), resource.clone());
+        }
+    }
+    let mut wanted = Vec::new();
+    for (resource, _) in entries {
+        collect_references(resource, &mut wanted);
+    }
+    for key in wanted {
+        if known.contains_key(&key) {
+            continue;
+        }
+        if let Some(row) = ctx.store.fhir().fhir_read(&key.0, &key.1).await? {
+            known.insert(key, row.resource);
+        }
+    }
+    Ok(known)
+}
+
+/// Every literal `Type/id` reference anywhere in `value`.
+fn collect_references(value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("reference") {
+                let mut parts = r.split('/');
+                if let (Some(t), Some(id), None) = (parts.next(), parts.next(), parts.next()) {
+                    if medbus_adapters::fhir::inbound::SUPPORTED.contains(&t) {
+                        out.push((t.to_string(), id.to_string()));
+                    }
+                }
+            }
+            for v in map.values() {
+                collect_references(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_references(v, out)),
+        _ => {}
+    }
+}
+
+/// The first identifier value of a Patient, for the message record's patient column.
+fn patient_identifier(resource: &Value) -> Option<String> {
+    if resource.get("resourceType").and_then(Value::as_str) != Some("Patient") {
+        return None;
+    }
+    resource
+        .pointer("/identifier/0/value")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
