@@ -1,0 +1,352 @@
+//! The outbound FHIR destination (`[fhir_destinations.<name>]`): canonical
+//! events pushed to a downstream FHIR R4 server as transaction Bundles
+//! ([`super::to_bundle`]: conditional updates by key identifier, so a resend
+//! updates what the first send created).
+//!
+//! Each destination reads `medbus.events.>` with its own durable consumer
+//! `fhir_<name>`; events outside its `events` patterns, system events and
+//! kinds with no FHIR mapping are acked and skipped. One event is pushed at a
+//! time, in backbone order: events are published per patient in the order
+//! they were received, so per-patient order holds downstream (a later
+//! `patient.updated` never overtakes the `patient.registered` before it). For
+//! that reason a failure that may pass (no connection, timeout, 408, 429, 5xx)
+//! is retried here, with backoff or the server's `Retry-After` (at most
+//! `max_backoff`), while the deliveries in hand are kept alive (in-progress),
+//! rather than nak'ed: a nak would let the next event go first. Any other
+//! 4xx, an entry of the response Bundle that is not 2xx, an event that cannot
+//! become FHIR, or `max_attempts` used up sends the event to
+//! `medbus.dlq.fhir_<name>` with the HTTP status and the server's
+//! OperationOutcome, and the next event is pushed.
+//!
+//! Limits: with several medbus instances sharing the consumer each pushes its
+//! own batches, so order per patient holds only with one instance per
+//! destination; and an event whose ack is lost is pushed again after the ack
+//! wait, possibly after later ones (at-least-once).
+//!
+//! When delivery starts failing with a passing failure the destination
+//! publishes `system.destination-unreachable`, once, and
+//! `system.destination-recovered` when the server answers again, as the HL7
+//! destination does (best effort).
+//!
+//! - `push`: one POST and what its answer means;
+//! - `outcome`: the server's OperationOutcome as one line.
+
+pub mod outcome;
+pub mod push;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
+use medbus_bus::canonical::{CanonicalEvent, DestinationStatusEvent, EventKind, SystemEventKind};
+use medbus_bus::config::fhir_destinations::{consumer_name, FhirDestinationConfig};
+use medbus_bus::config::{redact_url, BackboneConfig};
+use medbus_bus::envelope::{Body, Envelope};
+use tokio_util::sync::CancellationToken;
+
+/// The consumer's filter: every event; the configured patterns select among them.
+const FILTER: &str = "medbus.events.>";
+
+/// Events taken from the backbone at once; all of them are kept alive while the first is retried.
+const BATCH: usize = 32;
+
+/// What a FHIR destination's delivery loop needs.
+#[derive(Clone)]
+pub struct FhirDestinationContext {
+    /// Destination name (a subject token).
+    pub name: String,
+    /// Its settings.
+    pub config: FhirDestinationConfig,
+    /// Where the events are.
+    pub backbone: SharedBackbone,
+    /// Consumer settings (ack wait, max deliver).
+    pub backbone_config: BackboneConfig,
+    /// Cancelled at shutdown: the events in hand are given back, not lost.
+    pub shutdown: CancellationToken,
+}
+
+/// What one delivery is.
+enum Decoded {
+    /// A canonical event to push, as an encoded transaction Bundle.
+    Push(Vec<u8>),
+    /// Not for this destination: acked and forgotten.
+    Skip(&'static str),
+    /// Cannot be pushed, ever: dead-lettered with the reason.
+    Bad(String),
+}
+
+/// How one event ended.
+enum Outcome {
+    Delivered { status: u16, attempts: u32 },
+    Skipped(&'static str),
+    Refused(String),
+    Shutdown,
+}
+
+/// Pushes until shutdown.
+pub async fn run(ctx: FhirDestinationContext) -> Result<(), BackboneError> {
+    let http = reqwest::Client::builder()
+        .build()
+        .map_err(|e| BackboneError::Invalid(format!("FHIR destination {}: http client: {e}", ctx.name)))?;
+    let spec = ConsumerSpec::new(consumer_name(&ctx.name), FILTER, &ctx.backbone_config);
+    let mut consumer = open_consumer(&ctx.backbone, spec).await?;
+    tracing::info!(destination = %ctx.name, url = %redact_url(&ctx.config.url), "FHIR destination pushing");
+    let (name, shutdown) = (consumer_name(&ctx.name), ctx.shutdown.clone());
+    let health = Health::default();
+    consumer
+        .run_batches(&name, BATCH, Duration::from_secs(1), &shutdown, |batch| {
+            deliver_in_order(&ctx, &http, &health, batch)
+        })
+        .await;
+    tracing::info!(destination = %ctx.name, "FHIR destination stopped");
+    Ok(())
+}
+
+/// Pushes a batch one event at a time; false when shutdown interrupted it.
+async fn deliver_in_order(
+    ctx: &FhirDestinationContext,
+    http: &reqwest::Client,
+    health: &Health,
+    batch: Vec<Delivery>,
+) -> bool {
+    let mut pending: VecDeque<Delivery> = batch.into();
+    // Renew well inside the ack wait so a long retry never lets the backbone redeliver.
+    let renew_every = (ctx.backbone_config.ack_wait / 3).max(Duration::from_millis(50));
+    while let Some(d) = pending.pop_front() {
+        let outcome = match decode(&ctx.config, &d) {
+            Decoded::Skip(why) => Outcome::Skipped(why),
+            Decoded::Bad(why) => Outcome::Refused(why),
+            Decoded::Push(bundle) => {
+                let deliver = deliver_one(ctx, http, health, &bundle);
+                tokio::pin!(deliver);
+                let mut renew = tokio::time::interval(renew_every);
+                renew.tick().await;
+                loop {
+                    tokio::select! {
+                        r = &mut deliver => break r,
+                        _ = renew.tick() => {
+                            for held in std::iter::once(&d).chain(pending.iter()) {
+                                if let Err(e) = held.in_progress().await {
+                                    tracing::debug!(destination = %ctx.name, error = %e, "could not renew a delivery");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if matches!(outcome, Outcome::Shutdown) {
+            // Give everything in hand back at once rather than after the ack wait.
+            for d in std::iter::once(d).chain(pending) {
+                let _ = d.nak(Duration::ZERO, "shutting down").await;
+            }
+            return false;
+        }
+        settle(ctx, d, outcome).await;
+    }
+    true
+}
+
+/// The Bundle to push for `d`, or why it is skipped or cannot be pushed.
+fn decode(cfg: &FhirDestinationConfig, d: &Delivery) -> Decoded {
+    if !cfg.wants(&d.subject) {
+        return Decoded::Skip("not selected by events");
+    }
+    if d.subject.starts_with("medbus.events.system.") {
+        return Decoded::Skip("a system event");
+    }
+    let env = match Envelope::from_wire(&d.headers, d.payload.clone()) {
+        Ok(e) => e,
+        Err(e) => return Decoded::Bad(format!("not a medbus event: {e}")),
+    };
+    if SystemEventKind::parse(&env.kind).is_some() {
+        return Decoded::Skip("a system event");
+    }
+    let Some(kind) = EventKind::parse(&env.kind) else {
+        // A kind this version does not know (a newer publisher): nothing to map it with.
+        return Decoded::Skip("not a canonical event kind");
+    };
+    let Body::Json { value } = env.body else {
+        return Decoded::Bad(format!("{} event without a JSON body", env.kind));
+    };
+    let event = match CanonicalEvent::from_json(kind, value) {
+        Ok(e) => e,
+        Err(e) => return Decoded::Bad(format!("{} body does not match its kind: {e}", env.kind)),
+    };
+    match super::to_bundle(&event).map(|b| serde_json::to_vec(&b)) {
+        Ok(Ok(bytes)) => Decoded::Push(bytes),
+        Ok(Err(e)) => Decoded::Bad(format!("the Bundle did not encode: {e}")),
+        Err(e) => Decoded::Bad(format!("{} cannot become FHIR: {e}", env.kind)),
+    }
+}
+
+/// Attempts one Bundle until the server takes it, refuses it for good, or shutdown comes.
+async fn deliver_one(ctx: &FhirDestinationContext, http: &reqwest::Client, health: &Health, bundle: &[u8]) -> Outcome {
+    let cfg = &ctx.config;
+    let name = ctx.name.as_str();
+    let mut wait = cfg.initial_backoff;
+    let mut attempt = 1;
+    loop {
+        let started = Instant::now();
+        let result = tokio::select! {
+            _ = ctx.shutdown.cancelled() => return Outcome::Shutdown,
+            r = push::post(http, cfg, bundle) => r,
+        };
+        metrics::histogram!("medbus_fhir_push_latency_seconds", "destination" => name.to_string())
+            .record(started.elapsed().as_secs_f64());
+        let failure = match result {
+            Ok(status) => {
+                health.answered(ctx).await;
+                return Outcome::Delivered {
+                    status,
+                    attempts: attempt,
+                };
+            }
+            Err(f) => f,
+        };
+        let status = failure.status.map_or("none".to_string(), |s| s.to_string());
+        if !failure.retryable {
+            // It answered, so it is reachable; the content is what it refuses.
+            health.answered(ctx).await;
+            return Outcome::Refused(format!(
+                "refused by the FHIR server (status {status}, attempt {attempt}): {}",
+                failure.message
+            ));
+        }
+        health.failed(ctx, &failure.message).await;
+        if attempt >= cfg.max_attempts {
+            return Outcome::Refused(format!(
+                "not accepted after {attempt} attempts (last status {status}): {}",
+                failure.message
+            ));
+        }
+        let delay = failure.retry_after.map_or(wait, |asked| asked.min(cfg.max_backoff));
+        tracing::debug!(destination = name, attempt, status = %status, retry_in = ?delay, "FHIR push failed");
+        metrics::counter!("medbus_fhir_push_total", "destination" => name.to_string(), "outcome" => "retried")
+            .increment(1);
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return Outcome::Shutdown,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        wait = wait.saturating_mul(2).min(cfg.max_backoff);
+        attempt += 1;
+    }
+}
+
+async fn settle(ctx: &FhirDestinationContext, d: Delivery, outcome: Outcome) {
+    let name = ctx.name.as_str();
+    let (label, settled) = match outcome {
+        Outcome::Delivered { status, attempts } => {
+            tracing::debug!(destination = name, status, attempts, sequence = d.sequence, "pushed");
+            ("delivered", d.ack().await)
+        }
+        Outcome::Skipped(why) => {
+            tracing::trace!(destination = name, subject = %d.subject, why, "skipped");
+            ("skipped", d.ack().await)
+        }
+        Outcome::Refused(why) => {
+            // The reason (the server's diagnostics may name the patient) is in the dead letter.
+            tracing::warn!(destination = name, sequence = d.sequence, "not pushed: dead-lettered");
+            ("dead_lettered", d.reject(&why).await)
+        }
+        Outcome::Shutdown => return,
+    };
+    if let Err(e) = settled {
+        // Unsettled: delivered again after the ack wait; the conditional update makes a repeat harmless.
+        tracing::warn!(destination = name, error = %e, "could not settle a delivery");
+    }
+    metrics::counter!("medbus_fhir_push_total", "destination" => name.to_string(), "outcome" => label).increment(1);
+}
+
+/// Whether the server has been answering, so each change is reported once.
+/// A lock rather than `&mut`: the batch handler borrows it from the loop that
+/// outlives each batch; it is never held across an await.
+#[derive(Default)]
+struct Health {
+    /// When pushing first failed, while it keeps failing.
+    down_since: std::sync::Mutex<Option<DateTime<Utc>>>,
+}
+
+impl Health {
+    fn swap(&self, f: impl FnOnce(&mut Option<DateTime<Utc>>) -> Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        // A poisoned lock only means a panic elsewhere; the timestamp inside is still usable.
+        let mut guard = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// A failure that may pass: reported the first time.
+    async fn failed(&self, ctx: &FhirDestinationContext, reason: &str) {
+        let now = Utc::now();
+        let newly_down = self.swap(|d| match d {
+            Some(_) => None,
+            None => {
+                *d = Some(now);
+                Some(now)
+            }
+        });
+        if newly_down.is_some() {
+            report(
+                ctx,
+                SystemEventKind::DestinationUnreachable,
+                now,
+                Some(reason.to_string()),
+                None,
+            )
+            .await;
+        }
+    }
+
+    /// The server answered for good (accepted or refused): recovered, when it was down.
+    async fn answered(&self, ctx: &FhirDestinationContext) {
+        if let Some(since) = self.swap(Option::take) {
+            report(
+                ctx,
+                SystemEventKind::DestinationRecovered,
+                since,
+                None,
+                Some(Utc::now()),
+            )
+            .await;
+        }
+    }
+}
+
+/// Publishes a destination status event; best effort (logged when it fails).
+async fn report(
+    ctx: &FhirDestinationContext,
+    kind: SystemEventKind,
+    since: DateTime<Utc>,
+    reason: Option<String>,
+    recovered_at: Option<DateTime<Utc>>,
+) {
+    let up = recovered_at.is_some();
+    metrics::gauge!("medbus_destination_up", "destination" => ctx.name.clone()).set(if up { 1.0 } else { 0.0 });
+    if up {
+        tracing::info!(destination = %ctx.name, down_since = %since, "FHIR server answering again");
+    } else {
+        tracing::warn!(destination = %ctx.name, "FHIR server unreachable");
+    }
+    let body = DestinationStatusEvent {
+        destination: ctx.name.clone(),
+        protocol: "fhir".into(),
+        addr: redact_url(&ctx.config.url),
+        since,
+        reason,
+        recovered_at,
+    };
+    let out = match body.to_outgoing(kind) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(destination = %ctx.name, error = %e, "could not build {}", kind.as_str());
+            return;
+        }
+    };
+    // Bounded: delivery (and the renewal of the deliveries in hand) waits for this.
+    let wait = ctx.backbone_config.publish_timeout.min(Duration::from_secs(5));
+    match tokio::time::timeout(wait, ctx.backbone.publish(out)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(destination = %ctx.name, error = %e, "could not publish {}", kind.as_str()),
+        Err(_) => tracing::warn!(destination = %ctx.name, "publishing {} timed out", kind.as_str()),
+    }
+}
