@@ -5,6 +5,7 @@
 //!                [--malformed 0.02] [--resend 0.01] [--seed 1] [--id-prefix X] [--timeout 5s]
 //!                [--duration 60s] [--json] [--acked-file F]
 //! medbus-sim hl7 generate --count N --out FILE [--framing mllp|cr] [--mix ..] [--seed ..]
+//! medbus-sim fhir --url http://127.0.0.1:8080/fhir --clients 16 --count 20000 [--duration 120s] [--json]
 //! ```
 
 use std::io::Write;
@@ -35,7 +36,36 @@ enum Protocol {
     /// Sending exits 0 when every message got the answer its kind expects (AA/CA for valid
     /// messages and resends, with MSA-2 = MSH-10; anything but AA/CA for malformed ones), 1
     /// when not, 2 on bad arguments.
-    Hl7(Hl7Args),
+    Hl7(Box<Hl7Args>),
+    /// FHIR R4 over HTTP: N clients POST distinct Patients and the run is reported
+    /// (requests/s, latency percentiles). Exits 1 when any request was not answered 201.
+    Fhir(FhirArgs),
+}
+
+/// `medbus-sim fhir`.
+#[derive(Args)]
+struct FhirArgs {
+    /// Base URL of the FHIR server (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:8080/fhir")]
+    url: String,
+    /// Concurrent clients, each with its own connection.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Patients to create.
+    #[arg(long, default_value_t = 20_000)]
+    count: u64,
+    /// Stop after this long even when not all were sent.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// Identifier prefix (change it between runs against one server).
+    #[arg(long, default_value = "LOAD-")]
+    id_prefix: String,
+    /// Per-request timeout.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -150,11 +180,12 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.protocol {
-        Protocol::Hl7(Hl7Args { action, send }) => match action {
-            None => send_hl7(send),
+        Protocol::Hl7(args) => match args.action {
+            None => send_hl7(args.send),
             Some(Hl7Action::Send(a)) => send_hl7(a),
             Some(Hl7Action::Generate(a)) => generate_hl7(a).map(|()| true),
         },
+        Protocol::Fhir(a) => send_fhir(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -164,6 +195,43 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Runs the FHIR load and prints its report.
+fn send_fhir(a: FhirArgs) -> anyhow::Result<bool> {
+    let host = a
+        .url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .with_context(|| format!("--url {:?} must be http://host:port/…", a.url))?;
+    loopback(host)?;
+    let cfg = medbus_simulators::fhir::load::LoadConfig {
+        base: a.url.clone(),
+        clients: a.clients,
+        count: a.count,
+        duration: a.duration,
+        id_prefix: a.id_prefix.clone(),
+        timeout: a.timeout,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    let report = runtime.block_on(medbus_simulators::fhir::load::run(cfg))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let l = &report.latency;
+        println!(
+            "fhir POST Patient: {} created, {} failed in {:.2} s = {:.0} req/s with {} clients",
+            report.created, report.failed, report.elapsed_s, report.requests_per_s, a.clients
+        );
+        println!(
+            "latency ms: mean {:.2}  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            l.mean_ms, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
+        for f in &report.failures {
+            println!("failure: {f}");
+        }
+    }
+    Ok(report.failed == 0)
 }
 
 /// The first loopback address `addr` resolves to.
