@@ -2,7 +2,8 @@
 //! and on NATS JetStream + PostgreSQL:
 //! an ADT sent over MLLP reaches an SSE client of `/api/v1/events` as a
 //! `patient.registered` event and a configured webhook subscription with a
-//! valid signature, within seconds; a client that disconnects and comes back
+//! valid signature, and a configured FHIR destination as a Patient in a
+//! transaction Bundle, each within 2 s of the send; a client that disconnects and comes back
 //! with `Last-Event-ID` gets the next event and nothing again; a bad subject
 //! or position is a 400 naming the problem; open streams end at SIGTERM and
 //! medbus exits 0.
@@ -100,7 +101,58 @@ fn mrn_of(data: &serde_json::Value) -> String {
 /// The webhook receiver: (kind, MRN, signature valid) per request.
 type Seen = Arc<Mutex<Vec<(String, String, bool)>>>;
 
-async fn hook(State(seen): State<Seen>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+/// What the in-test downstream FHIR server received: (when, Bundle) per POST.
+type FhirSeen = Arc<Mutex<Vec<(Instant, serde_json::Value)>>>;
+
+/// When the webhook receiver got each request, in order.
+type HookTimes = Arc<Mutex<Vec<Instant>>>;
+
+/// The downstream FHIR server: records the transaction Bundle and answers
+/// a transaction-response with `201 Created` per entry.
+async fn fhir_server(
+    State(seen): State<FhirSeen>,
+    body: axum::body::Bytes,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let bundle: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let n = bundle["entry"].as_array().map_or(0, Vec::len);
+    seen.lock().unwrap().push((Instant::now(), bundle));
+    let entry: Vec<serde_json::Value> = (0..n)
+        .map(|_| serde_json::json!({"response": {"status": "201 Created"}}))
+        .collect();
+    let reply = serde_json::json!({"resourceType": "Bundle", "type": "transaction-response", "entry": entry});
+    (
+        StatusCode::OK,
+        [("content-type", "application/fhir+json")],
+        reply.to_string(),
+    )
+}
+
+/// The Patient entries of the Bundles received: (when, conditional URL, MRN, family).
+fn fhir_patients(seen: &FhirSeen) -> Vec<(Instant, String, String, String)> {
+    let mut out = Vec::new();
+    for (at, bundle) in seen.lock().unwrap().iter() {
+        for e in bundle["entry"].as_array().into_iter().flatten() {
+            let r = &e["resource"];
+            if r["resourceType"] == "Patient" {
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+                out.push((
+                    *at,
+                    text(&e["request"]["url"]),
+                    text(&r["identifier"][0]["value"]),
+                    text(&r["name"][0]["family"]),
+                ));
+            }
+        }
+    }
+    out
+}
+
+async fn hook(
+    State((seen, times)): State<(Seen, HookTimes)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    times.lock().unwrap().push(Instant::now());
     let sig = headers
         .get("Medbus-Signature")
         .and_then(|v| v.to_str().ok())
@@ -130,9 +182,18 @@ async fn scenario(extra_env: Vec<(&'static str, String)>) {
     let dir = tempfile::tempdir().unwrap();
     support::copy_shipped_routes_and_tables(dir.path());
     let seen: Seen = Arc::default();
+    let hook_times: HookTimes = Arc::default();
+    let fhir_seen: FhirSeen = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().route("/hook", post(hook)).with_state(seen.clone());
+    let app = axum::Router::new()
+        .route("/hook", post(hook))
+        .with_state((seen.clone(), hook_times.clone()))
+        .merge(
+            axum::Router::new()
+                .route("/fhir", post(fhir_server))
+                .with_state(fhir_seen.clone()),
+        );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let port = medbus_testkit::free_port();
     let config = dir.path().join("medbus.toml");
@@ -140,7 +201,8 @@ async fn scenario(extra_env: Vec<(&'static str, String)>) {
         &config,
         format!(
             "[channels.adt]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"info\"\n\
-             [subscriptions.erp]\nsubject = \"medbus.events.patient.>\"\nurl = \"http://{hook_addr}/hook\"\n"
+             [subscriptions.erp]\nsubject = \"medbus.events.patient.>\"\nurl = \"http://{hook_addr}/hook\"\n\
+             [fhir_destinations.emr]\nurl = \"http://{hook_addr}/fhir\"\n"
         ),
     )
     .unwrap();
@@ -192,6 +254,37 @@ async fn scenario(extra_env: Vec<(&'static str, String)>) {
         "SSE event after {latency:?} (the issue asks for 2 s)"
     );
     eprintln!("ADT over MLLP to SSE event: {latency:?}");
+    // The same ADT at the webhook receiver and, as a Patient, at the downstream FHIR server.
+    while (hook_times.lock().unwrap().is_empty() || fhir_patients(&fhir_seen).is_empty())
+        && sent.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let hook_at = *hook_times
+        .lock()
+        .unwrap()
+        .first()
+        .unwrap_or_else(|| panic!("no webhook request; log:\n{}", log()));
+    let fhir = fhir_patients(&fhir_seen);
+    let (fhir_at, url, mrn, family) = fhir
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no FHIR Patient; log:\n{}", log()));
+    assert_eq!((mrn.as_str(), family.as_str()), ("SSE-100", "ROE"), "{fhir:?}");
+    assert!(
+        url.starts_with("Patient?identifier="),
+        "a conditional update by identifier: {url}"
+    );
+    let (hook_latency, fhir_latency) = (hook_at - sent, fhir_at - sent);
+    assert!(
+        hook_latency < Duration::from_secs(2),
+        "webhook after {hook_latency:?} (the issue asks for 2 s)"
+    );
+    assert!(
+        fhir_latency < Duration::from_secs(2),
+        "FHIR Patient after {fhir_latency:?} (the issue asks for 2 s)"
+    );
+    eprintln!("ADT over MLLP to webhook: {hook_latency:?}; to the FHIR destination: {fhir_latency:?}");
 
     // Disconnect; the next event happens while nobody listens.
     drop(events);
@@ -227,6 +320,18 @@ async fn scenario(extra_env: Vec<(&'static str, String)>) {
         "log:\n{}",
         log()
     );
+
+    // The update reached the FHIR destination too, after the registration
+    // (each ADT is a patient and an encounter event, each Bundle carries the Patient).
+    let families = || {
+        let mut f: Vec<String> = fhir_patients(&fhir_seen).into_iter().map(|p| p.3).collect();
+        f.dedup();
+        f
+    };
+    while fhir_patients(&fhir_seen).len() < 4 && sent.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(families(), ["ROE", "ROEBUCK"], "log:\n{}", log());
 
     // Open event streams do not hold up a graceful shutdown: they end, and medbus exits 0.
     let log_path = m.log.clone();
