@@ -157,6 +157,7 @@ conformance!(
     fhir_invalid_writes,
     fhir_concurrent_creates_of_one_identifier,
     fhir_concurrent_creates_of_one_id,
+    fhir_request_marks_follow_the_transaction,
 );
 
 /// A fixed, microsecond-exact base time; each test has its own database.

@@ -68,6 +68,15 @@ pub struct FhirRow {
     pub resource: serde_json::Value,
 }
 
+/// What became of a request the FHIR server kept on the backbone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FhirRequestState {
+    /// Its resources were written.
+    Committed,
+    /// The store refused its writes; the client was answered with an error.
+    Refused(String),
+}
+
 /// Resources written through the FHIR REST server.
 #[async_trait]
 pub trait FhirStore: Send + Sync {
@@ -82,6 +91,19 @@ pub trait FhirStore: Send + Sync {
     /// id of the same resource type. [`StoreError::Invalid`] for an empty
     /// resource type, id, identifier value or identifier system.
     async fn fhir_write(&self, writes: &[FhirWrite]) -> Result<Vec<FhirRow>, StoreError>;
+
+    /// [`fhir_write`](Self::fhir_write), and in the same transaction marks
+    /// `request` (the id of the request kept on the backbone) committed, so
+    /// the FHIR router can tell a request that was stored from one that was
+    /// not. [`StoreError::Conflict`] when the request id is marked already.
+    async fn fhir_commit(&self, request: &str, writes: &[FhirWrite]) -> Result<Vec<FhirRow>, StoreError>;
+
+    /// Marks `request` refused with `reason` (the store refused its writes
+    /// after it was kept). Does nothing when it was committed or refused already.
+    async fn fhir_refuse(&self, request: &str, reason: &str) -> Result<(), StoreError>;
+
+    /// What became of `request`; None when nothing is known (yet).
+    async fn fhir_request(&self, request: &str) -> Result<Option<FhirRequestState>, StoreError>;
 
     /// The current version of the resource, or None.
     async fn fhir_read(&self, resource_type: &str, id: &str) -> Result<Option<FhirRow>, StoreError>;
@@ -145,6 +167,20 @@ pub(crate) fn stored_identifiers(w: &FhirWrite) -> Vec<(&str, &str)> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// The conflict of a request marked a second time.
+pub(crate) fn request_marked(request: &str) -> StoreError {
+    StoreError::Conflict(format!("FHIR request {request} is marked committed or refused already"))
+}
+
+/// A `fhir_request` row as its state.
+pub(crate) fn request_state(committed: bool, reason: Option<String>) -> FhirRequestState {
+    if committed {
+        FhirRequestState::Committed
+    } else {
+        FhirRequestState::Refused(reason.unwrap_or_default())
+    }
 }
 
 /// The conflict of a `Create` whose id is taken.

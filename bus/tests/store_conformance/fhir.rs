@@ -423,3 +423,52 @@ pub async fn fhir_concurrent_creates_of_one_id(h: &Harness) {
     assert_eq!(read(h, PATIENT, "same").await.map(|r| r.version), Some(1));
     assert_eq!(h.store.fhir().fhir_count(PATIENT).await.expect("count"), 1);
 }
+
+pub async fn fhir_request_marks_follow_the_transaction(h: &Harness) {
+    let fhir = h.store.fhir();
+    assert_eq!(fhir.fhir_request("r1").await.expect("read"), None);
+    // Committed with its writes.
+    let rows = fhir.fhir_commit("r1", &[patient("p1", "M1")]).await.expect("commit");
+    assert_eq!(rows[0].version, 1);
+    assert_eq!(
+        fhir.fhir_request("r1").await.expect("read"),
+        Some(FhirRequestState::Committed)
+    );
+    // A refusal later does not change a committed request.
+    fhir.fhir_refuse("r1", "late").await.expect("refuse");
+    assert_eq!(
+        fhir.fhir_request("r1").await.expect("read"),
+        Some(FhirRequestState::Committed)
+    );
+    // A request whose writes conflict leaves no mark and nothing written...
+    match fhir
+        .fhir_commit("r2", &[patient("p2", "M2"), patient("p1", "M3")])
+        .await
+    {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(fhir.fhir_request("r2").await.expect("read"), None);
+    assert_eq!(read(h, PATIENT, "p2").await, None);
+    // ...until the server marks it refused; the first reason stays.
+    fhir.fhir_refuse("r2", "Patient/p1 already exists")
+        .await
+        .expect("refuse");
+    fhir.fhir_refuse("r2", "again").await.expect("refuse");
+    assert_eq!(
+        fhir.fhir_request("r2").await.expect("read"),
+        Some(FhirRequestState::Refused("Patient/p1 already exists".into()))
+    );
+    // One mark per request: a second commit of r1 is refused and writes nothing.
+    match fhir.fhir_commit("r1", &[patient("p3", "M4")]).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("r1"), "{m}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(read(h, PATIENT, "p3").await, None);
+    // A commit with no writes still marks the request.
+    fhir.fhir_commit("r3", &[]).await.expect("commit");
+    assert_eq!(
+        fhir.fhir_request("r3").await.expect("read"),
+        Some(FhirRequestState::Committed)
+    );
+}

@@ -18,9 +18,12 @@ use sqlx::{PgConnection, Row};
 
 use super::rows::map_err;
 use super::PostgresStore;
-use crate::store::fhir::{id_taken, identifier_held, stored_identifiers, unique_violation, validate, version_moved};
+use crate::store::fhir::{
+    id_taken, identifier_held, request_marked, request_state, stored_identifiers, unique_violation, validate,
+    version_moved,
+};
 use crate::store::registration::count;
-use crate::store::{FhirRow, FhirStore, FhirWrite, StoreError, WriteMode};
+use crate::store::{FhirRequestState, FhirRow, FhirStore, FhirWrite, StoreError, WriteMode};
 
 /// Columns of `fhir_resource r` in the order [`fhir_row`] reads them.
 macro_rules! fhir_columns {
@@ -168,22 +171,71 @@ fn fhir_row(row: &PgRow) -> Result<FhirRow, StoreError> {
     })
 }
 
+/// Applies `writes` in one transaction and, when given, marks `request`
+/// committed in it (see [`FhirStore::fhir_commit`]).
+async fn write_batch(
+    store: &PostgresStore,
+    request: Option<&str>,
+    writes: &[FhirWrite],
+) -> Result<Vec<FhirRow>, StoreError> {
+    validate(writes)?;
+    if writes.is_empty() && request.is_none() {
+        return Ok(Vec::new());
+    }
+    let now = Utc::now();
+    let mut tx = store.pool.begin().await.map_err(map_err)?;
+    let mut out = Vec::with_capacity(writes.len());
+    for w in writes {
+        // Dropping `tx` on any error below rolls the whole batch back.
+        out.push(write_one(&mut tx, w, now).await?);
+    }
+    if let Some(request) = request {
+        sqlx::query("INSERT INTO fhir_request (id, committed, at) VALUES ($1, true, $2)")
+            .bind(request)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_unique_violation() => request_marked(request),
+                _ => map_err(e),
+            })?;
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(out)
+}
+
 #[async_trait]
 impl FhirStore for PostgresStore {
     async fn fhir_write(&self, writes: &[FhirWrite]) -> Result<Vec<FhirRow>, StoreError> {
-        validate(writes)?;
-        if writes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let now = Utc::now();
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut out = Vec::with_capacity(writes.len());
-        for w in writes {
-            // Dropping `tx` on any error below rolls the whole batch back.
-            out.push(write_one(&mut tx, w, now).await?);
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(out)
+        write_batch(self, None, writes).await
+    }
+
+    async fn fhir_commit(&self, request: &str, writes: &[FhirWrite]) -> Result<Vec<FhirRow>, StoreError> {
+        write_batch(self, Some(request), writes).await
+    }
+
+    async fn fhir_refuse(&self, request: &str, reason: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO fhir_request (id, committed, reason, at) VALUES ($1, false, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(request)
+        .bind(reason)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn fhir_request(&self, request: &str) -> Result<Option<FhirRequestState>, StoreError> {
+        let row: Option<(bool, Option<String>)> =
+            sqlx::query_as("SELECT committed, reason FROM fhir_request WHERE id = $1")
+                .bind(request)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(row.map(|(committed, reason)| request_state(committed, reason)))
     }
 
     async fn fhir_read(&self, resource_type: &str, id: &str) -> Result<Option<FhirRow>, StoreError> {
