@@ -6,11 +6,15 @@
 //! ones updated). For each delivery:
 //! 1. record the message in the store (raw bytes, channel, interaction);
 //!    a body the server refused is recorded as rejected and acked;
-//! 2. map every resource to its canonical events (`fhir::inbound::to_events`),
+//! 2. wait for the server's commit of the request (the store marks it in the
+//!    resources' transaction); a request the store refused, or that was not
+//!    committed within [`COMMIT_GRACE`], is recorded rejected: its client got
+//!    an error, so it yields no events;
+//! 3. map every resource to its canonical events (`fhir::inbound::to_events`),
 //!    looking references up in the same Bundle first, then among the
 //!    server's stored resources (a reference was checked before the request
 //!    was accepted, so it names something that exists);
-//! 3. publish each event with dedupe id `<ingress id>:<n>` (a redelivery
+//! 4. publish each event with dedupe id `<ingress id>:<n>` (a redelivery
 //!    publishes nothing new), record the outcome, ack.
 //!
 //! The server dry-ran the same mapping before it answered, so a mapping
@@ -25,7 +29,9 @@ use medbus_adapters::fhir::server::raw_header;
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
 use medbus_bus::config::BackboneConfig;
 use medbus_bus::envelope::{Body, Envelope};
-use medbus_bus::store::{InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome, StoreError};
+use medbus_bus::store::{
+    FhirRequestState, InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome, StoreError,
+};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +39,11 @@ use tokio_util::sync::CancellationToken;
 pub const CONSUMER: &str = "router_fhir";
 /// Stage name recorded in the store (the same stage as HL7's router).
 pub const STAGE: &str = "router";
+/// How long after receipt a kept request may still be committed by the
+/// server: longer than the server waits for the store
+/// (`medbus_adapters::fhir::server::STORE_DEADLINE`).
+pub const COMMIT_GRACE: Duration = Duration::from_secs(30);
+const _: () = assert!(COMMIT_GRACE.as_secs() > medbus_adapters::fhir::server::STORE_DEADLINE.as_secs());
 
 /// What the FHIR router needs.
 #[derive(Clone)]
@@ -183,6 +194,12 @@ async fn process(ctx: &FhirRouterContext, d: &Delivery) -> Result<usize, Failure
             Err(Failure::Permanent(why))
         };
     }
+    if let Some(why) = not_stored(ctx, d, &env).await? {
+        ctx.store
+            .record_stages(&[stage(MessageStatus::Rejected, Some(why))])
+            .await?;
+        return Ok(0);
+    }
     let known = lookups(ctx, &entries).await?;
     let lookup = |t: &str, id: &str| known.get(&(t.to_string(), id.to_string())).cloned();
     let mut events = Vec::new();
@@ -209,6 +226,49 @@ async fn process(ctx: &FhirRouterContext, d: &Delivery) -> Result<usize, Failure
         .record_stages(&[stage(MessageStatus::Processed, None)])
         .await?;
     Ok(events.len())
+}
+
+/// Why the request was not stored, or None when it was. The server keeps a
+/// request on the backbone before it writes the resources, and the client
+/// gets a 2xx only when that write commits (marking the request in the same
+/// transaction): a request the store refused (the client got 4xx/5xx) must
+/// yield no events. The mark normally exists by the time the router sees the
+/// request; when it does not yet, the commit is in flight, so wait for it up
+/// to [`COMMIT_GRACE`] after receipt (the server gives up on the store well
+/// before that), keeping the delivery alive meanwhile.
+async fn not_stored(ctx: &FhirRouterContext, d: &Delivery, env: &Envelope) -> Result<Option<String>, Failure> {
+    let request = env.id.to_string();
+    let mut last_renew = std::time::Instant::now();
+    loop {
+        match ctx.store.fhir().fhir_request(&request).await? {
+            Some(FhirRequestState::Committed) => return Ok(None),
+            Some(FhirRequestState::Refused(why)) => {
+                return Ok(Some(format!(
+                    "not stored, the client was answered with an error: {why}"
+                )))
+            }
+            None => {}
+        }
+        let age = (chrono::Utc::now() - env.received_at).to_std().unwrap_or_default();
+        if age >= COMMIT_GRACE {
+            return Ok(Some(format!(
+                "not stored: no commit within {COMMIT_GRACE:?} of receipt (the server stopped or gave up on the store; \
+                 the client got no 2xx)"
+            )));
+        }
+        if ctx.shutdown.is_cancelled() {
+            return Err(Failure::Transient(
+                "shutting down while waiting for the request's commit".into(),
+            ));
+        }
+        if last_renew.elapsed() >= Duration::from_secs(5) {
+            if let Err(e) = d.in_progress().await {
+                tracing::debug!(error = %e, "could not renew a delivery");
+            }
+            last_renew = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The Bundle's own resources by (type, id), and the stored resources its
