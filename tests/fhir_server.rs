@@ -196,6 +196,80 @@ async fn fhir_create_read_search_conditional_transaction_and_malformed_input() {
         .await;
     assert_eq!(status, 201, "{new}");
 
+    // A transaction entry's ifMatch is checked like If-Match: stale → 412 for the whole transaction.
+    let mut stale_body = v3.clone();
+    stale_body["name"][0]["family"] = json!("Stale");
+    let (status, outcome) = c
+        .post(
+            "/fhir",
+            &json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"resource": patient("TX-IFM", "Other"), "request": {"method": "POST", "url": "Patient"}},
+                {"resource": stale_body, "request": {"method": "PUT", "url": format!("Patient/{id}"), "ifMatch": "W/\"1\""}}]}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 412, "{outcome}");
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    let said = outcome["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("the current version is 3") && !said.contains("Some("),
+        "{said}"
+    );
+    // A conditional update matching nothing may not take over the resource its body's id names: 409.
+    let mut hijack = patient("MRN-NOPE", "Hijack");
+    hijack["id"] = json!(id);
+    let (status, outcome) = c
+        .put(&format!("/fhir/Patient?identifier={MRN}%7CMRN-NOPE"), &hijack, &[])
+        .await;
+    assert_eq!(status, 409, "{outcome}");
+    assert_eq!(outcome["issue"][0]["code"], "conflict", "{outcome}");
+    let (status, outcome) = c
+        .post(
+            "/fhir",
+            &json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"resource": hijack, "request": {"method": "PUT", "url": format!("Patient?identifier={MRN}|MRN-NOPE")}}]}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 409, "{outcome}");
+    let (_, still) = c.get(&format!("/fhir/Patient/{id}")).await;
+    assert_eq!(still["meta"]["versionId"], "3", "{still}");
+    assert_eq!(still["name"][0]["family"], "Byron", "{still}");
+    let (_, found) = c.get(&format!("/fhir/Patient?identifier={MRN}%7CTX-IFM")).await;
+    assert_eq!(found["total"], 0, "a refused transaction stored its first entry");
+
+    // total counts matches, not entries shown: left out when more match than _count shows.
+    for system in ["urn:medbus:twin-a", "urn:medbus:twin-b"] {
+        let mut twin = patient("TWIN", "Twin");
+        twin["identifier"] = json!([{"system": system, "value": "TWIN"}]);
+        let (status, made) = c.post("/fhir/Patient", &twin, &[]).await;
+        assert_eq!(status, 201, "{made}");
+    }
+    let (_, both) = c.get("/fhir/Patient?identifier=TWIN").await;
+    assert_eq!(both["total"], 2, "{both}");
+    let (_, one) = c.get("/fhir/Patient?identifier=TWIN&_count=1").await;
+    assert_eq!(one["entry"].as_array().map(Vec::len), Some(1), "{one}");
+    assert!(one.get("total").is_none(), "total of a partial page: {one}");
+
+    // A method a path does not take: 405 with an OperationOutcome and Allow.
+    let resp = c
+        .http
+        .delete(format!("{}/fhir/Patient/{id}", c.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 405);
+    let allow = resp
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(allow.contains("GET") && allow.contains("PUT"), "Allow: {allow:?}");
+    let outcome: Value = serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+    assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome}");
+    assert_eq!(outcome["issue"][0]["code"], "not-supported", "{outcome}");
+
     // A transaction: Patient + Encounter + Observation referring to each other by urn:uuid.
     let tx = json!({
         "resourceType": "Bundle",

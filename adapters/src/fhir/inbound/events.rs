@@ -97,7 +97,68 @@ pub fn to_events(resource: &Value, created: bool, lookup: Lookup<'_>) -> Result<
     })
 }
 
-/// The resource being mapped and how to find what it refers to.
+/// The canonical events of the resources ONE request writes (a transaction,
+/// or a single resource), in order: [`to_events`] of each, except that an
+/// Observation a DiagnosticReport of the same request lists in `result`
+/// yields no event of its own. The report's `result.reported` carries it, as
+/// an ORU carries its OBX segments; its own event would store it a second
+/// time under a report made from it, and raise its critical value twice. It
+/// is still mapped, so what could not be is refused all the same. Errors are
+/// `(index in resources, its issues)`.
+pub fn request_events(
+    resources: &[(Value, bool)],
+    lookup: Lookup<'_>,
+) -> Result<Vec<CanonicalEvent>, Vec<(usize, Vec<Issue>)>> {
+    let reported = reported_observations(resources.iter().map(|(r, _)| r));
+    let mut events = Vec::new();
+    let mut failed = Vec::new();
+    for (i, (resource, created)) in resources.iter().enumerate() {
+        match to_events(resource, *created, lookup) {
+            Ok(_) if is_observation_in(resource, &reported) => {}
+            Ok(mut e) => events.append(&mut e),
+            Err(issues) => failed.push((i, issues)),
+        }
+    }
+    if failed.is_empty() {
+        Ok(events)
+    } else {
+        Err(failed)
+    }
+}
+
+/// The ids of the Observations the DiagnosticReports among `resources` list in `result`.
+fn reported_observations<'a>(resources: impl Iterator<Item = &'a Value>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for r in resources.filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("DiagnosticReport")) {
+        let results = r
+            .get("result")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for reference in results
+            .iter()
+            .filter_map(|x| x.get("reference").and_then(Value::as_str))
+        {
+            if let Ok(RefTarget::Literal {
+                resource_type: "Observation",
+                id,
+            }) = parse_reference(reference)
+            {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    ids
+}
+
+fn is_observation_in(resource: &Value, ids: &[String]) -> bool {
+    resource.get("resourceType").and_then(Value::as_str) == Some("Observation")
+        && resource
+            .get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| ids.iter().any(|i| i == id))
+}
+
 struct Ctx<'a> {
     resource: &'a Value,
     lookup: Lookup<'a>,

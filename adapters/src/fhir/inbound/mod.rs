@@ -7,7 +7,9 @@
 //! 2. [`check_resource`] a single resource, or [`parse_bundle`] a
 //!    transaction/batch (each POST/PUT resource checked the same way);
 //! 3. for a transaction, assign ids, [`rewrite_references`] the `urn:uuid`s;
-//! 4. store, then [`to_events`] each stored resource and publish the events.
+//! 4. store, then [`request_events`] of the stored resources (each one's
+//!    [`to_events`], less the Observations a report of the request carries)
+//!    and publish the events.
 //!
 //! Any failure is a list of [`Issue`]s: [`operation_outcome`] is the body of
 //! the 4xx answer and [`http_status`] its status.
@@ -30,7 +32,7 @@ mod tests;
 pub use bundle::{parse_bundle, rewrite_references, BundleEntry, BundleKind, Method};
 pub use check::{check_resource, is_id, parse_reference, Checked, RefSite, RefTarget};
 pub use elements::SUPPORTED;
-pub use events::{to_events, Lookup, FHIR_ID_SYSTEM};
+pub use events::{request_events, to_events, Lookup, FHIR_ID_SYSTEM};
 pub use outcome::{http_status, operation_outcome, Issue, IssueCode};
 
 use serde_json::Value;

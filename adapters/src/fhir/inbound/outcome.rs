@@ -25,6 +25,8 @@ pub enum IssueCode {
     Duplicate,
     /// An unexpected internal error.
     Exception,
+    /// A passing failure (the store cannot be reached): send again later.
+    Transient,
 }
 
 impl IssueCode {
@@ -41,23 +43,30 @@ impl IssueCode {
             IssueCode::Processing => "processing",
             IssueCode::Duplicate => "duplicate",
             IssueCode::Exception => "exception",
+            IssueCode::Transient => "transient",
         }
     }
 
-    /// The HTTP status FHIR's RESTful API suggests for this kind of failure:
-    /// 400 when the content is not valid FHIR, 422 when it is valid but medbus
-    /// cannot process it (business rules, unresolvable references), 409 on
-    /// conflicts, 500 for our own faults.
+    /// The HTTP status FHIR's RESTful API suggests for this kind of failure,
+    /// the one mapping the server answers with: 400 when the content is not
+    /// valid FHIR or not what medbus takes (also a duplicate `fullUrl` or a
+    /// resource written twice in a Bundle), 422 when it is valid but cannot
+    /// be processed (business rules, a reference to nothing), 409 on
+    /// conflicts, 500 for our own faults, 503 when it may pass. Answers the
+    /// code alone cannot tell (404 on read, 412 on a version or condition
+    /// precondition, 415) set their status explicitly.
     pub fn http_status(self) -> u16 {
         match self {
             IssueCode::Invalid
             | IssueCode::Structure
             | IssueCode::Required
             | IssueCode::Value
+            | IssueCode::NotSupported
             | IssueCode::Duplicate => 400,
-            IssueCode::NotSupported | IssueCode::NotFound | IssueCode::Processing => 422,
+            IssueCode::NotFound | IssueCode::Processing => 422,
             IssueCode::Conflict => 409,
             IssueCode::Exception => 500,
+            IssueCode::Transient => 503,
         }
     }
 }
@@ -121,7 +130,7 @@ pub(super) fn rename(expression: &str, prefix: &str) -> String {
 }
 
 /// The HTTP status for a failed request: the highest of its issues' statuses
-/// (a 500 wins over a 422, which wins over a 400); 400 when there are none.
+/// (a 5xx wins over a 422, which wins over a 400); 400 when there are none.
 pub fn http_status(issues: &[Issue]) -> u16 {
     issues.iter().map(|i| i.code.http_status()).max().unwrap_or(400)
 }

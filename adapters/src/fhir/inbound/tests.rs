@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use medbus_bus::canonical::{CanonicalEvent, EventKind};
+use medbus_bus::canonical::{CanonicalEvent, EventBody, EventKind};
 use serde_json::{json, Value};
 
 use super::*;
@@ -1214,4 +1214,89 @@ fn medbus_s_outbound_fhir_is_accepted_and_maps_back_to_its_kind() {
     }
     eprintln!("compared {compared} of {} events", events.len());
     assert!(compared >= 100, "only {compared} events compared");
+}
+
+// ------------------------------------------------- events of one request
+
+fn request_kinds(resources: &[(Value, bool)]) -> Vec<EventKind> {
+    let s = store();
+    let lookup = move |t: &str, id: &str| s.get(&(t.to_string(), id.to_string())).cloned();
+    request_events(resources, &lookup)
+        .unwrap_or_else(|e| panic!("no events: {e:#?}"))
+        .iter()
+        .map(CanonicalEvent::kind)
+        .collect()
+}
+
+#[test]
+fn a_report_carries_the_observations_of_its_request() {
+    // A report and its two observations in one transaction: one result event, not three.
+    let request = [
+        (observation("o1", "final", 5.9), true),
+        (observation("o2", "final", 140.0), true),
+        (diagnostic_report("final"), true),
+    ];
+    assert_eq!(request_kinds(&request), [EventKind::ResultReported]);
+    let s = store();
+    let lookup = move |t: &str, id: &str| s.get(&(t.to_string(), id.to_string())).cloned();
+    let events = request_events(&request, &lookup).unwrap();
+    let EventBody::Result(body) = events[0].body() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(body.observations.len(), 2);
+    // An observation the report does not list keeps its own event, as does one sent alone.
+    let request = [
+        (observation("o1", "final", 5.9), true),
+        (observation("o3", "final", 4.0), true),
+        (
+            with(
+                diagnostic_report("final"),
+                "result",
+                json!([{"reference": "Observation/o1"}]),
+            ),
+            true,
+        ),
+    ];
+    assert_eq!(
+        request_kinds(&request),
+        [EventKind::ResultReported, EventKind::ResultReported]
+    );
+    assert_eq!(
+        request_kinds(&[(observation("o1", "final", 5.9), true)]),
+        [EventKind::ResultReported]
+    );
+}
+
+#[test]
+fn a_carried_observation_that_does_not_map_is_still_refused() {
+    let s = store();
+    let lookup = move |t: &str, id: &str| s.get(&(t.to_string(), id.to_string())).cloned();
+    let broken = with(
+        observation("o1", "final", 5.9),
+        "subject",
+        json!({"reference": "Patient/nobody"}),
+    );
+    let failed = request_events(&[(broken, true), (diagnostic_report("final"), true)], &lookup).unwrap_err();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, 0);
+    has(&failed[0].1, IssueCode::NotFound, Some("Observation.subject.reference"));
+}
+
+#[test]
+fn one_status_mapping_for_issue_codes() {
+    // FHIR R4 REST: 400 bad content (also a fullUrl twice), 422 unprocessable, 409 conflict, 503 retry.
+    assert_eq!(IssueCode::NotSupported.http_status(), 400);
+    assert_eq!(IssueCode::Duplicate.http_status(), 400);
+    assert_eq!(IssueCode::NotFound.http_status(), 422);
+    assert_eq!(IssueCode::Conflict.http_status(), 409);
+    assert_eq!(IssueCode::Exception.http_status(), 500);
+    assert_eq!(IssueCode::Transient.http_status(), 503);
+    assert_eq!(IssueCode::Transient.as_str(), "transient");
+    assert_eq!(
+        http_status(&[
+            Issue::whole(IssueCode::Value, ""),
+            Issue::whole(IssueCode::Transient, "")
+        ]),
+        503
+    );
 }

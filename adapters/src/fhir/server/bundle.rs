@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::reply::{location, Reply};
-use super::single::{conditional_match, read_body};
+use super::reply::{location, store_issue, Reply};
+use super::single::{check_if_match, conditional_match, id_held_elsewhere, read_body};
 use super::write::{commit, dry_run, keep_rejected, Known, Planned};
 use super::{base_url, references, FhirServer};
 use crate::fhir::inbound::{
@@ -51,9 +51,14 @@ async fn run(server: &FhirServer, headers: &HeaderMap, body: Result<Bytes, Bytes
     match kind {
         BundleKind::Transaction => match transaction(server, headers, entries).await {
             Ok(reply) => (reply, "transaction"),
-            Err(issues) => {
-                keep_rejected(server, "transaction", &bytes, &first(&issues)).await;
-                (Reply::issues(issues), "transaction")
+            Err(stop) => {
+                let reason = first(&stop.issues);
+                let reply = stop.reply();
+                // A store that could not be reached says nothing about the body: not kept as refused.
+                if !reply.status.is_server_error() {
+                    keep_rejected(server, "transaction", &bytes, &reason).await;
+                }
+                (reply, "transaction")
             }
         },
         BundleKind::Batch => (batch(server, headers, entries).await, "batch"),
@@ -72,6 +77,29 @@ fn issue(code: IssueCode, diagnostics: String, expression: String) -> Vec<Issue>
     }]
 }
 
+/// Why a transaction stops (nothing written): its issues, and the status
+/// when their codes alone do not say it (412: `ifMatch`, several matches).
+struct Stop {
+    issues: Vec<Issue>,
+    status: Option<StatusCode>,
+}
+
+impl From<Vec<Issue>> for Stop {
+    fn from(issues: Vec<Issue>) -> Self {
+        Stop { issues, status: None }
+    }
+}
+
+impl Stop {
+    fn reply(self) -> Reply {
+        let reply = Reply::issues(self.issues);
+        match self.status {
+            Some(status) => reply.with_status(status),
+            None => reply,
+        }
+    }
+}
+
 /// What one transaction entry comes to.
 enum Resolved {
     /// A conditional create that matched: nothing written.
@@ -81,9 +109,16 @@ enum Resolved {
 }
 
 /// A whole transaction, or the issues that stop it (nothing written then).
-async fn transaction(server: &FhirServer, headers: &HeaderMap, entries: Vec<BundleEntry>) -> Result<Reply, Vec<Issue>> {
+async fn transaction(server: &FhirServer, headers: &HeaderMap, entries: Vec<BundleEntry>) -> Result<Reply, Stop> {
     let base = base_url(headers);
-    let store_issue = |e: medbus_bus::store::StoreError, at: String| issue(IssueCode::Exception, e.to_string(), at);
+    // The same issue (and status: 503 when the store may come back) as a single request gets.
+    let store_issue = |e: medbus_bus::store::StoreError, at: String| -> Stop {
+        vec![Issue {
+            expression: Some(at),
+            ..store_issue(&e)
+        }]
+        .into()
+    };
     // 1. Each entry's target: an existing match, or an id to write under.
     let mut targets: Vec<(BundleEntry, String, Option<i64>, Option<medbus_bus::store::FhirRow>)> = Vec::new();
     for entry in entries {
@@ -93,7 +128,8 @@ async fn transaction(server: &FhirServer, headers: &HeaderMap, entries: Vec<Bund
                 IssueCode::NotSupported,
                 "only POST and PUT entries with a resource are supported in a transaction".into(),
                 format!("{at}.request.method"),
-            ));
+            )
+            .into());
         };
         let resource_type = resource
             .get("resourceType")
@@ -118,29 +154,77 @@ async fn transaction(server: &FhirServer, headers: &HeaderMap, entries: Vec<Bund
                             IssueCode::Invalid,
                             format!("request.url names {t}, the resource is a {resource_type}"),
                             format!("{at}.request.url"),
-                        ));
+                        )
+                        .into());
                     }
-                    match conditional_match(server, &resource_type, query).await {
-                        Ok(Some(row)) => (row.id.clone(), Some(row.version), None),
-                        Ok(None) => {
-                            let id = body_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                    let current = match conditional_match(server, &resource_type, query).await {
+                        Ok(Some(row)) => {
+                            if body_id.as_deref().is_some_and(|b| b != row.id) {
+                                return Err(issue(
+                                    IssueCode::Invalid,
+                                    format!(
+                                        "the resource's id differs from the one matching the condition ({})",
+                                        row.id
+                                    ),
+                                    format!("{at}.resource.id"),
+                                )
+                                .into());
+                            }
+                            Some((row.id, row.version))
+                        }
+                        Ok(None) => None,
+                        Err(reply) => return Err(reply_issues(reply, format!("{at}.request.url"))),
+                    };
+                    let (id, current) = match current {
+                        Some((id, version)) => (id, Some(version)),
+                        None => match body_id.clone() {
+                            Some(id) => {
+                                let stored = server
+                                    .store
+                                    .fhir()
+                                    .fhir_read(&resource_type, &id)
+                                    .await
+                                    .map_err(|e| store_issue(e, at.clone()))?;
+                                if stored.is_some() {
+                                    return Err(reply_issues(
+                                        id_held_elsewhere(&resource_type, &id),
+                                        format!("{at}.resource.id"),
+                                    ));
+                                }
+                                (id, None)
+                            }
+                            None => (uuid::Uuid::new_v4().to_string(), None),
+                        },
+                    };
+                    if let Some(reply) = check_if_match(entry.if_match.as_deref(), current) {
+                        return Err(reply_issues(reply, format!("{at}.request.ifMatch")));
+                    }
+                    (id, current, None)
+                } else {
+                    match references::literal(url) {
+                        Some((t, id)) if t == resource_type && body_id.as_deref() == Some(id.as_str()) => {
                             let current = server
                                 .store
                                 .fhir()
                                 .fhir_read(&resource_type, &id)
                                 .await
-                                .map_err(|e| store_issue(e, at.clone()))?;
-                            (id, current.map(|r| r.version), None)
+                                .map_err(|e| store_issue(e, at.clone()))?
+                                .map(|r| r.version);
+                            if let Some(reply) = check_if_match(entry.if_match.as_deref(), current) {
+                                return Err(reply_issues(reply, format!("{at}.request.ifMatch")));
+                            }
+                            (id, current, None)
                         }
-                        Err(reply) => return Err(reply_issues(reply, format!("{at}.request.url"))),
-                    }
-                } else {
-                    match references::literal(url) {
-                        Some((t, id)) if t == resource_type && body_id.as_deref() == Some(id.as_str()) => {
-                            let current = server.store.fhir().fhir_read(&resource_type, &id).await.map_err(|e| store_issue(e, at.clone()))?;
-                            (id, current.map(|r| r.version), None)
+                        _ => {
+                            return Err(issue(
+                                IssueCode::Invalid,
+                                format!(
+                                    "request.url {url:?} must be {resource_type}/<the resource's id> or {resource_type}?identifier=…"
+                                ),
+                                format!("{at}.request.url"),
+                            )
+                            .into())
                         }
-                        _ => return Err(issue(IssueCode::Invalid, format!("request.url {url:?} must be {resource_type}/<the resource's id> or {resource_type}?identifier=…"), format!("{at}.request.url"))),
                     }
                 }
             }
@@ -149,7 +233,8 @@ async fn transaction(server: &FhirServer, headers: &HeaderMap, entries: Vec<Bund
                     IssueCode::NotSupported,
                     "only POST and PUT entries are supported in a transaction".into(),
                     format!("{at}.request.method"),
-                ));
+                )
+                .into());
             }
         };
         targets.push((entry, id, current, existing));
@@ -172,7 +257,8 @@ async fn transaction(server: &FhirServer, headers: &HeaderMap, entries: Vec<Bund
                 IssueCode::Duplicate,
                 format!("{t}/{id} is written by two entries"),
                 format!("Bundle.entry[{}]", entry.index),
-            ));
+            )
+            .into());
         }
     }
     // 3. Rewrite references, resolve them, plan the writes.
@@ -300,18 +386,23 @@ fn prefixed(issues: Vec<Issue>, at: &str) -> Vec<Issue> {
         .collect()
 }
 
-/// A reply's issues, for a transaction that stops; the expression names the entry.
-fn reply_issues(reply: Reply, at: String) -> Vec<Issue> {
+/// A reply's issue and status, for a transaction that stops; the expression names the entry.
+fn reply_issues(reply: Reply, at: String) -> Stop {
     let diagnostics = reply
         .body
         .pointer("/issue/0/diagnostics")
         .and_then(Value::as_str)
         .unwrap_or("the condition could not be evaluated")
         .to_string();
-    let code = match reply.status {
-        StatusCode::PRECONDITION_FAILED => IssueCode::Duplicate,
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR => IssueCode::Exception,
+    let code = match reply.body.pointer("/issue/0/code").and_then(Value::as_str) {
+        Some("duplicate") => IssueCode::Duplicate,
+        Some("conflict") => IssueCode::Conflict,
+        Some("transient") => IssueCode::Transient,
+        Some("exception") => IssueCode::Exception,
         _ => IssueCode::Invalid,
     };
-    issue(code, diagnostics, at)
+    Stop {
+        issues: issue(code, diagnostics, at),
+        status: Some(reply.status),
+    }
 }

@@ -91,6 +91,8 @@ pub fn router(server: FhirServer) -> Router {
         )
         .route("/fhir/{resource_type}/{id}", get(single::read).put(single::update))
         .route("/fhir/{resource_type}/{id}/_history/{version}", get(single::vread))
+        // After the routes: it is set on those registered before it.
+        .method_not_allowed_fallback(single::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(Arc::new(server))
 }

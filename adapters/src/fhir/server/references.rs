@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use super::reply::store_issue;
 use super::write::Known;
 use super::FhirServer;
 use crate::fhir::inbound::{Issue, IssueCode, RefSite, SUPPORTED};
@@ -69,11 +70,15 @@ pub(super) async fn resolve(
                 diagnostics: format!("{}/{} does not exist on this server", key.0, key.1),
                 expression: Some(expression),
             }),
-            Err(e) => issues.push(Issue {
-                code: IssueCode::Exception,
-                diagnostics: format!("could not look up {}/{}: {e}", key.0, key.1),
-                expression: Some(expression),
-            }),
+            Err(e) => {
+                // The store's code (503 when it may pass), as a lookup outside a reference gets.
+                let issue = store_issue(&e);
+                issues.push(Issue {
+                    diagnostics: format!("could not look up {}/{}: {}", key.0, key.1, issue.diagnostics),
+                    expression: Some(expression),
+                    ..issue
+                })
+            }
         }
     }
     if issues.is_empty() {

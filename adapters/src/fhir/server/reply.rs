@@ -1,5 +1,5 @@
-//! Answers of the FHIR server: `application/fhir+json` bodies, the status an
-//! [`Issue`] calls for, and the headers a FHIR client reads (Location, ETag,
+//! Answers of the FHIR server: `application/fhir+json` bodies, the status
+//! [`Issue`]s call for, and the headers a FHIR client reads (Location, ETag,
 //! Last-Modified).
 
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use medbus_bus::store::{FhirRow, StoreError};
 use serde_json::{json, Value};
 
-use crate::fhir::inbound::{operation_outcome, Issue, IssueCode};
+use crate::fhir::inbound::{http_status, operation_outcome, Issue, IssueCode};
 
 /// The media type of every answer.
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
@@ -33,12 +33,9 @@ impl Reply {
         }
     }
 
-    /// An OperationOutcome with the status the first issue calls for.
+    /// An OperationOutcome with the status its issues call for ([`http_status`]).
     pub fn issues(issues: Vec<Issue>) -> Self {
-        let status = issues
-            .first()
-            .map(|i| status_of(&i.code))
-            .unwrap_or(StatusCode::BAD_REQUEST);
+        let status = StatusCode::from_u16(http_status(&issues)).unwrap_or(StatusCode::BAD_REQUEST);
         Reply::json(status, operation_outcome(&issues))
     }
 
@@ -58,25 +55,9 @@ impl Reply {
         reply
     }
 
-    /// What a store failure means to the client: 503 when it may pass, 409
-    /// for a conflict (a concurrent change, an identifier held by another
-    /// resource), 500 otherwise.
+    /// What a store failure means to the client (see [`store_issue`]).
     pub fn store(e: &StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => Reply::issue(
-                IssueCode::Exception,
-                format!("the store cannot be reached now; nothing was kept, send again later ({e})"),
-                None,
-            )
-            .with_status(StatusCode::SERVICE_UNAVAILABLE),
-            StoreError::Conflict(why) => Reply::issue(IssueCode::Conflict, why.clone(), None),
-            StoreError::Invalid(why) => Reply::issue(IssueCode::Invalid, why.clone(), None),
-            _ => {
-                tracing::error!(error = %e, "fhir store failure");
-                Reply::issue(IssueCode::Exception, "the store failed; nothing was kept", None)
-                    .with_status(StatusCode::INTERNAL_SERVER_ERROR)
-            }
-        }
+        Reply::issues(vec![store_issue(e)])
     }
 
     /// The same answer with another status.
@@ -86,16 +67,26 @@ impl Reply {
     }
 }
 
-/// The HTTP status an issue code stands for: 400 for what cannot be read or
-/// breaks R4's rules, 422 for what cannot be processed (a reference to
-/// nothing), 409/412 for conflicts and ambiguous conditions.
-pub fn status_of(code: &IssueCode) -> StatusCode {
-    match code {
-        IssueCode::NotFound | IssueCode::Processing => StatusCode::UNPROCESSABLE_ENTITY,
-        IssueCode::Conflict => StatusCode::CONFLICT,
-        IssueCode::Duplicate => StatusCode::PRECONDITION_FAILED,
-        IssueCode::Exception => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
+/// What a store failure means to the client: `transient` (503) when it may
+/// pass, `conflict` (409) for a concurrent change or an identifier held by
+/// another resource, `exception` (500) otherwise.
+pub fn store_issue(e: &StoreError) -> Issue {
+    let (code, diagnostics) = match e {
+        StoreError::Unavailable(_) => (
+            IssueCode::Transient,
+            format!("the store cannot be reached now; nothing was kept, send again later ({e})"),
+        ),
+        StoreError::Conflict(why) => (IssueCode::Conflict, why.clone()),
+        StoreError::Invalid(why) => (IssueCode::Invalid, why.clone()),
+        _ => {
+            tracing::error!(error = %e, "fhir store failure");
+            (IssueCode::Exception, "the store failed; nothing was kept".to_string())
+        }
+    };
+    Issue {
+        code,
+        diagnostics,
+        expression: None,
     }
 }
 
@@ -145,5 +136,39 @@ impl IntoResponse for Reply {
             }
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_cannot_be_reached_is_503_wherever_it_is_met() {
+        let e = StoreError::Unavailable("connection refused".into());
+        assert_eq!(Reply::store(&e).status, StatusCode::SERVICE_UNAVAILABLE);
+        // A transaction's lookups give the issue, not the reply: it calls for the same status.
+        assert_eq!(http_status(&[store_issue(&e)]), 503);
+        assert_eq!(
+            Reply::store(&StoreError::Conflict("Patient/1 already exists".into())).status,
+            StatusCode::CONFLICT
+        );
+    }
+
+    #[test]
+    fn the_status_follows_the_worst_issue() {
+        let issues = vec![
+            Issue::whole(IssueCode::Value, "bad date"),
+            Issue::whole(IssueCode::NotFound, "Patient/x does not exist"),
+        ];
+        assert_eq!(Reply::issues(issues).status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            Reply::issue(IssueCode::NotSupported, "no", None).status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            Reply::issue(IssueCode::Duplicate, "twice", None).status,
+            StatusCode::BAD_REQUEST
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method as HttpMethod, StatusCode, Uri};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -135,8 +135,12 @@ pub(super) async fn search(
         return search_issue("a search needs identifier=system|value");
     };
     let base = base_url(&headers);
-    match find(&server, &resource_type, &token, count).await {
-        Ok(rows) => {
+    // One more than shown: whether there are more matches than `count`.
+    match find(&server, &resource_type, &token, count.saturating_add(1)).await {
+        Ok(mut rows) => {
+            // The total is known only when every match is shown (R4 lets it be left out otherwise).
+            let total = (rows.len() <= count as usize).then_some(rows.len());
+            rows.truncate(count as usize);
             let entry: Vec<Value> = rows
                 .iter()
                 .map(|row| {
@@ -147,16 +151,16 @@ pub(super) async fn search(
                     })
                 })
                 .collect();
-            Reply::json(
-                StatusCode::OK,
-                json!({
-                    "resourceType": "Bundle",
-                    "type": "searchset",
-                    "total": entry.len(),
-                    "link": [{"relation": "self", "url": format!("{base}/{resource_type}?{query}")}],
-                    "entry": entry,
-                }),
-            )
+            let mut bundle = json!({
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "link": [{"relation": "self", "url": format!("{base}/{resource_type}?{query}")}],
+                "entry": entry,
+            });
+            if let (Some(total), Value::Object(map)) = (total, &mut bundle) {
+                map.insert("total".into(), json!(total));
+            }
+            Reply::json(StatusCode::OK, bundle)
         }
         Err(reply) => reply,
     }
@@ -239,9 +243,13 @@ async fn write_checked(
         }
         Target::Update(id) => {
             if body_id.as_deref() != Some(id.as_str()) {
+                let found = match &body_id {
+                    Some(b) => format!("the resource's id is {b}"),
+                    None => "the resource has no id".to_string(),
+                };
                 return Reply::issue(
                     IssueCode::Invalid,
-                    format!("the resource's id ({body_id:?}) must equal the id in the URL ({id:?})"),
+                    format!("{found}; it must equal the id in the URL, {id}"),
                     Some(format!("{resource_type}.id")),
                 );
             }
@@ -249,7 +257,7 @@ async fn write_checked(
                 Ok(row) => row.map(|r| r.version),
                 Err(e) => return Reply::store(&e),
             };
-            if let Some(reply) = check_if_match(headers, current) {
+            if let Some(reply) = check_if_match(if_match(headers), current) {
                 return reply;
             }
             (id, current)
@@ -266,15 +274,25 @@ async fn write_checked(
                         Some(format!("{resource_type}.id")),
                     );
                 }
+                if let Some(reply) = check_if_match(if_match(headers), Some(row.version)) {
+                    return reply;
+                }
                 (row.id, Some(row.version))
             }
-            Ok(None) => match body_id {
-                Some(id) => match server.store.fhir().fhir_read(resource_type, &id).await {
-                    Ok(row) => (id, row.map(|r| r.version)),
-                    Err(e) => return Reply::store(&e),
-                },
-                None => (uuid::Uuid::new_v4().to_string(), None),
-            },
+            Ok(None) => {
+                let id = match body_id {
+                    Some(id) => match server.store.fhir().fhir_read(resource_type, &id).await {
+                        Ok(Some(_)) => return id_held_elsewhere(resource_type, &id),
+                        Ok(None) => id,
+                        Err(e) => return Reply::store(&e),
+                    },
+                    None => uuid::Uuid::new_v4().to_string(),
+                };
+                if let Some(reply) = check_if_match(if_match(headers), None) {
+                    return reply;
+                }
+                (id, None)
+            }
             Err(reply) => return reply,
         },
     };
@@ -400,21 +418,39 @@ pub(super) fn read_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>
     }
 }
 
-/// `If-Match: W/"<version>"` against the stored version.
-fn check_if_match(headers: &HeaderMap, current: Option<i64>) -> Option<Reply> {
-    let wanted = headers.get(header::IF_MATCH)?.to_str().unwrap_or_default();
-    let wanted = wanted.trim().trim_start_matches("W/").trim_matches('"');
-    match current {
-        Some(v) if v.to_string() == wanted => None,
-        _ => Some(
-            Reply::issue(
-                IssueCode::Conflict,
-                format!("If-Match {wanted:?} does not match the current version ({current:?})"),
-                None,
-            )
-            .with_status(StatusCode::PRECONDITION_FAILED),
-        ),
-    }
+/// The `If-Match` header, if any (unreadable bytes match no version).
+fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::IF_MATCH).map(|v| v.to_str().unwrap_or_default())
+}
+
+/// `If-Match: W/"<version>"` (a header, or a Bundle entry's `request.ifMatch`)
+/// against the stored version: 412 when it differs or nothing is stored.
+pub(super) fn check_if_match(if_match: Option<&str>, current: Option<i64>) -> Option<Reply> {
+    let wanted = if_match?.trim().trim_start_matches("W/").trim_matches('"');
+    let found = match current {
+        Some(v) if v.to_string() == wanted => return None,
+        Some(v) => format!("the current version is {v}"),
+        None => "there is no current version".to_string(),
+    };
+    Some(
+        Reply::issue(
+            IssueCode::Conflict,
+            format!("If-Match asks for version {wanted}, but {found}"),
+            None,
+        )
+        .with_status(StatusCode::PRECONDITION_FAILED),
+    )
+}
+
+/// R4 conditional update: no match, and the body's id names a resource the
+/// condition did not match; replacing it would change a resource the client
+/// did not select.
+pub(super) fn id_held_elsewhere(resource_type: &str, id: &str) -> Reply {
+    Reply::issue(
+        IssueCode::Conflict,
+        format!("nothing matches the condition, and {resource_type}/{id} (the resource's id) exists but does not match it; nothing was changed"),
+        Some(format!("{resource_type}.id")),
+    )
 }
 
 /// The one resource a condition (`identifier=…`) matches: None when none,
@@ -451,11 +487,13 @@ pub(super) async fn conditional_match(
     match rows.len() {
         0 => Ok(None),
         1 => Ok(rows.pop()),
+        // R4: several matches of a conditional create or update is 412.
         _ => Err(Reply::issue(
             IssueCode::Duplicate,
             format!("condition {condition:?} matches more than one {resource_type}"),
             None,
-        )),
+        )
+        .with_status(StatusCode::PRECONDITION_FAILED)),
     }
 }
 
@@ -471,6 +509,16 @@ async fn find(
         .fhir_search_identifier(resource_type, token.system.as_deref(), &token.value, limit)
         .await
         .map_err(|e| Reply::store(&e))
+}
+
+/// 405 for a method a `/fhir` path does not take (axum adds `Allow`).
+pub(super) async fn method_not_allowed(method: HttpMethod, uri: Uri) -> Reply {
+    Reply::issue(
+        IssueCode::NotSupported,
+        format!("{method} is not supported on {}", uri.path()),
+        None,
+    )
+    .with_status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
 /// 404 for a resource type this server does not hold.
@@ -499,4 +547,30 @@ fn not_found(resource_type: &str, id: &str) -> Reply {
 
 fn search_issue(why: &str) -> Reply {
     Reply::issue(IssueCode::NotSupported, why, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_is_said_in_plain_words() {
+        assert!(check_if_match(None, Some(3)).is_none());
+        assert!(check_if_match(Some("W/\"3\""), Some(3)).is_none());
+        let stale = check_if_match(Some("W/\"1\""), Some(3)).unwrap();
+        assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+        let said = stale.body["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+        assert_eq!(said, "If-Match asks for version 1, but the current version is 3");
+        let absent = check_if_match(Some("W/\"1\""), None).unwrap();
+        let said = absent.body["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+        assert_eq!(said, "If-Match asks for version 1, but there is no current version");
+    }
+
+    #[test]
+    fn a_conditional_update_may_not_take_an_id_it_did_not_match() {
+        let r = id_held_elsewhere("Patient", "p9");
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        assert_eq!(r.body["resourceType"], "OperationOutcome");
+        assert_eq!(r.body["issue"][0]["code"], "conflict");
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::reply::Reply;
 use super::{raw_header, FhirServer};
-use crate::fhir::inbound::{to_events, Issue, IssueCode};
+use crate::fhir::inbound::{request_events, Issue, IssueCode};
 
 /// Resources already stored or in the same request, by (type, id): what
 /// references resolve to and what the event mapping looks up.
@@ -101,25 +101,23 @@ pub(super) fn dry_run(
         all.insert(p.key(), p.resource.clone());
     }
     let lookup = |t: &str, id: &str| all.get(&(t.to_string(), id.to_string())).cloned();
-    let mut events = 0;
-    let mut issues = Vec::new();
-    for (i, p) in planned.iter().enumerate() {
-        match to_events(&p.resource, p.created, &lookup) {
-            Ok(e) => events += e.len(),
-            Err(found) => issues.extend(found.into_iter().map(|mut issue| {
-                let at = expression_of(i);
-                if !at.is_empty() {
-                    issue.diagnostics = format!("{at}: {}", issue.diagnostics);
-                }
-                issue
-            })),
-        }
-    }
-    if issues.is_empty() {
-        Ok(events)
-    } else {
-        Err(issues)
-    }
+    let resources: Vec<(Value, bool)> = planned.iter().map(|p| (p.resource.clone(), p.created)).collect();
+    request_events(&resources, &lookup)
+        .map(|events| events.len())
+        .map_err(|failed| {
+            failed
+                .into_iter()
+                .flat_map(|(i, found)| {
+                    let at = expression_of(i);
+                    found.into_iter().map(move |mut issue| {
+                        if !at.is_empty() {
+                            issue.diagnostics = format!("{at}: {}", issue.diagnostics);
+                        }
+                        issue
+                    })
+                })
+                .collect()
+        })
 }
 
 /// Keeps `planned` raw on the backbone, then writes it to the store in one
