@@ -307,8 +307,12 @@ async fn write_checked(
     )
     .await
     {
-        keep_rejected(server, interaction, &bytes, &first(&issues)).await;
-        return Reply::issues(issues);
+        let reply = Reply::issues(issues);
+        // A store that could not be reached says nothing about the body: not kept as refused.
+        if !reply.status.is_server_error() {
+            keep_rejected(server, interaction, &bytes, &first_of(&reply)).await;
+        }
+        return reply;
     }
     let Checked { identifiers, .. } = checked;
     let planned = Planned::new(resource_type, id, value, &identifiers, current);
@@ -390,6 +394,16 @@ pub(super) async fn batch_entry(server: &FhirServer, headers: &HeaderMap, entry:
         &format!("batch {verb} {resource_type}"),
     )
     .await
+}
+
+/// The first diagnostics of an OperationOutcome reply.
+fn first_of(reply: &Reply) -> String {
+    reply
+        .body
+        .pointer("/issue/0/diagnostics")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn first(issues: &[crate::fhir::inbound::Issue]) -> String {
