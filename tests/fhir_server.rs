@@ -167,6 +167,25 @@ async fn fhir_create_read_search_conditional_transaction_and_malformed_input() {
     assert_eq!(found["total"], 1);
     assert_eq!(store.fhir().fhir_count("Patient").await.unwrap(), 1);
 
+    // A plain POST of an MRN another Patient holds: 409, and the request,
+    // kept before the store refused it, yields no events (recorded rejected).
+    let (status, refused) = c.post("/fhir/Patient", &patient("MRN-1", "Refused"), &[]).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(store.fhir().fhir_count("Patient").await.unwrap(), 1);
+    let filter = medbus_bus::store::MessageFilter {
+        channel: Some("fhir".into()),
+        status: Some(medbus_bus::store::MessageStatus::Rejected),
+        patient_id: Some("MRN-1".into()),
+        ..Default::default()
+    };
+    let rejected = eventually("the refused request recorded rejected by the router", || {
+        let (store, filter) = (store.clone(), filter.clone());
+        async move { store.list_messages(&filter).await.unwrap().into_iter().next() }
+    })
+    .await;
+    let error = rejected.error.unwrap_or_default();
+    assert!(error.contains("not stored"), "{error}");
+
     // Update by id, a stale If-Match, and a conditional update by identifier.
     let mut changed = read.clone();
     changed["name"][0]["family"] = json!("King");
@@ -361,6 +380,53 @@ async fn fhir_create_read_search_conditional_transaction_and_malformed_input() {
     })
     .await;
     assert_eq!(byron.resource["identifier"][0]["value"], "MRN-1");
+
+    // A report and the two observations it lists, in one transaction: one
+    // result event (the report carries them), so the results service keeps
+    // one DiagnosticReport, not one per observation besides.
+    let clinical_count = |t: &'static str| {
+        let store = store.clone();
+        async move { store.clinical().count_resources(t).await.unwrap() }
+    };
+    let (obs_before, reports_before) = (
+        clinical_count("Observation").await,
+        clinical_count("DiagnosticReport").await,
+    );
+    let value = |uuid: &str, code: &str, v: f64| {
+        json!({"fullUrl": format!("urn:uuid:{uuid}"), "resource": {
+            "resourceType": "Observation", "status": "final",
+            "identifier": [{"system": "urn:medbus:obs", "value": format!("O-{code}")}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": patient_ref},
+            "valueQuantity": {"value": v, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"}},
+         "request": {"method": "POST", "url": "Observation"}})
+    };
+    let panel = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        value("5d0b0a4e-8f58-4d6e-a0d4-2a1f0f6a9c01", "2951-2", 140.0),
+        value("5d0b0a4e-8f58-4d6e-a0d4-2a1f0f6a9c02", "2823-3", 4.0),
+        {"fullUrl": "urn:uuid:5d0b0a4e-8f58-4d6e-a0d4-2a1f0f6a9c03", "resource": {
+            "resourceType": "DiagnosticReport", "status": "final",
+            "identifier": [{"system": "urn:medbus:report", "value": "R-PANEL"}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "24326-1"}]},
+            "subject": {"reference": patient_ref},
+            "result": [{"reference": "urn:uuid:5d0b0a4e-8f58-4d6e-a0d4-2a1f0f6a9c01"},
+                       {"reference": "urn:uuid:5d0b0a4e-8f58-4d6e-a0d4-2a1f0f6a9c02"}]},
+         "request": {"method": "POST", "url": "DiagnosticReport"}}
+    ]});
+    let (status, resp) = c.post("/fhir", &panel, &[]).await;
+    assert_eq!(status, 200, "{resp}");
+    eventually("the panel's observations applied", || {
+        let count = clinical_count("Observation");
+        async move { (count.await >= obs_before + 2).then_some(()) }
+    })
+    .await;
+    // Anything further for this request would be applied by now (one service, in order).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        clinical_count("DiagnosticReport").await,
+        reports_before + 1,
+        "one report for the panel"
+    );
 
     // Malformed input: 4xx with an OperationOutcome, nothing stored.
     let before = counts(&store).await;

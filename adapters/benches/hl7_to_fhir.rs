@@ -64,7 +64,12 @@ fn main() {
         b.iter(|| events.iter().map(|e| to_bundles(black_box(e))).sum::<usize>())
     });
     g.bench_function("HL7 → FHIR Bundle JSON", |b| {
-        b.iter(|| corpus.iter().map(|m| to_bundles(&to_events(black_box(m)))).sum::<usize>())
+        b.iter(|| {
+            corpus
+                .iter()
+                .map(|m| to_bundles(&to_events(black_box(m))))
+                .sum::<usize>()
+        })
     });
     g.finish();
     c.final_summary();

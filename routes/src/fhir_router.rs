@@ -10,7 +10,8 @@
 //!    resources' transaction); a request the store refused, or that was not
 //!    committed within [`COMMIT_GRACE`], is recorded rejected: its client got
 //!    an error, so it yields no events;
-//! 3. map every resource to its canonical events (`fhir::inbound::to_events`),
+//! 3. map the request's resources to canonical events (`fhir::inbound::request_events`:
+//!    a DiagnosticReport carries the Observations of the request it lists),
 //!    looking references up in the same Bundle first, then among the
 //!    server's stored resources (a reference was checked before the request
 //!    was accepted, so it names something that exists);
@@ -24,7 +25,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use medbus_adapters::fhir::inbound::to_events;
+use medbus_adapters::fhir::inbound::request_events;
 use medbus_adapters::fhir::server::raw_header;
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
 use medbus_bus::config::BackboneConfig;
@@ -202,23 +203,25 @@ async fn process(ctx: &FhirRouterContext, d: &Delivery) -> Result<usize, Failure
     }
     let known = lookups(ctx, &entries).await?;
     let lookup = |t: &str, id: &str| known.get(&(t.to_string(), id.to_string())).cloned();
-    let mut events = Vec::new();
-    for (resource, created) in &entries {
-        match to_events(resource, *created, &lookup) {
-            Ok(mut e) => events.append(&mut e),
-            Err(issues) => {
-                let why = issues
-                    .iter()
-                    .map(|i| i.diagnostics.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                ctx.store
-                    .record_stages(&[stage(MessageStatus::DeadLettered, Some(why.clone()))])
-                    .await?;
-                return Err(Failure::Permanent(format!("resources do not map to events: {why}")));
-            }
+    // One request's events together: a report carries the observations it lists.
+    let events = match request_events(&entries, &lookup) {
+        Ok(events) => events,
+        Err(failed) => {
+            let why = failed
+                .iter()
+                .flat_map(|(i, issues)| {
+                    issues
+                        .iter()
+                        .map(move |issue| format!("entry {i}: {}", issue.diagnostics))
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            ctx.store
+                .record_stages(&[stage(MessageStatus::DeadLettered, Some(why.clone()))])
+                .await?;
+            return Err(Failure::Permanent(format!("resources do not map to events: {why}")));
         }
-    }
+    };
     for (n, event) in events.iter().enumerate() {
         crate::publish::publish_event(&ctx.backbone, &env, event, format!("{}:{n}", env.id), None).await?;
     }

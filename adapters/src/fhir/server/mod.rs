@@ -39,6 +39,7 @@ use medbus_bus::store::SharedStore;
 use medbus_bus::subjects::Subject;
 
 pub use reply::FHIR_JSON;
+pub use write::STORE_DEADLINE;
 
 /// Raw-header names kept with each inbound FHIR request (as `Medbus-Raw-<name>`).
 pub mod raw_header {

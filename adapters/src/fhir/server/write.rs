@@ -15,6 +15,10 @@ use super::reply::Reply;
 use super::{raw_header, FhirServer};
 use crate::fhir::inbound::{request_events, Issue, IssueCode};
 
+/// How long a request waits for the store to commit its resources before it
+/// is answered 503; well inside the FHIR router's grace for a commit.
+pub const STORE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Resources already stored or in the same request, by (type, id): what
 /// references resolve to and what the event mapping looks up.
 pub(super) type Known = HashMap<(String, String), Value>;
@@ -152,15 +156,18 @@ pub(super) async fn commit(
         .collect();
     let kept = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
     let bytes = Bytes::from(serde_json::to_vec(&kept).unwrap_or_default());
-    if let Err(e) = keep(server, interaction, None, bytes).await {
-        tracing::error!(error = %e, interaction, "fhir request not kept; answering 503");
-        return Err(Reply::issue(
-            IssueCode::Exception,
-            format!("the request could not be kept durably; nothing was stored, send again later ({e})"),
-            None,
-        )
-        .with_status(StatusCode::SERVICE_UNAVAILABLE));
-    }
+    let request = match keep(server, interaction, None, bytes).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, interaction, "fhir request not kept; answering 503");
+            return Err(Reply::issue(
+                IssueCode::Exception,
+                format!("the request could not be kept durably; nothing was stored, send again later ({e})"),
+                None,
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE));
+        }
+    };
     let writes: Vec<FhirWrite> = planned
         .into_iter()
         .map(|p| FhirWrite {
@@ -171,14 +178,39 @@ pub(super) async fn commit(
             mode: p.mode,
         })
         .collect();
-    let rows = server
-        .store
-        .fhir()
-        .fhir_write(&writes)
-        .await
-        .map_err(|e| Reply::store(&e))?;
+    // The request is marked committed in the resources' transaction, or
+    // refused when the store says no: the FHIR router turns only committed
+    // requests into events (a refused one's client got an error).
+    let written = tokio::time::timeout(STORE_DEADLINE, server.store.fhir().fhir_commit(&request, &writes)).await;
+    let rows = match written {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            refuse(server, &request, &e.to_string()).await;
+            return Err(Reply::store(&e));
+        }
+        Err(_) => {
+            // A refusal that lands first makes a late commit fail on the
+            // request's mark, so the client's 503 and the router agree.
+            let why = format!("the store did not answer within {STORE_DEADLINE:?}");
+            refuse(server, &request, &why).await;
+            tracing::error!(interaction, "{why}; answering 503");
+            return Err(
+                Reply::issue(IssueCode::Transient, format!("{why}; send again later"), None)
+                    .with_status(StatusCode::SERVICE_UNAVAILABLE),
+            );
+        }
+    };
     metrics::counter!("medbus_fhir_resources_written_total").increment(rows.len() as u64);
     Ok(rows)
+}
+
+/// Marks a kept request refused so the router yields no events for it. Best
+/// effort: when the store cannot take even that, the router waits for a
+/// commit that never comes and records the request rejected after its grace.
+async fn refuse(server: &FhirServer, request: &str, why: &str) {
+    if let Err(e) = server.store.fhir().fhir_refuse(request, why).await {
+        tracing::warn!(error = %e, request, "could not mark a refused fhir request");
+    }
 }
 
 /// Keeps a body that was refused, with the reason, so it can be fixed and
@@ -199,7 +231,7 @@ async fn keep(
     interaction: &str,
     rejected: Option<&str>,
     bytes: Bytes,
-) -> Result<(), BackboneError> {
+) -> Result<String, BackboneError> {
     let mut headers = BTreeMap::new();
     headers.insert(raw_header::INTERACTION.to_string(), interaction.to_string());
     if let Some(why) = rejected {
@@ -211,13 +243,14 @@ async fn keep(
         peer: None,
     };
     let envelope = Envelope::ingress(source, "fhir.raw", headers, bytes);
+    let request = envelope.id.to_string();
     let dedupe = format!("fhir:{}:{}", server.config.channel, envelope.id);
     let out = envelope
         .to_outgoing(server.subject.clone(), dedupe)
         .map_err(|e| BackboneError::Invalid(e.to_string()))?;
     match server.backbone.publish(out.clone()).await {
-        Ok(_) => Ok(()),
-        Err(BackboneError::Unknown(_)) => server.backbone.publish(out).await.map(|_| ()),
+        Ok(_) => Ok(request),
+        Err(BackboneError::Unknown(_)) => server.backbone.publish(out).await.map(|_| request),
         Err(e) => Err(e),
     }
 }
