@@ -1,0 +1,34 @@
+//! DICOM: a storage SCP (C-ECHO, C-STORE) on dicom-rs.
+//!
+//! dicom-ul negotiates associations; the DIMSE messages on top are built and
+//! read here by hand, because dicom-rs has no DIMSE layer.
+//!
+//! - `options`: [`ScpOptions`] — AE title, allow-list, PDU and data set limits, timeouts.
+//! - `sop_classes`: the storage SOP classes and transfer syntaxes the SCP accepts.
+//! - `access`: which calling and called AE titles may associate (logged when refused).
+//! - `dimse`: command sets — C-ECHO and C-STORE requests read, responses written.
+//! - `dataset`: metadata read from a received data set (the code the fuzz target runs).
+//! - `instance`: [`ReceivedInstance`], [`InstanceMetadata`] and the [`InstanceSink`] trait
+//!   the SCP calls before it answers a C-STORE.
+//! - `part10`: a received instance as DICOM Part-10 file bytes.
+//! - `association`: one association — P-DATA reassembly, DIMSE dispatch, timeouts.
+//! - `scp`: [`run`] — the accept loop, association limit, shutdown.
+//! - `storage`: UID-derived paths and atomic file writes.
+//! - `ingest`: [`FileAndBackboneSink`] — file first, then the backbone, then success.
+
+pub mod access;
+mod association;
+pub mod dataset;
+pub mod dimse;
+pub mod ingest;
+pub mod instance;
+pub mod options;
+pub mod part10;
+pub mod scp;
+pub mod sop_classes;
+pub mod storage;
+
+pub use ingest::FileAndBackboneSink;
+pub use instance::{InstanceMetadata, InstanceSink, ReceivedInstance, SinkError};
+pub use options::ScpOptions;
+pub use scp::run;
