@@ -158,6 +158,7 @@ conformance!(
     fhir_concurrent_creates_of_one_identifier,
     fhir_concurrent_creates_of_one_id,
     fhir_request_marks_follow_the_transaction,
+    fhir_commit_many_isolates_a_failing_request,
 );
 
 /// A fixed, microsecond-exact base time; each test has its own database.

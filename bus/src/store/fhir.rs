@@ -68,6 +68,15 @@ pub struct FhirRow {
     pub resource: serde_json::Value,
 }
 
+/// One request's writes, for [`FhirStore::fhir_commit_many`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FhirCommit {
+    /// The id of the request kept on the backbone, marked committed with the writes.
+    pub request: String,
+    /// Its writes, in order.
+    pub writes: Vec<FhirWrite>,
+}
+
 /// What became of a request the FHIR server kept on the backbone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FhirRequestState {
@@ -97,6 +106,31 @@ pub trait FhirStore: Send + Sync {
     /// the FHIR router can tell a request that was stored from one that was
     /// not. [`StoreError::Conflict`] when the request id is marked already.
     async fn fhir_commit(&self, request: &str, writes: &[FhirWrite]) -> Result<Vec<FhirRow>, StoreError>;
+
+    /// Several requests' [`fhir_commit`](Self::fhir_commit)s in ONE
+    /// transaction, all or nothing (one commit, one log flush for all of
+    /// them); [`fhir_commit_many`](Self::fhir_commit_many) is what callers use.
+    async fn fhir_commit_all(&self, requests: &[FhirCommit]) -> Result<Vec<Vec<FhirRow>>, StoreError>;
+
+    /// Commits each request as [`fhir_commit`](Self::fhir_commit) would, one
+    /// result per request in order: first all in one transaction, and when
+    /// that fails (a conflict, an invalid write, a deadlock between batches)
+    /// each on its own, so one request's failure is its own.
+    async fn fhir_commit_many(&self, requests: &[FhirCommit]) -> Vec<Result<Vec<FhirRow>, StoreError>> {
+        if requests.len() > 1 {
+            match self.fhir_commit_all(requests).await {
+                Ok(all) => return all.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    tracing::debug!(error = %e, requests = requests.len(), "batched FHIR commit failed; one by one")
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(requests.len());
+        for r in requests {
+            out.push(self.fhir_commit(&r.request, &r.writes).await);
+        }
+        out
+    }
 
     /// Marks `request` refused with `reason` (the store refused its writes
     /// after it was kept). Does nothing when it was committed or refused already.

@@ -17,7 +17,7 @@ pub mod registration;
 pub mod sqlite;
 
 pub use self::clinical::{ClinicalChange, ClinicalStore, OutboxEntry, ResourceRow, ResourceWrite};
-pub use self::fhir::{FhirIdentifier, FhirRequestState, FhirRow, FhirStore, FhirWrite, WriteMode};
+pub use self::fhir::{FhirCommit, FhirIdentifier, FhirRequestState, FhirRow, FhirStore, FhirWrite, WriteMode};
 pub use self::registration::{EncounterRow, PatientRow, RegistrationChange, RegistrationStore, MAX_MERGE_HOPS};
 
 use std::path::Path;

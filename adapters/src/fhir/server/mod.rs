@@ -21,6 +21,7 @@
 
 mod bundle;
 mod capability;
+mod committer;
 mod query;
 mod references;
 mod reply;
@@ -58,6 +59,7 @@ pub struct FhirServer {
     /// `[fhir]`.
     pub config: FhirServerConfig,
     subject: String,
+    committer: committer::Committer,
 }
 
 /// Why the server could not be built.
@@ -66,12 +68,14 @@ pub struct FhirServer {
 pub struct BadChannel(String);
 
 impl FhirServer {
-    /// The server of `config.channel`.
+    /// The server of `config.channel`. Starts its store writers: call it
+    /// inside a tokio runtime.
     pub fn new(backbone: SharedBackbone, store: SharedStore, config: FhirServerConfig) -> Result<Self, BadChannel> {
         let subject = Subject::ingress("fhir", &config.channel)
             .map_err(|_| BadChannel(config.channel.clone()))?
             .to_string();
         Ok(FhirServer {
+            committer: committer::Committer::start(store.clone()),
             backbone,
             store,
             config,

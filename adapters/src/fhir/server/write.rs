@@ -181,7 +181,7 @@ pub(super) async fn commit(
     // The request is marked committed in the resources' transaction, or
     // refused when the store says no: the FHIR router turns only committed
     // requests into events (a refused one's client got an error).
-    let written = tokio::time::timeout(STORE_DEADLINE, server.store.fhir().fhir_commit(&request, &writes)).await;
+    let written = tokio::time::timeout(STORE_DEADLINE, server.committer.commit(request.clone(), writes)).await;
     let rows = match written {
         Ok(Ok(rows)) => rows,
         Ok(Err(e)) => {

@@ -23,7 +23,7 @@ use crate::store::fhir::{
     version_moved,
 };
 use crate::store::registration::count;
-use crate::store::{FhirRequestState, FhirRow, FhirStore, FhirWrite, StoreError, WriteMode};
+use crate::store::{FhirCommit, FhirRequestState, FhirRow, FhirStore, FhirWrite, StoreError, WriteMode};
 
 /// Columns of `fhir_resource r` in the order [`fhir_row`] reads them.
 macro_rules! fhir_columns {
@@ -171,37 +171,57 @@ fn fhir_row(row: &PgRow) -> Result<FhirRow, StoreError> {
     })
 }
 
-/// Applies `writes` in one transaction and, when given, marks `request`
-/// committed in it (see [`FhirStore::fhir_commit`]).
+/// Applies each request's writes, all in one transaction, marking each
+/// request that has an id committed in it (see [`FhirStore::fhir_commit`]).
+async fn write_requests(
+    store: &PostgresStore,
+    requests: &[(Option<&str>, &[FhirWrite])],
+) -> Result<Vec<Vec<FhirRow>>, StoreError> {
+    for (_, writes) in requests {
+        validate(writes)?;
+    }
+    if requests
+        .iter()
+        .all(|(request, writes)| writes.is_empty() && request.is_none())
+    {
+        return Ok(requests.iter().map(|_| Vec::new()).collect());
+    }
+    let now = Utc::now();
+    let mut tx = store.pool.begin().await.map_err(map_err)?;
+    let mut out = Vec::with_capacity(requests.len());
+    for (request, writes) in requests {
+        let mut rows = Vec::with_capacity(writes.len());
+        for w in *writes {
+            // Dropping `tx` on any error below rolls everything back.
+            rows.push(write_one(&mut tx, w, now).await?);
+        }
+        if let Some(request) = request {
+            sqlx::query("INSERT INTO fhir_request (id, committed, at) VALUES ($1, true, $2)")
+                .bind(request)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => request_marked(request),
+                    _ => map_err(e),
+                })?;
+        }
+        out.push(rows);
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(out)
+}
+
+/// One request's writes in one transaction (see [`write_requests`]).
 async fn write_batch(
     store: &PostgresStore,
     request: Option<&str>,
     writes: &[FhirWrite],
 ) -> Result<Vec<FhirRow>, StoreError> {
-    validate(writes)?;
-    if writes.is_empty() && request.is_none() {
-        return Ok(Vec::new());
-    }
-    let now = Utc::now();
-    let mut tx = store.pool.begin().await.map_err(map_err)?;
-    let mut out = Vec::with_capacity(writes.len());
-    for w in writes {
-        // Dropping `tx` on any error below rolls the whole batch back.
-        out.push(write_one(&mut tx, w, now).await?);
-    }
-    if let Some(request) = request {
-        sqlx::query("INSERT INTO fhir_request (id, committed, at) VALUES ($1, true, $2)")
-            .bind(request)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_unique_violation() => request_marked(request),
-                _ => map_err(e),
-            })?;
-    }
-    tx.commit().await.map_err(map_err)?;
-    Ok(out)
+    Ok(write_requests(store, &[(request, writes)])
+        .await?
+        .pop()
+        .unwrap_or_default())
 }
 
 #[async_trait]
@@ -212,6 +232,14 @@ impl FhirStore for PostgresStore {
 
     async fn fhir_commit(&self, request: &str, writes: &[FhirWrite]) -> Result<Vec<FhirRow>, StoreError> {
         write_batch(self, Some(request), writes).await
+    }
+
+    async fn fhir_commit_all(&self, requests: &[FhirCommit]) -> Result<Vec<Vec<FhirRow>>, StoreError> {
+        let all: Vec<(Option<&str>, &[FhirWrite])> = requests
+            .iter()
+            .map(|r| (Some(r.request.as_str()), r.writes.as_slice()))
+            .collect();
+        write_requests(self, &all).await
     }
 
     async fn fhir_refuse(&self, request: &str, reason: &str) -> Result<(), StoreError> {
