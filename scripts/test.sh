@@ -5,6 +5,8 @@
 # - PostgreSQL: uses the one on $MEDBUS_TEST_POSTGRES_URL (default
 #   postgres://postgres@127.0.0.1:5432/postgres); when none answers, starts a
 #   private cluster under target/test-pg, installing PostgreSQL when absent.
+# - DCMTK (echoscu, storescu): installed with apt-get when absent; its
+#   directory is passed on as MEDBUS_TEST_DCMTK_BIN.
 # Fails loudly when a server cannot be had: MEDBUS_REQUIRE_SERVICES=1 makes
 # every server suite panic instead of skipping.
 set -euo pipefail
@@ -92,6 +94,16 @@ say "$("$MEDBUS_TEST_FHIR_PYTHON" scripts/fhir_validate.py --check)"
 # --- a TLS client nobody here wrote (openssl s_client, for MLLP over TLS) --
 command -v openssl >/dev/null || apt_install openssl
 say "openssl: $(openssl version)"
+
+# --- DICOM peers nobody here wrote (DCMTK echoscu/storescu, for the storage SCP) --
+if [ -z "${MEDBUS_TEST_DCMTK_BIN:-}" ]; then
+  command -v storescu >/dev/null || apt_install dcmtk
+  MEDBUS_TEST_DCMTK_BIN=$(dirname "$(command -v storescu)")
+fi
+[ -x "$MEDBUS_TEST_DCMTK_BIN/storescu" ] && [ -x "$MEDBUS_TEST_DCMTK_BIN/echoscu" ] \
+  || die "DCMTK echoscu/storescu not runnable in $MEDBUS_TEST_DCMTK_BIN"
+export MEDBUS_TEST_DCMTK_BIN
+say "dcmtk: $("$MEDBUS_TEST_DCMTK_BIN/storescu" --version 2>&1 | head -1)"
 
 # --- disk -----------------------------------------------------------------
 # The test build needs about 3.5 GiB under target/ (2.5 without incremental

@@ -795,3 +795,26 @@ async fn file_and_backbone_sink_refuses_a_uid_that_is_not_a_uid() {
     assert!(kept(&backbone, "nothing").await.is_empty(), "nothing published");
     assert!(FileAndBackboneSink::new(&root, "bad.channel", backbone).is_err());
 }
+
+#[test]
+fn fuzz_seeds_written_by_dcmtk_read_in_each_syntax() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/dicom_dataset");
+    let read = |name: &str, ts: &str| {
+        let bytes = std::fs::read(seeds.join(name)).unwrap();
+        dicom::dataset::read_metadata(&bytes, ts)
+    };
+    for (name, ts) in [
+        ("ct_explicit_le", uids::EXPLICIT_VR_LITTLE_ENDIAN),
+        ("ct_implicit_le", uids::IMPLICIT_VR_LITTLE_ENDIAN),
+        ("ct_deflated", uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN),
+    ] {
+        let m = read(name, ts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(m.sop_instance_uid, "1.2.826.0.1.3680043.10.99.1.1.1", "{name}");
+        assert_eq!(m.patient_name.as_deref(), Some("Doe^Jane"), "{name}");
+        assert_eq!(m.number_of_frames, Some(1), "{name}");
+    }
+    assert!(read("ct_explicit_le_truncated", uids::EXPLICIT_VR_LITTLE_ENDIAN).is_err());
+    let cmd = std::fs::read(seeds.join("c_store_rq_command")).unwrap();
+    let c = dicom::dimse::read_command(&cmd).unwrap();
+    assert_eq!((c.field, c.message_id, c.has_data_set), (0x0001, 7, true));
+}

@@ -7,17 +7,30 @@
 //! syntax, so a compressed instance costs no more than an uncompressed one.
 //! What follows the Pixel Data header is not checked here; a data set cut
 //! short in transit is caught by the P-DATA framing (no last fragment).
+//!
+//! The collector does not apply a transfer syntax's data set codec (it would
+//! parse deflated bytes as if they were plain), so Deflated Explicit VR Little
+//! Endian is inflated here first.
 
 use std::borrow::Cow;
 use std::io::{BufReader, Cursor};
 
+use std::io::Read;
+
 use dicom_core::Tag;
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
+use dicom_encoding::transfer_syntax::Codec;
+use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::collector::DicomCollector;
 use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 use super::instance::InstanceMetadata;
 use super::sop_classes::trim_uid;
+
+/// Most of a deflated data set inflated to read its metadata: the attributes come
+/// before the pixel data, and a bomb must not take the memory.
+const MAX_INFLATED_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why a data set's metadata could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +46,27 @@ pub enum DatasetError {
 /// Reads the metadata of a data set encoded in `transfer_syntax_uid`.
 pub fn read_metadata(bytes: &[u8], transfer_syntax_uid: &str) -> Result<InstanceMetadata, DatasetError> {
     let ts = trim_uid(transfer_syntax_uid).to_string();
-    let mut collector = DicomCollector::new_with_ts(BufReader::new(Cursor::new(bytes)), Cow::Owned(ts.clone()));
+    let entry = TransferSyntaxRegistry
+        .get(&ts)
+        .ok_or_else(|| DatasetError::Unreadable(format!("unknown transfer syntax {ts}")))?;
+    // The collector parses the bytes as they are: a deflated data set is inflated first
+    // (its inner encoding is Explicit VR Little Endian), up to a bound against deflate bombs.
+    let inflated;
+    let (bytes, parse_ts) = match entry.codec() {
+        Codec::Dataset(Some(adapter)) => {
+            let mut reader = adapter.adapt_reader(Box::new(bytes)).take(MAX_INFLATED_BYTES);
+            let mut out = Vec::new();
+            reader
+                .read_to_end(&mut out)
+                .map_err(|e| DatasetError::Unreadable(format!("deflated data set: {e}")))?;
+            inflated = out;
+            (&inflated[..], uids::EXPLICIT_VR_LITTLE_ENDIAN)
+        }
+        Codec::Dataset(None) => return Err(DatasetError::Unreadable(format!("transfer syntax {ts} not readable"))),
+        _ => (bytes, ts.as_str()),
+    };
+    let mut collector =
+        DicomCollector::new_with_ts(BufReader::new(Cursor::new(bytes)), Cow::Owned(parse_ts.to_string()));
     let mut obj = InMemDicomObject::new_empty();
     collector
         .read_dataset_up_to_pixeldata(&mut obj)
