@@ -271,7 +271,7 @@ async fn echo_succeeds_and_a_wrong_called_ae_title_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ct_mr_and_compressed_instances_are_stored_with_their_metadata() {
+async fn ct_mr_compressed_and_deflated_instances_are_stored_with_their_metadata() {
     if dcmtk().is_none() {
         return;
     }
@@ -310,9 +310,22 @@ async fn ct_mr_and_compressed_instances_are_stored_with_their_metadata() {
         "sent as-is: {}",
         text(&out)
     );
+    // Deflated Explicit VR Little Endian (-xd): storescu deflates on the way, the SCP inflates to read.
+    let deflated = instance_file(dir.path(), &Spec::ct("1.2.826.0.1.3680043.10.99.1.1.10"));
+    let out = storescu_with(rig.addr, "MODALITY", &["-xd"], &[&deflated]).await;
+    assert!(out.status.success(), "storescu -xd: {}", text(&out));
+    assert!(!text(&out).contains("Store Failed"), "{}", text(&out));
 
     let got = sink.got();
-    assert_eq!(got.len(), 3, "three instances reached the sink: {}", text(&out));
+    assert_eq!(got.len(), 4, "four instances reached the sink: {}", text(&out));
+    let deflated_in = &got[3];
+    assert_eq!(deflated_in.transfer_syntax, uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN);
+    assert_eq!(
+        deflated_in.metadata.sop_instance_uid,
+        "1.2.826.0.1.3680043.10.99.1.1.10"
+    );
+    assert_eq!(deflated_in.metadata.patient_id.as_deref(), Some("MRN123"));
+    assert_eq!(deflated_in.metadata.body_part_examined.as_deref(), Some("CHEST"));
     let ct_in = &got[0];
     assert_eq!(ct_in.calling_ae, "MODALITY");
     assert_eq!(ct_in.called_ae, "MEDBUS");
