@@ -12,5 +12,6 @@
 
 #![warn(missing_docs)]
 
+pub mod dicom;
 pub mod fhir;
 pub mod hl7;

@@ -6,6 +6,10 @@
 //!                [--duration 60s] [--json] [--acked-file F]
 //! medbus-sim hl7 generate --count N --out FILE [--framing mllp|cr] [--mix ..] [--seed ..]
 //! medbus-sim fhir --url http://127.0.0.1:8080/fhir --clients 16 --count 20000 [--duration 120s] [--json]
+//! medbus-sim dicom send --addr 127.0.0.1:11112 --called-ae MEDBUS --calling-ae MODSIM --associations 4
+//!                       --instances 1000 --pixel-bytes 524288 --modality CT --seed 1 [--json]
+//! medbus-sim dicom generate --out DIR [same generation options]
+//! medbus-sim dicom echo --addr 127.0.0.1:11112 [--called-ae ..] [--calling-ae ..]
 //! ```
 
 use std::io::Write;
@@ -15,6 +19,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use medbus_simulators::dicom;
+use medbus_simulators::dicom::generate::{GenerateConfig, Syntax};
+use medbus_simulators::dicom::modality::Modality;
+use medbus_simulators::dicom::scu::ScuConfig;
 use medbus_simulators::hl7::corpus::{self, Framing};
 use medbus_simulators::hl7::generate::{GenConfig, Generator, Mix};
 use medbus_simulators::hl7::report;
@@ -40,6 +48,142 @@ enum Protocol {
     /// FHIR R4 over HTTP: N clients POST distinct Patients and the run is reported
     /// (requests/s, latency percentiles). Exits 1 when any request was not answered 201.
     Fhir(FhirArgs),
+    /// DICOM: a modality sending generated instances with C-STORE over N associations, writing
+    /// them as .dcm files, or checking an SCP with C-ECHO.
+    ///
+    /// `send` and `echo` exit 0 when every request succeeded, 1 when not, 2 on bad arguments.
+    Dicom {
+        #[command(subcommand)]
+        action: DicomAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DicomAction {
+    /// Send generated instances to a storage SCP and report instances/s, MB/s and latency.
+    Send(DicomSendArgs),
+    /// Write the generated instances as Part-10 files `IMG<n>.dcm` into a directory (for
+    /// dcmtk storescu, Orthanc…): the same arguments give the same files as `send` sends.
+    Generate(DicomGenerateArgs),
+    /// One C-ECHO on a new association.
+    Echo(DicomEchoArgs),
+}
+
+/// What to generate: the same options give the same UIDs and bytes.
+#[derive(Args, Clone)]
+struct DicomGenArgs {
+    /// Distinct patients.
+    #[arg(long, default_value_t = 10)]
+    patients: u64,
+    /// Studies per patient.
+    #[arg(long, default_value_t = 1)]
+    studies_per_patient: u64,
+    /// Series per study.
+    #[arg(long, default_value_t = 2)]
+    series_per_study: u64,
+    /// Instances in all, spread over the series (at least one per series).
+    #[arg(long, default_value_t = 100)]
+    instances: u64,
+    /// CT, MR, CR or US (SOP class, pixel format, realistic tags).
+    #[arg(long, value_enum, default_value_t = Modality::Ct)]
+    modality: Modality,
+    /// Bytes of Pixel Data per instance (rows × columns chosen to match; 524288 = 512 × 512 × 16 bit).
+    #[arg(long, default_value_t = 524_288)]
+    pixel_bytes: u64,
+    /// Names the data set: change it to get new UIDs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Accession Number prefix (default `S<seed>-`).
+    #[arg(long)]
+    accession_prefix: Option<String>,
+    /// Transfer syntax of the files and of the C-STORE data sets.
+    #[arg(long, value_enum, default_value_t = Syntax::Explicit)]
+    transfer_syntax: Syntax,
+}
+
+impl DicomGenArgs {
+    fn generator(&self) -> anyhow::Result<dicom::generate::Generator> {
+        Ok(dicom::generate::Generator::new(GenerateConfig {
+            patients: self.patients,
+            studies_per_patient: self.studies_per_patient,
+            series_per_study: self.series_per_study,
+            instances: self.instances,
+            modality: self.modality,
+            pixel_bytes: self.pixel_bytes,
+            seed: self.seed,
+            accession_prefix: self.accession_prefix.clone(),
+            syntax: self.transfer_syntax,
+        })?)
+    }
+}
+
+/// Where and as whom to associate.
+#[derive(Args, Clone)]
+struct DicomPeerArgs {
+    /// The SCP (loopback only).
+    #[arg(long, default_value = "127.0.0.1:11112")]
+    addr: String,
+    /// The SCP's AE title.
+    #[arg(long, default_value = "ANY-SCP")]
+    called_ae: String,
+    /// Our AE title.
+    #[arg(long, default_value = "MODSIM")]
+    calling_ae: String,
+    /// Limit on connecting and negotiating an association.
+    #[arg(long, default_value = "5s")]
+    connect_timeout: humantime::Duration,
+    /// Limit on each request (sending it and reading its response).
+    #[arg(long, default_value = "30s")]
+    timeout: humantime::Duration,
+}
+
+impl DicomPeerArgs {
+    fn scu(&self) -> anyhow::Result<ScuConfig> {
+        for (name, ae) in [("--called-ae", &self.called_ae), ("--calling-ae", &self.calling_ae)] {
+            if ae.trim().is_empty() || ae.len() > 16 || !ae.is_ascii() || ae.contains('\\') {
+                bail!("{name} {ae:?}: an AE title is 1 to 16 ASCII characters without backslash");
+            }
+        }
+        Ok(ScuConfig {
+            calling_ae: self.calling_ae.clone(),
+            called_ae: self.called_ae.clone(),
+            connect_timeout: self.connect_timeout.into(),
+            response_timeout: self.timeout.into(),
+            ..ScuConfig::new(loopback(&self.addr)?)
+        })
+    }
+}
+
+#[derive(Args)]
+struct DicomSendArgs {
+    #[command(flatten)]
+    gen: DicomGenArgs,
+    #[command(flatten)]
+    peer: DicomPeerArgs,
+    /// Associations in parallel; each sends its contiguous share of the instances over one association.
+    #[arg(long, default_value_t = 1)]
+    associations: usize,
+    /// Stop sending after this long whatever is left (reported unsent).
+    #[arg(long, default_value = "600s")]
+    duration: humantime::Duration,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DicomGenerateArgs {
+    #[command(flatten)]
+    gen: DicomGenArgs,
+    /// The directory to write (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct DicomEchoArgs {
+    #[command(flatten)]
+    peer: DicomPeerArgs,
 }
 
 /// `medbus-sim fhir`.
@@ -186,6 +330,11 @@ fn main() -> ExitCode {
             Some(Hl7Action::Generate(a)) => generate_hl7(a).map(|()| true),
         },
         Protocol::Fhir(a) => send_fhir(a),
+        Protocol::Dicom { action } => match action {
+            DicomAction::Send(a) => send_dicom(a),
+            DicomAction::Generate(a) => generate_dicom(a).map(|()| true),
+            DicomAction::Echo(a) => echo_dicom(a),
+        },
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -298,4 +447,70 @@ fn generate_hl7(a: GenerateArgs) -> anyhow::Result<()> {
     };
     eprintln!("wrote {} messages ({bytes} bytes) to {target}", a.gen.count);
     Ok(())
+}
+
+fn send_dicom(a: DicomSendArgs) -> anyhow::Result<bool> {
+    if a.associations == 0 {
+        bail!("--associations must be at least 1");
+    }
+    let gen = std::sync::Arc::new(a.gen.generator()?);
+    let config = dicom::send::SendConfig {
+        scu: a.peer.scu()?,
+        associations: a.associations,
+        max_duration: a.duration.into(),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    let report = runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        let on_ctrl_c = cancel.clone();
+        // Ctrl-C ends the run early but still prints what was done.
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_ctrl_c.cancel();
+            }
+        });
+        dicom::send::run(&config, gen, cancel).await
+    });
+    if a.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    Ok(report.complete())
+}
+
+fn generate_dicom(a: DicomGenerateArgs) -> anyhow::Result<()> {
+    let gen = a.gen.generator()?;
+    let w = dicom::generate::write_dir(&gen, &a.out)?;
+    eprintln!(
+        "wrote {} instances ({} bytes, {}×{} pixels) to {}",
+        w.files,
+        w.bytes,
+        gen.layout().rows,
+        gen.layout().columns,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn echo_dicom(a: DicomEchoArgs) -> anyhow::Result<bool> {
+    let scu = a.peer.scu()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    match runtime.block_on(dicom::scu::echo(&scu)) {
+        Ok((status, rtt)) => {
+            println!(
+                "C-ECHO {} ({} → {}): status {} in {:.2} ms",
+                scu.addr,
+                scu.calling_ae,
+                scu.called_ae,
+                dicom::dimse::describe(status),
+                rtt.as_secs_f64() * 1e3
+            );
+            Ok(status == 0)
+        }
+        Err(e) => {
+            println!("C-ECHO {}: {e}", scu.addr);
+            Ok(false)
+        }
+    }
 }
