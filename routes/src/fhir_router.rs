@@ -3,7 +3,9 @@
 //! Each ingress message on `medbus.ingress.fhir.<channel>` is a transaction
 //! Bundle of the resources one request wrote, as the server resolved them
 //! (ids assigned, references rewritten; `POST` entries were created, `PUT`
-//! ones updated). For each delivery:
+//! ones updated). Deliveries go in lanes by the request's Patient (the
+//! `Medbus-Raw-Patient` header the server sets), one at a time per lane, so
+//! one patient's events keep the order of its requests. For each delivery:
 //! 1. record the message in the store (raw bytes, channel, interaction);
 //!    a body the server refused is recorded as rejected and acked;
 //! 2. wait for the server's commit of the request (the store marks it in the
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use medbus_adapters::fhir::inbound::request_events;
 use medbus_adapters::fhir::server::raw_header;
+use medbus_bus::backbone::lanes::split_by_key;
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
 use medbus_bus::config::BackboneConfig;
 use medbus_bus::envelope::{Body, Envelope};
@@ -67,15 +70,31 @@ pub async fn run(ctx: FhirRouterContext) -> Result<(), BackboneError> {
     let shutdown = ctx.shutdown.clone();
     consumer
         .run_batches(CONSUMER, 64, Duration::from_secs(1), &shutdown, |batch| async {
-            // One at a time: a request's events stay in order after the previous request's.
-            for d in batch {
-                route(&ctx, d).await;
-            }
+            // Lanes by patient, each one request at a time: a patient's events
+            // stay in the order of its requests, different patients go side by side.
+            let lanes = split_by_key(batch, LANES, lane_key);
+            futures::future::join_all(lanes.into_iter().map(|lane| async {
+                for d in lane {
+                    route(&ctx, d).await;
+                }
+            }))
+            .await;
             true
         })
         .await;
     tracing::info!(consumer = CONSUMER, "fhir router stopped");
     Ok(())
+}
+
+/// Requests routed side by side (of different patients).
+const LANES: usize = 16;
+
+/// The patient a kept request is about (a header the server sets), so that
+/// one patient's requests share a lane; None spreads it by position.
+fn lane_key(d: &Delivery) -> Option<String> {
+    d.headers
+        .get(&format!("{}{}", medbus_bus::envelope::header::RAW_PREFIX, raw_header::PATIENT))
+        .cloned()
 }
 
 /// Why a delivery could not be finished now.

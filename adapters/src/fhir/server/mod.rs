@@ -48,6 +48,9 @@ pub mod raw_header {
     pub const INTERACTION: &str = "Interaction";
     /// Why the body was refused (present only then).
     pub const REJECTED: &str = "Rejected";
+    /// The logical id of the Patient the request is about, when it has one:
+    /// the FHIR router keeps each patient's requests in order by it.
+    pub const PATIENT: &str = "Patient";
 }
 
 /// What the handlers need.

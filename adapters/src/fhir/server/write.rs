@@ -156,7 +156,8 @@ pub(super) async fn commit(
         .collect();
     let kept = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
     let bytes = Bytes::from(serde_json::to_vec(&kept).unwrap_or_default());
-    let request = match keep(server, interaction, None, bytes).await {
+    let patient = patient_of(&planned);
+    let request = match keep(server, interaction, None, patient.as_deref(), bytes).await {
         Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %e, interaction, "fhir request not kept; answering 503");
@@ -204,6 +205,19 @@ pub(super) async fn commit(
     Ok(rows)
 }
 
+/// The Patient a request is about (its logical id): the first Patient
+/// written, else the first `subject` that references a Patient. The FHIR
+/// router keeps one patient's requests in order by it.
+fn patient_of(planned: &[Planned]) -> Option<String> {
+    if let Some(p) = planned.iter().find(|p| p.resource_type == "Patient") {
+        return Some(p.id.clone());
+    }
+    planned.iter().find_map(|p| {
+        let r = p.resource.pointer("/subject/reference")?.as_str()?;
+        r.strip_prefix("Patient/").map(str::to_string)
+    })
+}
+
 /// Marks a kept request refused so the router yields no events for it. Best
 /// effort: when the store cannot take even that, the router waits for a
 /// commit that never comes and records the request rejected after its grace.
@@ -219,7 +233,7 @@ pub(super) async fn keep_rejected(server: &FhirServer, interaction: &str, body: 
     if body.is_empty() {
         return;
     }
-    if let Err(e) = keep(server, interaction, Some(reason), body.clone()).await {
+    if let Err(e) = keep(server, interaction, Some(reason), None, body.clone()).await {
         tracing::warn!(error = %e, interaction, "refused fhir body not kept");
     }
 }
@@ -230,12 +244,16 @@ async fn keep(
     server: &FhirServer,
     interaction: &str,
     rejected: Option<&str>,
+    patient: Option<&str>,
     bytes: Bytes,
 ) -> Result<String, BackboneError> {
     let mut headers = BTreeMap::new();
     headers.insert(raw_header::INTERACTION.to_string(), interaction.to_string());
     if let Some(why) = rejected {
         headers.insert(raw_header::REJECTED.to_string(), why.chars().take(1000).collect());
+    }
+    if let Some(p) = patient {
+        headers.insert(raw_header::PATIENT.to_string(), p.to_string());
     }
     let source = Source {
         channel: server.config.channel.clone(),
