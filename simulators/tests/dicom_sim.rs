@@ -413,3 +413,99 @@ async fn nothing_listening_fails_cleanly() {
         .unwrap();
     assert_eq!(remote.status.code(), Some(2));
 }
+
+/// A storage SCP (dicom-ul) that answers the first C-STORE with 0xA700 and the second with
+/// bytes that are no command set.
+async fn rude_scp(listener: tokio::net::TcpListener) {
+    use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+    let Ok((stream, _)) = listener.accept().await else {
+        return;
+    };
+    let Ok(mut a) = dicom_ul::association::ServerAssociationOptions::new()
+        .accept_any()
+        .with_abstract_syntax(dicom_dictionary_std::uids::CT_IMAGE_STORAGE)
+        .with_transfer_syntax(dicom_dictionary_std::uids::EXPLICIT_VR_LITTLE_ENDIAN)
+        .establish_async(stream)
+        .await
+    else {
+        return;
+    };
+    let mut requests = 0u16;
+    while let Ok(Pdu::PData { data }) = a.receive().await {
+        for pdv in data {
+            if pdv.value_type != PDataValueType::Data || !pdv.is_last {
+                continue;
+            }
+            requests += 1;
+            let reply = if requests == 1 {
+                let rsp = dicom_object::InMemDicomObject::command_from_element_iter([
+                    dicom_core::DataElement::new(
+                        tags::COMMAND_FIELD,
+                        dicom_core::VR::US,
+                        dicom_core::PrimitiveValue::from(0x8001u16),
+                    ),
+                    dicom_core::DataElement::new(
+                        tags::MESSAGE_ID_BEING_RESPONDED_TO,
+                        dicom_core::VR::US,
+                        dicom_core::PrimitiveValue::from(1u16),
+                    ),
+                    dicom_core::DataElement::new(
+                        tags::STATUS,
+                        dicom_core::VR::US,
+                        dicom_core::PrimitiveValue::from(0xA700u16),
+                    ),
+                ]);
+                let mut bytes = Vec::new();
+                rsp.write_dataset_with_ts(
+                    &mut bytes,
+                    &dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+                )
+                .unwrap();
+                bytes
+            } else {
+                b"\x00\x00\x00\x01\xff\xff\xff\xffnot a command set".to_vec()
+            };
+            let pdu = Pdu::PData {
+                data: vec![PDataValue {
+                    presentation_context_id: pdv.presentation_context_id,
+                    value_type: PDataValueType::Command,
+                    is_last: true,
+                    data: reply,
+                }],
+            };
+            if a.send(&pdu).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_statuses_and_garbage_responses_are_reported_not_panicked_on() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let scp = tokio::spawn(rude_scp(listener));
+    let gen = Arc::new(
+        Generator::new(GenerateConfig {
+            patients: 1,
+            instances: 5,
+            pixel_bytes: 40_000,
+            ..GenerateConfig::default()
+        })
+        .unwrap(),
+    );
+    let report = send_all(gen, addr, 1).await;
+    assert_eq!(
+        (report.sent, report.succeeded, report.failed, report.unsent),
+        (2, 0, 2, 3),
+        "{report}"
+    );
+    assert!(
+        report.failures[0].contains("0xA700 (refused: out of resources)"),
+        "{:?}",
+        report.failures
+    );
+    assert!(report.failures[1].contains("protocol error"), "{:?}", report.failures);
+    assert_eq!(report.latency.count, 1);
+    scp.abort();
+}

@@ -15,6 +15,9 @@ use tokio::net::TcpStream;
 use super::dimse::{self, Response};
 use super::pdata;
 
+/// The largest response command set accepted.
+const MAX_RESPONSE: usize = 64 * 1024;
+
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
 pub struct ScuConfig {
@@ -240,6 +243,13 @@ impl Association {
                             )));
                         }
                         rsp.extend_from_slice(&pdv.data);
+                        // A response command set is about 200 bytes; a peer streaming
+                        // fragments without end is broken, not slow.
+                        if rsp.len() > MAX_RESPONSE {
+                            return Err(ScuError::Protocol(format!(
+                                "response to message {id} exceeds {MAX_RESPONSE} bytes"
+                            )));
+                        }
                         if pdv.is_last {
                             return check(Response::parse(&rsp), id, expect);
                         }
