@@ -2,6 +2,10 @@
 //! `dicom_dataset` fuzz target runs: any bytes give metadata or an error,
 //! never a panic.
 //!
+//! The element headers are checked first (`element_lengths`): no declared
+//! length may exceed the bytes received, so the parser never allocates more
+//! than it was sent.
+//!
 //! Only the elements before Pixel Data (7FE0,0010) are read, with dicom-object's
 //! collector: pixel data is neither decoded nor copied, whatever the transfer
 //! syntax, so a compressed instance costs no more than an uncompressed one.
@@ -13,18 +17,17 @@
 //! Endian is inflated here first.
 
 use std::borrow::Cow;
-use std::io::{BufReader, Cursor};
-
-use std::io::Read;
+use std::io::{BufReader, Cursor, Read};
 
 use dicom_core::Tag;
 use dicom_dictionary_std::{tags, uids};
 use dicom_encoding::transfer_syntax::Codec;
-use dicom_encoding::TransferSyntaxIndex;
+use dicom_encoding::{Endianness, TransferSyntaxIndex};
 use dicom_object::collector::DicomCollector;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
+use super::element_lengths::{self, Encoding};
 use super::instance::InstanceMetadata;
 use super::sop_classes::trim_uid;
 
@@ -65,6 +68,11 @@ pub fn read_metadata(bytes: &[u8], transfer_syntax_uid: &str) -> Result<Instance
         Codec::Dataset(None) => return Err(DatasetError::Unreadable(format!("transfer syntax {ts} not readable"))),
         _ => (bytes, ts.as_str()),
     };
+    let encoding = Encoding {
+        explicit_vr: parse_ts != uids::IMPLICIT_VR_LITTLE_ENDIAN,
+        big_endian: entry.endianness() == Endianness::Big,
+    };
+    element_lengths::check(bytes, encoding).map_err(DatasetError::Unreadable)?;
     let mut collector =
         DicomCollector::new_with_ts(BufReader::new(Cursor::new(bytes)), Cow::Owned(parse_ts.to_string()));
     let mut obj = InMemDicomObject::new_empty();
@@ -100,9 +108,6 @@ fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
 mod tests {
     use super::*;
     use dicom_core::{DataElement, PrimitiveValue, VR};
-    use dicom_dictionary_std::uids;
-    use dicom_encoding::TransferSyntaxIndex;
-    use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
     fn encoded(ts: &str, with_study: bool) -> Vec<u8> {
         let mut elements = vec![
@@ -161,6 +166,11 @@ mod tests {
             assert!(read_metadata(&full[..cut], ts).is_err(), "cut at {cut}");
         }
         assert!(read_metadata(b"", ts).is_err());
+        // A declared length far past the end is refused before the parser would allocate it.
+        let mut huge = vec![0x40, 0x00, 0x60, 0xA1, b'U', b'T', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF];
+        huge.extend_from_slice(b"abcd");
+        let err = read_metadata(&huge, ts).unwrap_err();
+        assert!(err.to_string().contains("declares 4294967280 bytes"), "{err}");
         assert!(read_metadata(&full, "1.2.3.4.5.6").is_err());
     }
 }

@@ -8,6 +8,7 @@
 //! - `access`: which calling and called AE titles may associate (logged when refused).
 //! - `dimse`: command sets — C-ECHO and C-STORE requests read, responses written.
 //! - `dataset`: metadata read from a received data set (the code the fuzz target runs).
+//! - `element_lengths`: a header walk that bounds what the parser may allocate.
 //! - `instance`: [`ReceivedInstance`], [`InstanceMetadata`] and the [`InstanceSink`] trait
 //!   the SCP calls before it answers a C-STORE.
 //! - `part10`: a received instance as DICOM Part-10 file bytes.
@@ -20,6 +21,7 @@ pub mod access;
 mod association;
 pub mod dataset;
 pub mod dimse;
+pub mod element_lengths;
 pub mod ingest;
 pub mod instance;
 pub mod options;

@@ -1,0 +1,263 @@
+//! A walk over a data set's element headers, before dicom-rs reads it: every
+//! defined length must fit in the bytes left in its container, and sequences
+//! may nest only so deep.
+//!
+//! Why: dicom-parser allocates (and zero-fills) a value's declared length
+//! before reading it, so a 16-byte data set declaring a 4 GiB element made
+//! the process take 4 GiB; and nested sequences are read recursively, so deep
+//! nesting could overflow the stack. Checked here, each allocation is bounded
+//! by the bytes actually received. The walk reads headers only (no values)
+//! and never allocates. Where it cannot read a header (the bytes end inside
+//! one) it stops and leaves the error to the parser, which then fails on the
+//! same short read without a large allocation.
+
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::StandardDataDictionary;
+
+/// Deepest nesting of sequences accepted (real objects stay well under 10).
+pub const MAX_DEPTH: usize = 32;
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+const ITEM: u16 = 0xE000;
+const ITEM_END: u16 = 0xE00D;
+const SEQUENCE_END: u16 = 0xE0DD;
+
+/// How the bytes are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoding {
+    /// Explicit VR (else implicit).
+    pub explicit_vr: bool,
+    /// Big endian (else little).
+    pub big_endian: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Holds items, each a nested data set.
+    Sequence,
+    /// Holds elements.
+    Item,
+    /// Encapsulated pixel data: holds fragment items (opaque bytes).
+    Fragments,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    kind: Kind,
+    /// Where a defined-length container ends.
+    end: Option<usize>,
+    /// The tightest end of this container and all around it.
+    limit: usize,
+    /// Explicit VR inside (a UN of undefined length holds implicit VR items).
+    explicit_vr: bool,
+}
+
+/// Ok when every declared length fits; else what is wrong and where.
+pub fn check(bytes: &[u8], encoding: Encoding) -> Result<(), String> {
+    let u16_at = |p: usize| {
+        let b = [bytes[p], bytes[p + 1]];
+        if encoding.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    };
+    let u32_at = |p: usize| {
+        let b = [bytes[p], bytes[p + 1], bytes[p + 2], bytes[p + 3]];
+        if encoding.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let top = Frame {
+        kind: Kind::Item,
+        end: None,
+        limit: bytes.len(),
+        explicit_vr: encoding.explicit_vr,
+    };
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        // Close the defined-length containers that end here.
+        while let Some(f) = stack.last() {
+            if f.end == Some(pos) {
+                stack.pop();
+            } else {
+                break;
+            }
+        }
+        let frame = stack.last().copied().unwrap_or(top);
+        if pos > frame.limit {
+            return Err(format!("an element at byte {pos} runs past its container"));
+        }
+        if bytes.len() - pos < 8 {
+            return Ok(());
+        }
+        let (group, element) = (u16_at(pos), u16_at(pos + 2));
+        if group == 0xFFFE {
+            // Items and delimiters: no VR, a 4-byte length, in every transfer syntax.
+            let len = u32_at(pos + 4);
+            pos += 8;
+            match (element, frame.kind) {
+                (ITEM, Kind::Fragments) => {
+                    pos = skip(pos, len, frame.limit, "fragment")?;
+                }
+                (ITEM, Kind::Sequence) => {
+                    let end = end_of(pos, len, frame.limit, "item")?;
+                    push(&mut stack, Kind::Item, end, frame, frame.explicit_vr)?;
+                }
+                (ITEM_END, Kind::Item) if frame.end.is_none() && !stack.is_empty() => {
+                    stack.pop();
+                }
+                (SEQUENCE_END, Kind::Sequence | Kind::Fragments) if frame.end.is_none() => {
+                    stack.pop();
+                }
+                // A stray delimiter or item: the parser decides what it makes of it.
+                _ => {}
+            }
+            continue;
+        }
+        let tag = Tag(group, element);
+        let (vr, len, header) = if frame.explicit_vr {
+            let vr = VR::from_binary([bytes[pos + 4], bytes[pos + 5]]).unwrap_or(VR::UN);
+            if has_long_length(vr) {
+                if bytes.len() - pos < 12 {
+                    return Ok(());
+                }
+                (vr, u32_at(pos + 8), 12)
+            } else {
+                (vr, u32::from(u16_at(pos + 6)), 8)
+            }
+        } else {
+            (dictionary_vr(tag), u32_at(pos + 4), 8)
+        };
+        pos += header;
+        if len == UNDEFINED {
+            if tag == Tag(0x7FE0, 0x0010) {
+                push(&mut stack, Kind::Fragments, None, frame, frame.explicit_vr)?;
+            } else {
+                // SQ, or a UN holding an implicit VR sequence (PS3.5 6.2.2).
+                let explicit = frame.explicit_vr && vr != VR::UN;
+                push(&mut stack, Kind::Sequence, None, frame, explicit)?;
+            }
+        } else if vr == VR::SQ {
+            let end = end_of(pos, len, frame.limit, "sequence")?;
+            push(&mut stack, Kind::Sequence, end, frame, frame.explicit_vr)?;
+        } else {
+            pos = skip(pos, len, frame.limit, "value")?;
+        }
+    }
+}
+
+/// VRs with a reserved field and a 4-byte length in explicit VR (PS3.5 7.1.2).
+fn has_long_length(vr: VR) -> bool {
+    use VR::*;
+    matches!(vr, OB | OD | OF | OL | OV | OW | SQ | SV | UC | UN | UR | UT | UV)
+}
+
+/// The VR an implicit VR reader gives `tag`: the dictionary's, UN when unknown.
+fn dictionary_vr(tag: Tag) -> VR {
+    match StandardDataDictionary.by_tag(tag).map(|e| e.vr()) {
+        Some(VirtualVr::Exact(vr)) => vr,
+        _ => VR::UN,
+    }
+}
+
+fn skip(pos: usize, len: u32, limit: usize, what: &str) -> Result<usize, String> {
+    end_of(pos, len, limit, what).map(|end| end.unwrap_or(pos))
+}
+
+/// The end of a value of `len` bytes at `pos` (None for undefined), checked against `limit`.
+fn end_of(pos: usize, len: u32, limit: usize, what: &str) -> Result<Option<usize>, String> {
+    if len == UNDEFINED {
+        return Ok(None);
+    }
+    let end = pos.saturating_add(len as usize);
+    if end > limit {
+        return Err(format!(
+            "a {what} at byte {pos} declares {len} bytes; only {} are left",
+            limit.saturating_sub(pos)
+        ));
+    }
+    Ok(Some(end))
+}
+
+fn push(
+    stack: &mut Vec<Frame>,
+    kind: Kind,
+    end: Option<usize>,
+    parent: Frame,
+    explicit_vr: bool,
+) -> Result<(), String> {
+    if stack.len() >= MAX_DEPTH * 2 {
+        return Err(format!("sequences nested deeper than {MAX_DEPTH}"));
+    }
+    stack.push(Frame {
+        kind,
+        end,
+        limit: end.unwrap_or(parent.limit).min(parent.limit),
+        explicit_vr,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPLICIT: Encoding = Encoding {
+        explicit_vr: true,
+        big_endian: false,
+    };
+    const IMPLICIT: Encoding = Encoding {
+        explicit_vr: false,
+        big_endian: false,
+    };
+
+    #[test]
+    fn a_length_past_the_end_is_refused_before_any_allocation() {
+        let mut explicit = vec![0x40, 0x00, 0x60, 0xA1, b'U', b'T', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF];
+        explicit.extend_from_slice(b"abcd");
+        assert!(check(&explicit, EXPLICIT).is_err());
+        let mut implicit = vec![0x10, 0x00, 0x10, 0x00, 0xF0, 0xFF, 0xFF, 0x7F];
+        implicit.extend_from_slice(b"abcd");
+        assert!(check(&implicit, IMPLICIT).is_err());
+        // A short header is left to the parser.
+        assert!(check(&[0x10, 0x00, 0x10], EXPLICIT).is_ok());
+    }
+
+    #[test]
+    fn nested_sequences_and_fragments_pass_and_deep_nesting_does_not() {
+        // (0008,1110) SQ undefined { item undefined { (0008,1155) UI "1.2" } item-end } seq-end
+        let mut v = vec![0x08, 0x00, 0x10, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF];
+        v.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        v.extend_from_slice(&[0x08, 0x00, 0x55, 0x11, b'U', b'I', 4, 0]);
+        v.extend_from_slice(b"1.2\0");
+        v.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        v.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        // Encapsulated pixel data: an empty offset table, one 4-byte fragment whose bytes look like a header.
+        v.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        v.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+        v.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 4, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        v.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        assert_eq!(check(&v, EXPLICIT), Ok(()));
+
+        let mut deep = Vec::new();
+        for _ in 0..(MAX_DEPTH + 1) {
+            deep.extend_from_slice(&[0x08, 0x00, 0x10, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+            deep.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        }
+        assert!(check(&deep, EXPLICIT).unwrap_err().contains("deeper"));
+    }
+
+    #[test]
+    fn an_item_longer_than_its_sequence_is_refused() {
+        // SQ of 8 bytes holding an item that claims 100.
+        let mut v = vec![0x08, 0x00, 0x10, 0x11, b'S', b'Q', 0, 0, 8, 0, 0, 0];
+        v.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 100, 0, 0, 0]);
+        v.extend_from_slice(&[0u8; 120]);
+        assert!(check(&v, EXPLICIT).is_err());
+    }
+}
