@@ -24,6 +24,7 @@
 //! failure here means the referenced data changed in between: dead-lettered
 //! with the reason. Store or backbone trouble naks with a delay.
 
+use crate::failure::Failure;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -33,9 +34,7 @@ use medbus_bus::backbone::lanes::split_by_key;
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
 use medbus_bus::config::BackboneConfig;
 use medbus_bus::envelope::{Body, Envelope};
-use medbus_bus::store::{
-    FhirRequestState, InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome, StoreError,
-};
+use medbus_bus::store::{FhirRequestState, InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -93,33 +92,12 @@ const LANES: usize = 16;
 /// one patient's requests share a lane; None spreads it by position.
 fn lane_key(d: &Delivery) -> Option<String> {
     d.headers
-        .get(&format!("{}{}", medbus_bus::envelope::header::RAW_PREFIX, raw_header::PATIENT))
+        .get(&format!(
+            "{}{}",
+            medbus_bus::envelope::header::RAW_PREFIX,
+            raw_header::PATIENT
+        ))
         .cloned()
-}
-
-/// Why a delivery could not be finished now.
-enum Failure {
-    Transient(String),
-    Permanent(String),
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        if e.is_retryable() {
-            Failure::Transient(e.to_string())
-        } else {
-            Failure::Permanent(e.to_string())
-        }
-    }
-}
-
-impl From<crate::publish::PublishError> for Failure {
-    fn from(e: crate::publish::PublishError) -> Self {
-        match e {
-            crate::publish::PublishError::Backbone(e) if e.is_retryable() => Failure::Transient(e.to_string()),
-            other => Failure::Permanent(other.to_string()),
-        }
-    }
 }
 
 /// Routes one delivery and settles it; returns how many events it published.

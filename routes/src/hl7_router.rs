@@ -32,6 +32,7 @@
 //! delay (retry); nothing is acked before its events are durable and its
 //! outcome recorded.
 
+use crate::failure::Failure;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,7 @@ use medbus_adapters::hl7::parser::Message;
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
 use medbus_bus::config::BackboneConfig;
 use medbus_bus::envelope::{Body, Envelope};
-use medbus_bus::store::{InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome, StoreError};
+use medbus_bus::store::{InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome};
 use medbus_bus::subjects::Subject;
 use tokio_util::sync::CancellationToken;
 
@@ -217,43 +218,6 @@ pub async fn route_batch(ctx: &RouterContext, batch: Vec<Delivery>) {
 /// within each group. A message without a readable PID-3 goes by position.
 fn split_into_lanes(batch: Vec<(Delivery, Ready)>) -> Vec<Vec<(Delivery, Ready)>> {
     medbus_bus::backbone::lanes::split_by_key(batch, LANES, |(_, r)| r.record.patient_id.clone())
-}
-
-/// Why a delivery could not be finished now.
-enum Failure {
-    /// Worth retrying later.
-    Transient(String),
-    /// Will never work: dead-letter.
-    Permanent(String),
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        if e.is_retryable() {
-            Failure::Transient(e.to_string())
-        } else {
-            Failure::Permanent(e.to_string())
-        }
-    }
-}
-
-impl From<crate::publish::PublishError> for Failure {
-    fn from(e: crate::publish::PublishError) -> Self {
-        match e {
-            crate::publish::PublishError::Backbone(e) => e.into(),
-            other => Failure::Permanent(other.to_string()),
-        }
-    }
-}
-
-impl From<BackboneError> for Failure {
-    fn from(e: BackboneError) -> Self {
-        if e.is_retryable() {
-            Failure::Transient(e.to_string())
-        } else {
-            Failure::Permanent(e.to_string())
-        }
-    }
 }
 
 /// A delivery read and mapped, before anything is written.

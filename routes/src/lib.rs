@@ -22,6 +22,7 @@
 //! HL7 → canonical mapping, which belong to the protocol adapter).
 
 pub mod config;
+mod failure;
 pub mod fhir_router;
 pub mod hl7_plan;
 pub mod hl7_router;
