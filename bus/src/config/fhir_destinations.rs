@@ -90,39 +90,19 @@ pub fn consumer_name(destination: &str) -> String {
 /// The environment variable that sets `key` of FHIR destination `name`
 /// (`emr-main`, `bearer_token` → `MEDBUS_FHIR_DESTINATIONS_EMR_MAIN_BEARER_TOKEN`).
 pub fn env_var(name: &str, key: &str) -> String {
-    let upper = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("MEDBUS_FHIR_DESTINATIONS_{}_{}", upper(name), upper(key))
+    super::named::env_var("fhir_destinations", name, key)
 }
 
 /// The config key (`fhir_destinations.<name>.<key>`) an environment variable
 /// sets, for the destinations named in the file `table` (names appear only in
 /// the file, so the loader cannot list these variables in advance).
 pub fn env_key(table: &toml::Table, var: &str) -> Option<String> {
-    let dests = table.get("fhir_destinations")?.as_table()?;
-    let keys = known_keys();
-    dests.keys().find_map(|name| {
-        keys.iter()
-            .find(|(k, _)| env_var(name, k) == var)
-            .map(|(k, _)| format!("fhir_destinations.{name}.{k}"))
-    })
+    super::named::env_key(table, "fhir_destinations", &known_keys(), var)
 }
 
 /// Every key of one FHIR destination with its default, for `medbus config keys`.
 pub fn known_keys() -> Vec<(String, toml::Value)> {
-    match toml::Value::try_from(FhirDestinationConfig::default()) {
-        Ok(toml::Value::Table(t)) => t.into_iter().collect(),
-        _ => Vec::new(),
-    }
+    super::named::known_keys::<FhirDestinationConfig>()
 }
 
 /// Why `url` is not a usable base URL, if it is not.

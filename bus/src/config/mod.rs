@@ -8,6 +8,7 @@ pub mod fhir_destinations;
 pub mod fhir_server;
 pub mod load;
 pub mod model;
+mod named;
 pub mod notifications;
 pub mod problem;
 pub mod services;

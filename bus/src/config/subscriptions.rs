@@ -106,39 +106,19 @@ pub fn consumer_name(subscription: &str) -> String {
 /// The environment variable that sets `key` of subscription `name`
 /// (`emr-main`, `secret` → `MEDBUS_SUBSCRIPTIONS_EMR_MAIN_SECRET`).
 pub fn env_var(name: &str, key: &str) -> String {
-    let upper = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("MEDBUS_SUBSCRIPTIONS_{}_{}", upper(name), upper(key))
+    super::named::env_var("subscriptions", name, key)
 }
 
 /// The config key (`subscriptions.<name>.<key>`) an environment variable sets,
 /// for the subscriptions named in the file `table`. Names appear only in the
 /// file, so the loader cannot list these variables in advance.
 pub fn env_key(table: &toml::Table, var: &str) -> Option<String> {
-    let subs = table.get("subscriptions")?.as_table()?;
-    let keys = known_keys();
-    subs.keys().find_map(|name| {
-        keys.iter()
-            .find(|(k, _)| env_var(name, k) == var)
-            .map(|(k, _)| format!("subscriptions.{name}.{k}"))
-    })
+    super::named::env_key(table, "subscriptions", &known_keys(), var)
 }
 
 /// Every key of one subscription with its default, for `medbus config keys`.
 pub fn known_keys() -> Vec<(String, toml::Value)> {
-    match toml::Value::try_from(SubscriptionConfig::default()) {
-        Ok(toml::Value::Table(t)) => t.into_iter().collect(),
-        _ => Vec::new(),
-    }
+    super::named::known_keys::<SubscriptionConfig>()
 }
 
 /// Checks a subject pattern: `medbus.events.` then tokens, each a valid token,
