@@ -481,12 +481,21 @@ pub async fn fhir_commit_many_isolates_a_failing_request(h: &Harness) {
     };
     // All fine: one transaction, every request marked.
     let out = fhir
-        .fhir_commit_many(&[commit("a1", vec![patient("p1", "M1")]), commit("a2", vec![patient("p2", "M2")])])
+        .fhir_commit_many(&[
+            commit("a1", vec![patient("p1", "M1")]),
+            commit("a2", vec![patient("p2", "M2")]),
+        ])
         .await;
     assert!(out.iter().all(Result::is_ok), "{out:?}");
-    assert_eq!(out[1].as_ref().map(|rows| rows[0].id.clone()).ok(), Some("p2".to_string()));
+    assert_eq!(
+        out[1].as_ref().map(|rows| rows[0].id.clone()).ok(),
+        Some("p2".to_string())
+    );
     for r in ["a1", "a2"] {
-        assert_eq!(fhir.fhir_request(r).await.expect("read"), Some(FhirRequestState::Committed));
+        assert_eq!(
+            fhir.fhir_request(r).await.expect("read"),
+            Some(FhirRequestState::Committed)
+        );
     }
     // The middle one claims an MRN p1 holds: it alone fails, the others are written and marked.
     let out = fhir
@@ -497,16 +506,28 @@ pub async fn fhir_commit_many_isolates_a_failing_request(h: &Harness) {
         ])
         .await;
     assert!(out[0].is_ok() && out[2].is_ok(), "{out:?}");
-    assert!(matches!(&out[1], Err(StoreError::Conflict(m)) if m.contains("Patient/p1")), "{out:?}");
+    assert!(
+        matches!(&out[1], Err(StoreError::Conflict(m)) if m.contains("Patient/p1")),
+        "{out:?}"
+    );
     assert_eq!(fhir.fhir_request("b2").await.expect("read"), None);
     assert_eq!(read(h, PATIENT, "p4").await, None);
     for (r, id) in [("b1", "p3"), ("b3", "p5")] {
-        assert_eq!(fhir.fhir_request(r).await.expect("read"), Some(FhirRequestState::Committed));
+        assert_eq!(
+            fhir.fhir_request(r).await.expect("read"),
+            Some(FhirRequestState::Committed)
+        );
         assert!(read(h, PATIENT, id).await.is_some(), "{id}");
     }
     // Two requests of one batch claiming one MRN: the first wins.
     let out = fhir
-        .fhir_commit_many(&[commit("c1", vec![patient("p6", "M6")]), commit("c2", vec![patient("p7", "M6")])])
+        .fhir_commit_many(&[
+            commit("c1", vec![patient("p6", "M6")]),
+            commit("c2", vec![patient("p7", "M6")]),
+        ])
         .await;
-    assert!(out[0].is_ok() && matches!(out[1], Err(StoreError::Conflict(_))), "{out:?}");
+    assert!(
+        out[0].is_ok() && matches!(out[1], Err(StoreError::Conflict(_))),
+        "{out:?}"
+    );
 }
