@@ -96,3 +96,7 @@ while :; do
     sleep 0.5
 done
 echo "router  : $routed FHIR requests turned into events within $(echo "$now - $start" | bc) s of the first request (±0.5 s)"
+cpu_routed=("$(cpu_of medbus)" "$(cpu_of nats-server)" "$(cpu_of postgres)")
+echo "CPU after the run until routed (s): medbus $(echo "${cpu_routed[0]} - ${cpu_after[0]}" | bc)" \
+    "nats-server $(echo "${cpu_routed[1]} - ${cpu_after[1]}" | bc)" \
+    "postgres $(echo "${cpu_routed[2]} - ${cpu_after[2]}" | bc)"
