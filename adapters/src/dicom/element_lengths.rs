@@ -96,7 +96,7 @@ pub fn check(bytes: &[u8], encoding: Encoding) -> Result<(), String> {
             return Ok(());
         }
         let (group, element) = (u16_at(pos), u16_at(pos + 2));
-        if group == 0xFFFE {
+        if group == 0xFFFE && matches!(element, ITEM | ITEM_END | SEQUENCE_END) {
             // Items and delimiters: no VR, a 4-byte length, in every transfer syntax.
             let len = u32_at(pos + 4);
             pos += 8;
@@ -114,8 +114,11 @@ pub fn check(bytes: &[u8], encoding: Encoding) -> Result<(), String> {
                 (SEQUENCE_END, Kind::Sequence | Kind::Fragments) if frame.end.is_none() => {
                     stack.pop();
                 }
-                // A stray delimiter or item: the parser decides what it makes of it.
-                _ => {}
+                // A stray item or delimiter: whatever the parser makes of it, its length
+                // must fit too (it may read it as a value).
+                _ => {
+                    end_of(pos, len, frame.limit, "stray item or delimiter")?;
+                }
             }
             continue;
         }
@@ -250,6 +253,18 @@ mod tests {
             deep.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
         }
         assert!(check(&deep, EXPLICIT).unwrap_err().contains("deeper"));
+    }
+
+    #[test]
+    fn other_elements_of_group_fffe_and_stray_items_are_bounded_too() {
+        // Found by the fuzzer: (FFFE,03FF) declaring 0xFFFFFF00 bytes, read as a plain value.
+        let v = [0xFE, 0xFF, 0xFF, 0x03, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        assert!(check(&v, IMPLICIT).is_err());
+        let v = [0xFE, 0xFF, 0xFF, 0x03, b'O', b'B', 0, 0, 0x00, 0xFF, 0xFF, 0xFF, 1, 2];
+        assert!(check(&v, EXPLICIT).is_err());
+        // An item outside any sequence, declaring more than is left.
+        let v = [0xFE, 0xFF, 0x00, 0xE0, 0x00, 0x00, 0x00, 0x10, 1, 2, 3, 4];
+        assert!(check(&v, EXPLICIT).is_err());
     }
 
     #[test]
