@@ -1,13 +1,14 @@
 //! One association: negotiation (dicom-ul), then P-DATA in, DIMSE answers out,
 //! until release, abort, a timeout or shutdown.
 //!
-//! Command and data set fragments are reassembled here with size caps (the
-//! command set 64 KiB, the data set [`ScpOptions::max_dataset_bytes`]). A data
-//! set over its cap is read to its last fragment and discarded, then answered
-//! "out of resources", so the association stays in step. Anything that breaks
-//! the protocol (a fragment on an unknown presentation context, data without a
-//! command, an unreadable command set, an unexpected PDU) aborts the
-//! association; it never reaches the rest of the SCP.
+//! Fragments are put together by `reassembly`; each complete C-STORE is
+//! checked (presentation context, SOP class and instance UIDs against the
+//! data set), its metadata read off the async workers, and the sink called
+//! before the response is sent. A data set over the size cap is answered "out
+//! of resources". Anything that breaks the protocol (a fragment on an unknown
+//! presentation context, data without a command, an unreadable command set,
+//! an unexpected PDU) aborts the association; it never reaches the rest of
+//! the SCP. A C-STORE in hand is answered before shutdown aborts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,10 +27,8 @@ use super::dataset;
 use super::dimse::{self, command_field, status, Command};
 use super::instance::{InstanceSink, ReceivedInstance};
 use super::options::ScpOptions;
-use super::sop_classes::{self, trim_uid};
-
-/// Largest command set accepted (real ones are a few hundred bytes).
-const MAX_COMMAND_BYTES: usize = 64 * 1024;
+use super::reassembly::{accepted_context, Fragments, Ready};
+use super::sop_classes;
 
 /// What every association of one SCP shares.
 pub(super) struct ScpContext {
@@ -81,33 +80,6 @@ impl ScpContext {
 }
 
 type Association = dicom_ul::association::server::AsyncServerAssociation<TcpStream>;
-
-/// A complete DIMSE message, ready to answer.
-enum Ready {
-    /// A command without a data set.
-    Command { pc: u8, command: Command },
-    /// A command with its data set (`None` when it went over the cap and was dropped).
-    WithData {
-        pc: u8,
-        command: Command,
-        data: Option<Vec<u8>>,
-    },
-}
-
-/// A command waiting for its data set fragments.
-struct PendingData {
-    pc: u8,
-    command: Command,
-    data: Vec<u8>,
-    over_cap: bool,
-}
-
-/// Reassembly state between PDUs.
-#[derive(Default)]
-struct Fragments {
-    command: Vec<u8>,
-    pending: Option<PendingData>,
-}
 
 /// Serves one connection to its end. Never panics on what the peer sends.
 pub(super) async fn serve(ctx: Arc<ScpContext>, stream: TcpStream, peer: SocketAddr) {
@@ -172,7 +144,7 @@ pub(super) async fn serve(ctx: Arc<ScpContext>, stream: TcpStream, peer: SocketA
             Pdu::PData { data } => {
                 let mut violation = None;
                 for pdv in data {
-                    match fragments.take(&assoc, pdv, ctx.options.max_dataset_bytes, &ae) {
+                    match fragments.take(assoc.presentation_contexts(), pdv, ctx.options.max_dataset_bytes, &ae) {
                         Err(why) => {
                             violation = Some(why);
                             break;
@@ -212,92 +184,6 @@ pub(super) async fn serve(ctx: Arc<ScpContext>, stream: TcpStream, peer: SocketA
 async fn abort(assoc: Association, why: &'static str) -> &'static str {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), assoc.abort()).await;
     why
-}
-
-impl Fragments {
-    /// Takes one PDV; Some when it completes a message, Err (a reason) on a protocol violation.
-    fn take(
-        &mut self,
-        assoc: &Association,
-        pdv: PDataValue,
-        max_dataset: usize,
-        ae: &str,
-    ) -> Result<Option<Ready>, &'static str> {
-        let pc = pdv.presentation_context_id;
-        if accepted_context(assoc, pc).is_none() {
-            return Err("fragment on a presentation context not accepted");
-        }
-        match pdv.value_type {
-            PDataValueType::Command => {
-                if self.pending.is_some() {
-                    return Err("command fragment while a data set was expected");
-                }
-                if self.command.len() + pdv.data.len() > MAX_COMMAND_BYTES {
-                    return Err("command set over 64 KiB");
-                }
-                self.command.extend_from_slice(&pdv.data);
-                if !pdv.is_last {
-                    return Ok(None);
-                }
-                let bytes = std::mem::take(&mut self.command);
-                let command = dimse::read_command(&bytes).map_err(|_| "unreadable command set")?;
-                if command.has_data_set {
-                    self.pending = Some(PendingData {
-                        pc,
-                        command,
-                        data: Vec::new(),
-                        over_cap: false,
-                    });
-                    return Ok(None);
-                }
-                Ok(Some(Ready::Command { pc, command }))
-            }
-            PDataValueType::Data => {
-                let Some(pending) = self.pending.as_mut() else {
-                    return Err("data fragment without a command");
-                };
-                if pending.pc != pc {
-                    return Err("data fragment on another presentation context");
-                }
-                metrics::counter!("medbus_dicom_received_bytes_total", "ae" => ae.to_string())
-                    .increment(pdv.data.len() as u64);
-                if !pending.over_cap {
-                    if pending.data.len() + pdv.data.len() > max_dataset {
-                        // Keep reading to the last fragment so the association stays in step; free the memory now.
-                        pending.over_cap = true;
-                        pending.data = Vec::new();
-                    } else {
-                        pending.data.extend_from_slice(&pdv.data);
-                    }
-                }
-                if !pdv.is_last {
-                    return Ok(None);
-                }
-                let Some(p) = self.pending.take() else {
-                    return Err("data fragment without a command");
-                };
-                Ok(Some(Ready::WithData {
-                    pc: p.pc,
-                    command: p.command,
-                    data: (!p.over_cap).then_some(p.data),
-                }))
-            }
-        }
-    }
-}
-
-/// The (abstract syntax, transfer syntax) of an accepted presentation context.
-fn accepted_context(assoc: &Association, pc: u8) -> Option<(String, String)> {
-    assoc
-        .presentation_contexts()
-        .iter()
-        .find(|c| c.id == pc && c.reason == PresentationContextResultReason::Acceptance)
-        .map(|c| {
-            (
-                trim_uid(&c.abstract_syntax).to_string(),
-                trim_uid(&c.transfer_syntax).to_string(),
-            )
-        })
 }
 
 /// A status and, on failure, the reason for the Error Comment.
@@ -363,7 +249,7 @@ async fn store(
     calling_ae: &str,
     called_ae: &str,
 ) -> Answer {
-    let Some((abstract_syntax, transfer_syntax)) = accepted_context(assoc, pc) else {
+    let Some((abstract_syntax, transfer_syntax)) = accepted_context(assoc.presentation_contexts(), pc) else {
         return (
             status::SOP_CLASS_NOT_SUPPORTED,
             Some("presentation context not accepted".into()),

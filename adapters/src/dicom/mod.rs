@@ -12,7 +12,8 @@
 //! - `instance`: [`ReceivedInstance`], [`InstanceMetadata`] and the [`InstanceSink`] trait
 //!   the SCP calls before it answers a C-STORE.
 //! - `part10`: a received instance as DICOM Part-10 file bytes.
-//! - `association`: one association — P-DATA reassembly, DIMSE dispatch, timeouts.
+//! - `reassembly`: P-DATA fragments into complete DIMSE messages, with size caps.
+//! - `association`: one association — negotiation, DIMSE dispatch, timeouts.
 //! - `scp`: [`run`] — the accept loop, association limit, shutdown.
 //! - `storage`: UID-derived paths and atomic file writes.
 //! - `ingest`: [`FileAndBackboneSink`] — file first, then the backbone, then success.
@@ -26,6 +27,7 @@ pub mod ingest;
 pub mod instance;
 pub mod options;
 pub mod part10;
+mod reassembly;
 pub mod scp;
 pub mod sop_classes;
 pub mod storage;
