@@ -107,8 +107,16 @@ fn generation_is_deterministic_hierarchical_and_valid_dicom() {
         );
         assert_eq!(string(&a.object, tags::PATIENT_ID), a.patient_id);
         assert_eq!(string(&a.object, tags::MODALITY), "CT");
-        let pixels = a.object.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap();
-        assert_eq!(pixels.len(), 2 * 64 * 48, "pixel data size");
+        assert!(a.object.element_opt(tags::PIXEL_DATA).unwrap().is_none());
+        assert_eq!(a.pixel_data.len(), 2 * 64 * 48, "pixel data size");
+        // Read back by dicom-object, the appended Pixel Data is the element it should be.
+        let bytes = a.part10_bytes(Syntax::Explicit).unwrap();
+        let file = dicom_object::OpenFileOptions::new().from_reader(&bytes[128..]).unwrap();
+        assert_eq!(
+            *file.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap(),
+            a.pixel_data[..]
+        );
+        assert!(a.to_object().element(tags::PIXEL_DATA).is_ok());
         let rows = a.object.element(tags::ROWS).unwrap().to_int::<u32>().unwrap();
         let cols = a.object.element(tags::COLUMNS).unwrap().to_int::<u32>().unwrap();
         assert_eq!(rows * cols * 2, 2 * 64 * 48);
@@ -305,7 +313,7 @@ async fn forty_instances_over_four_associations_reach_dcmtk_storescp() {
         let sent = gen.instance(i);
         assert_eq!(
             obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap(),
-            sent.object.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap(),
+            &sent.pixel_data[..],
             "pixel data of instance {i}"
         );
         assert_eq!(string(&obj, tags::PATIENT_ID), sent.patient_id);

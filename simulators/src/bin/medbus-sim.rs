@@ -129,8 +129,9 @@ struct DicomPeerArgs {
     /// Our AE title.
     #[arg(long, default_value = "MODSIM")]
     calling_ae: String,
-    /// Limit on connecting and negotiating an association.
-    #[arg(long, default_value = "5s")]
+    /// Limit on connecting and negotiating an association (an SCP serving one association at
+    /// a time keeps the others waiting that long).
+    #[arg(long, default_value = "30s")]
     connect_timeout: humantime::Duration,
     /// Limit on each request (sending it and reading its response).
     #[arg(long, default_value = "30s")]

@@ -27,20 +27,22 @@ pub struct ScuConfig {
     pub calling_ae: String,
     /// The SCP's AE title (Called AE).
     pub called_ae: String,
-    /// Limit on the TCP connection plus association negotiation.
+    /// Limit on the TCP connection plus association negotiation. Generous by default: an
+    /// SCP that serves one association at a time (dcmtk storescp without `--fork`) leaves
+    /// the others waiting for their A-ASSOCIATE-AC until it is done with the first.
     pub connect_timeout: Duration,
     /// Limit on one request: sending it and reading its response.
     pub response_timeout: Duration,
 }
 
 impl ScuConfig {
-    /// Defaults for `addr`: MODSIM calling ANY-SCP, 5 s to connect, 30 s per response.
+    /// Defaults for `addr`: MODSIM calling ANY-SCP, 30 s to associate, 30 s per response.
     pub fn new(addr: SocketAddr) -> Self {
         ScuConfig {
             addr,
             calling_ae: "MODSIM".into(),
             called_ae: "ANY-SCP".into(),
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(30),
             response_timeout: Duration::from_secs(30),
         }
     }

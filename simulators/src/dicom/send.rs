@@ -36,6 +36,9 @@ struct Ready {
     dataset: Result<Vec<u8>, GenerateError>,
 }
 
+/// Buffers in flight per association: one being sent, the rest encoded ahead.
+const AHEAD: usize = 3;
+
 /// What one association did.
 #[derive(Default)]
 struct Tally {
@@ -133,18 +136,27 @@ async fn association(
     let syntax = gen.config().syntax;
     let sop_class = gen.config().modality.sop_class_uid();
 
-    // The generator runs ahead on a blocking thread; dropping `rx` stops it.
-    let (tx, mut rx) = mpsc::channel::<Ready>(3);
+    // The generator runs ahead on a blocking thread; dropping `rx` stops it. Sent buffers
+    // come back through `spare` to be filled again.
+    let (tx, mut rx) = mpsc::channel::<Ready>(AHEAD);
+    let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let producer_gen = gen.clone();
     let producer = tokio::task::spawn_blocking(move || {
         let mut busy = Duration::ZERO;
         for index in range {
             let t0 = Instant::now();
-            let instance = producer_gen.instance(index);
-            let ready = Ready {
-                index,
-                dataset: instance.dataset_bytes(syntax),
-                sop_instance_uid: instance.sop_instance_uid,
+            let mut buf = spare_rx.try_recv().unwrap_or_default();
+            let ready = match producer_gen.encode_dataset_into(index, &mut buf) {
+                Ok(instance) => Ready {
+                    index,
+                    dataset: Ok(buf),
+                    sop_instance_uid: instance.sop_instance_uid,
+                },
+                Err(e) => Ready {
+                    index,
+                    dataset: Err(e),
+                    sop_instance_uid: String::new(),
+                },
             };
             busy += t0.elapsed();
             if tx.blocking_send(ready).is_err() {
@@ -213,6 +225,7 @@ async fn association(
                 break;
             }
         }
+        let _ = spare_tx.send(dataset);
     }
     t.unsent = share - done;
     drop(rx);
