@@ -11,7 +11,7 @@
 //! one) it stops and leaves the error to the parser, which then fails on the
 //! same short read without a large allocation.
 
-use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
@@ -149,8 +149,27 @@ pub fn check(bytes: &[u8], encoding: Encoding) -> Result<(), String> {
             let end = end_of(pos, len, frame.limit, "sequence")?;
             push(&mut stack, Kind::Sequence, end, frame, frame.explicit_vr)?;
         } else {
+            // dicom-parser reads binary values in whole units and leaves the rest of the
+            // declared length unread, which puts every later header out of step.
+            let unit = value_unit(vr);
+            if !(len as usize).is_multiple_of(unit) {
+                return Err(format!(
+                    "a {vr:?} value at byte {pos} is {len} bytes, not a multiple of {unit}"
+                ));
+            }
             pos = skip(pos, len, frame.limit, "value")?;
         }
+    }
+}
+
+/// The size of one binary value of `vr` (1 for text and bytes).
+fn value_unit(vr: VR) -> usize {
+    use VR::*;
+    match vr {
+        US | SS | OW => 2,
+        UL | SL | FL | AT | OF | OL => 4,
+        FD | SV | UV | OD | OV => 8,
+        _ => 1,
     }
 }
 
@@ -162,10 +181,8 @@ fn has_long_length(vr: VR) -> bool {
 
 /// The VR an implicit VR reader gives `tag`: the dictionary's, UN when unknown.
 fn dictionary_vr(tag: Tag) -> VR {
-    match StandardDataDictionary.by_tag(tag).map(|e| e.vr()) {
-        Some(VirtualVr::Exact(vr)) => vr,
-        _ => VR::UN,
-    }
+    // US-or-SS and OB-or-OW relax to US and OW: the stricter unit is checked.
+    StandardDataDictionary.by_tag(tag).map_or(VR::UN, |e| e.vr().relaxed())
 }
 
 fn skip(pos: usize, len: u32, limit: usize, what: &str) -> Result<usize, String> {
@@ -265,6 +282,20 @@ mod tests {
         // An item outside any sequence, declaring more than is left.
         let v = [0xFE, 0xFF, 0x00, 0xE0, 0x00, 0x00, 0x00, 0x10, 1, 2, 3, 4];
         assert!(check(&v, EXPLICIT).is_err());
+    }
+
+    #[test]
+    fn a_binary_value_of_a_partial_unit_is_refused() {
+        // Found by the fuzzer: a group length (UL) of 1 byte; the parser reads no UL and
+        // takes the unread byte as the start of the next header.
+        let v = [
+            0x2A, 0x78, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0xAA, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert!(check(&v, IMPLICIT).unwrap_err().contains("multiple of 4"));
+        let v = [0x28, 0x00, 0x10, 0x00, b'U', b'S', 3, 0, 1, 2, 3, 0];
+        assert!(check(&v, EXPLICIT).is_err());
+        let v = [0x28, 0x00, 0x10, 0x00, b'U', b'S', 2, 0, 1, 2];
+        assert_eq!(check(&v, EXPLICIT), Ok(()));
     }
 
     #[test]
