@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dicom_dictionary_std::tags;
-use medbus_simulators::dicom::generate::{self, GenerateConfig, Generator, Syntax};
+use medbus_simulators::dicom::generate::{GenerateConfig, Generator, Syntax};
 use medbus_simulators::dicom::modality::Modality;
+use medbus_simulators::dicom::part10;
 use medbus_simulators::dicom::scu::ScuConfig;
 use medbus_simulators::dicom::send::{self, SendConfig};
 use medbus_simulators::dicom::uid;
@@ -132,7 +133,7 @@ fn generation_is_deterministic_hierarchical_and_valid_dicom() {
     // neither errors nor warnings against the IOD of each modality.
     let Some(()) = dcmtk() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let written = generate::write_dir(&gen, dir.path()).unwrap();
+    let written = part10::write_dir(&gen, dir.path()).unwrap();
     assert_eq!(written.files, 30);
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
         .unwrap()

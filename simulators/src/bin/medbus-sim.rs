@@ -482,7 +482,7 @@ fn send_dicom(a: DicomSendArgs) -> anyhow::Result<bool> {
 
 fn generate_dicom(a: DicomGenerateArgs) -> anyhow::Result<()> {
     let gen = a.gen.generator()?;
-    let w = dicom::generate::write_dir(&gen, &a.out)?;
+    let w = dicom::part10::write_dir(&gen, &a.out)?;
     eprintln!(
         "wrote {} instances ({} bytes, {}×{} pixels) to {}",
         w.files,

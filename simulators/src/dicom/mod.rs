@@ -3,6 +3,7 @@
 //!
 //! - [`generate`]: a seeded, deterministic patient/study/series/instance hierarchy with
 //!   realistic tags and pixel data of a chosen size, as data sets or `.dcm` files;
+//! - [`part10`]: an instance as C-STORE data set bytes or a Part-10 file, and `write_dir`;
 //! - [`modality`]: what differs between CT, MR, CR, DX and US (SOP class, image module, bodies);
 //! - [`pixels`]: how a byte budget becomes rows × columns, and the synthetic image itself;
 //! - [`uid`]: UIDs derived from the seed (`2.25.<decimal>`), and their validity check;
@@ -14,6 +15,7 @@
 pub mod dimse;
 pub mod generate;
 pub mod modality;
+pub mod part10;
 pub mod pdata;
 pub mod pixels;
 pub mod report;
