@@ -2,9 +2,9 @@
 //! C-STORE over N associations.
 //!
 //! - [`generate`]: a seeded, deterministic patient/study/series/instance hierarchy with
-//!   realistic tags and pixel data of a chosen size, as data sets or `.dcm` files;
+//!   realistic tags and pixel data of a chosen size;
 //! - [`part10`]: an instance as C-STORE data set bytes or a Part-10 file, and `write_dir`;
-//! - [`modality`]: what differs between CT, MR, CR, DX and US (SOP class, image module, bodies);
+//! - [`modality`]: what differs between CT, MR, CR and US (SOP class, image module, bodies);
 //! - [`pixels`]: how a byte budget becomes rows × columns, and the synthetic image itself;
 //! - [`uid`]: UIDs derived from the seed (`2.25.<decimal>`), and their validity check;
 //! - [`dimse`]: the C-STORE and C-ECHO command sets (dicom-ul does not do DIMSE);

@@ -157,7 +157,7 @@ impl Modality {
     /// modules where the IOD has them), for the instance at 0-based `position` in its series.
     pub fn image_elements(self, position: u64, columns: u16, frame_of_reference: &str) -> Vec<InMemElement> {
         let e = |tag, vr, v: &str| DataElement::new(tag, vr, v.to_string());
-        // A 350 mm field of view over the columns; slices step by their thickness.
+        // Field of view over the columns (350 mm CT, 240 mm MR); slices step by their thickness.
         let (thickness, fov) = match self {
             Modality::Ct => (5.0, 350.0),
             _ => (4.0, 240.0),
