@@ -1,8 +1,8 @@
 //! The DICOM storage SCP over loopback, driven by peers nobody here wrote
-//! (DCMTK's `echoscu` and `storescu`) and by raw bytes: echo, stores of CT, MR
-//! and an RLE-compressed instance with their metadata, AE title refusals,
-//! unknown SOP classes, sink failures, malformed PDUs and data sets, the
-//! association limit and the idle timeout; then the production sink on the
+//! (DCMTK's `echoscu` and `storescu`) and by raw bytes: echo, stores of CT, MR,
+//! RLE and deflated instances with their metadata, AE title refusals, unknown
+//! SOP classes, sink failures, malformed PDUs and data sets, the association
+//! limit, the idle and association timeouts; then the production sink on the
 //! embedded backbone (file at the UID path, envelope, resend kept once).
 //!
 //! Without DCMTK the tests needing it print `SKIPPED:` and pass, unless
@@ -830,4 +830,71 @@ fn fuzz_seeds_written_by_dcmtk_read_in_each_syntax() {
     let cmd = std::fs::read(seeds.join("c_store_rq_command")).unwrap();
     let c = dicom::dimse::read_command(&cmd).unwrap();
     assert_eq!((c.field, c.message_id, c.has_data_set), (0x0001, 7, true));
+}
+
+fn echo_rq(message_id: u16) -> Vec<u8> {
+    let cmd = InMemDicomObject::command_from_element_iter([
+        DataElement::new(
+            tags::AFFECTED_SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from(uids::VERIFICATION),
+        ),
+        DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(0x0030u16)),
+        DataElement::new(tags::MESSAGE_ID, VR::US, PrimitiveValue::from(message_id)),
+        DataElement::new(tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(0x0101u16)),
+    ]);
+    let mut out = Vec::new();
+    let ts = TransferSyntaxRegistry.get(uids::IMPLICIT_VR_LITTLE_ENDIAN).unwrap();
+    cmd.write_dataset_with_ts(&mut out, ts).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_association_is_aborted_at_the_association_timeout() {
+    let sink = Arc::new(MemorySink::default());
+    let options = ScpOptions {
+        association_timeout: Duration::from_millis(800),
+        idle_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let rig = Rig::start(options, sink).await;
+    let mut a = ClientAssociationOptions::new()
+        .calling_ae_title("RAWSCU")
+        .called_ae_title("MEDBUS")
+        .with_abstract_syntax(uids::VERIFICATION)
+        .establish_async(rig.addr)
+        .await
+        .expect("association");
+    let pc = a.presentation_contexts()[0].id;
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    // Never idle: an echo every 100 ms, until the SCP ends the association.
+    let ended = loop {
+        if started.elapsed() > Duration::from_secs(5) {
+            panic!("association still open after 5 s ({answered} echoes answered)");
+        }
+        if a.send(&pdv(pc, PDataValueType::Command, echo_rq(answered + 1)))
+            .await
+            .is_err()
+        {
+            break "send failed";
+        }
+        match tokio::time::timeout(Duration::from_secs(5), a.receive()).await {
+            Ok(Ok(Pdu::PData { .. })) => answered += 1,
+            Ok(Ok(Pdu::AbortRQ { .. })) => break "aborted",
+            Ok(other) => break if other.is_err() { "closed" } else { "other PDU" },
+            Err(_) => panic!("no answer in 5 s"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let lasted = started.elapsed();
+    assert!(
+        answered >= 3,
+        "echoes were answered before the timeout ({answered}, {ended})"
+    );
+    assert!(
+        lasted >= Duration::from_millis(600) && lasted < Duration::from_secs(3),
+        "ended ({ended}) after {lasted:?}"
+    );
+    rig.stop().await;
 }
