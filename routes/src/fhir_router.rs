@@ -5,7 +5,9 @@
 //! (ids assigned, references rewritten; `POST` entries were created, `PUT`
 //! ones updated). Deliveries go in lanes by the request's Patient (the
 //! `Medbus-Raw-Patient` header the server sets), one at a time per lane, so
-//! one patient's events keep the order of its requests. For each delivery:
+//! one patient's events keep the order of its requests. A fetched batch is
+//! recorded in one store transaction and its outcomes in another (one by one
+//! when the batch insert fails). For each delivery:
 //! 1. record the message in the store (raw bytes, channel, interaction);
 //!    a body the server refused is recorded as rejected and acked;
 //! 2. wait for the server's commit of the request (the store marks it in the
@@ -68,16 +70,8 @@ pub async fn run(ctx: FhirRouterContext) -> Result<(), BackboneError> {
     tracing::info!(consumer = CONSUMER, "fhir router consuming");
     let shutdown = ctx.shutdown.clone();
     consumer
-        .run_batches(CONSUMER, 64, Duration::from_secs(1), &shutdown, |batch| async {
-            // Lanes by patient, each one request at a time: a patient's events
-            // stay in the order of its requests, different patients go side by side.
-            let lanes = split_by_key(batch, LANES, lane_key);
-            futures::future::join_all(lanes.into_iter().map(|lane| async {
-                for d in lane {
-                    route(&ctx, d).await;
-                }
-            }))
-            .await;
+        .run_batches(CONSUMER, 256, Duration::from_secs(1), &shutdown, |batch| async {
+            route_batch(&ctx, batch).await;
             true
         })
         .await;
@@ -100,54 +94,167 @@ fn lane_key(d: &Delivery) -> Option<String> {
         .cloned()
 }
 
-/// Routes one delivery and settles it; returns how many events it published.
-pub async fn route(ctx: &FhirRouterContext, d: Delivery) -> usize {
-    let result = process(ctx, &d).await;
-    let (outcome, settled, published) = match result {
-        Ok(n) => ("routed", d.ack().await, n),
+/// Routes a fetched batch with two store transactions in all, as the HL7
+/// router does: every request recorded at once, then each decided lane by
+/// lane (one patient's in order; a lane stops at its first failure), then
+/// every outcome recorded at once, then the deliveries settled. When the
+/// first transaction fails, each delivery goes the one-by-one way.
+async fn route_batch(ctx: &FhirRouterContext, batch: Vec<Delivery>) {
+    let mut ready = Vec::with_capacity(batch.len());
+    for d in batch {
+        match prepare(&d) {
+            Ok(r) => ready.push((d, r)),
+            Err(f) => settle(d, Err(f)).await,
+        }
+    }
+    if ready.is_empty() {
+        return;
+    }
+    let records: Vec<NewMessage> = ready.iter().map(|(_, r)| r.record.clone()).collect();
+    let inserted = match ctx.store.insert_messages(&records).await {
+        Ok(out) => out,
+        Err(e) => {
+            tracing::warn!(error = %e, requests = ready.len(), "batch insert failed; routing one by one");
+            let lanes = split_by_key(ready, LANES, |(d, _)| lane_key(d));
+            futures::future::join_all(lanes.into_iter().map(|lane| async move {
+                for (d, r) in lane {
+                    route_one(ctx, d, r).await;
+                }
+            }))
+            .await;
+            return;
+        }
+    };
+    let mut fresh = Vec::with_capacity(ready.len());
+    for ((d, r), outcome) in ready.into_iter().zip(inserted) {
+        match outcome {
+            // A redelivery of a request another delivery recorded: nothing to do.
+            InsertOutcome::Duplicate { existing } if existing != r.env.id => settle(d, Ok(0)).await,
+            _ => fresh.push((d, r)),
+        }
+    }
+    let lanes = split_by_key(fresh, LANES, |(d, _)| lane_key(d));
+    let decided: Vec<Vec<(Delivery, Decision)>> = futures::future::join_all(lanes.into_iter().map(|lane| async move {
+        let mut out = Vec::with_capacity(lane.len());
+        let mut stopped: Option<String> = None;
+        for (d, r) in lane {
+            let decision = match &stopped {
+                Some(why) => Decision {
+                    stage: None,
+                    result: Err(Failure::Transient(format!(
+                        "behind an earlier failure in its lane: {why}"
+                    ))),
+                },
+                None => decide(ctx, &d, &r).await,
+            };
+            if let Err(Failure::Transient(why)) = &decision.result {
+                stopped.get_or_insert_with(|| why.clone());
+            }
+            out.push((d, decision));
+        }
+        out
+    }))
+    .await;
+    let decided: Vec<(Delivery, Decision)> = decided.into_iter().flatten().collect();
+    let stages: Vec<StageOutcome> = decided.iter().filter_map(|(_, dec)| dec.stage.clone()).collect();
+    let recorded = if stages.is_empty() {
+        Ok(())
+    } else {
+        ctx.store.record_stages(&stages).await.map_err(|e| e.to_string())
+    };
+    futures::future::join_all(decided.into_iter().map(|(d, dec)| {
+        let result = match (&recorded, dec.result) {
+            // Events are out but the outcome is not recorded: deliver again (publishing is idempotent).
+            (Err(why), _) if dec.stage.is_some() => Err(Failure::Transient(why.clone())),
+            (_, result) => result,
+        };
+        settle(d, result)
+    }))
+    .await;
+}
+
+/// One delivery on its own: record, decide, record the outcome, settle.
+async fn route_one(ctx: &FhirRouterContext, d: Delivery, r: Ready) {
+    let result = async {
+        if let InsertOutcome::Duplicate { existing } = ctx.store.insert_message(&r.record).await? {
+            if existing != r.env.id {
+                return Ok(0);
+            }
+        }
+        let decision = decide(ctx, &d, &r).await;
+        if let Some(stage) = &decision.stage {
+            ctx.store.record_stages(std::slice::from_ref(stage)).await?;
+        }
+        decision.result
+    }
+    .await;
+    settle(d, result).await;
+}
+
+/// Settles a delivery by its result: ack, nak with a growing delay, or dead-letter.
+async fn settle(d: Delivery, result: Result<usize, Failure>) {
+    let (outcome, settled) = match result {
+        Ok(_) => ("routed", d.ack().await),
         Err(Failure::Transient(why)) => {
             tracing::warn!(subject = %d.subject, reason = %why, "fhir routing failed; will retry");
             let delay = Duration::from_millis(500) * d.delivered.min(20);
-            ("retrying", d.nak(delay, &why).await.map(|_| ()), 0)
+            ("retrying", d.nak(delay, &why).await.map(|_| ()))
         }
         Err(Failure::Permanent(why)) => {
             tracing::warn!(subject = %d.subject, reason = %why, "fhir message dead-lettered");
-            ("dead_lettered", d.reject(&why).await, 0)
+            ("dead_lettered", d.reject(&why).await)
         }
     };
     if let Err(e) = settled {
         tracing::warn!(error = %e, "could not settle a delivery");
     }
     metrics::counter!("medbus_routed_total", "channel" => "fhir", "outcome" => outcome).increment(1);
-    published
 }
 
-async fn process(ctx: &FhirRouterContext, d: &Delivery) -> Result<usize, Failure> {
+/// A delivery read, before anything is written.
+struct Ready {
+    env: Envelope,
+    record: NewMessage,
+    /// The request's resources (and whether each was created), or why there are none.
+    entries: Result<Vec<(Value, bool)>, String>,
+    /// True when the server kept the body as refused.
+    rejected: bool,
+}
+
+/// What routing decided for one delivery: the outcome to record (None when
+/// nothing is to be recorded now) and how to settle it.
+struct Decision {
+    stage: Option<StageOutcome>,
+    result: Result<usize, Failure>,
+}
+
+/// Reads a delivery: the envelope, the message record, the resources.
+fn prepare(d: &Delivery) -> Result<Ready, Failure> {
     let env = Envelope::from_wire(&d.headers, d.payload.clone())
         .map_err(|e| Failure::Permanent(format!("not a medbus envelope: {e}")))?;
     let Body::Raw { headers, bytes } = &env.body else {
         return Err(Failure::Permanent("ingress envelope without a raw body".into()));
     };
     let rejected = headers.get(raw_header::REJECTED).cloned();
-    let parsed: Result<Value, String> = match &rejected {
+    let entries: Result<Vec<(Value, bool)>, String> = match &rejected {
         Some(why) => Err(why.clone()),
-        None => serde_json::from_slice(bytes).map_err(|e| format!("kept body is not JSON: {e}")),
-    };
-    let entries: Vec<(Value, bool)> = match &parsed {
-        Ok(bundle) => bundle
-            .get("entry")
-            .and_then(Value::as_array)
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter_map(|e| {
-                        let created = e.pointer("/request/method").and_then(Value::as_str) == Some("POST");
-                        Some((e.get("resource")?.clone(), created))
+        None => serde_json::from_slice::<Value>(bytes)
+            .map_err(|e| format!("kept body is not JSON: {e}"))
+            .map(|bundle| {
+                bundle
+                    .get("entry")
+                    .and_then(Value::as_array)
+                    .map(|entries| {
+                        entries
+                            .iter()
+                            .filter_map(|e| {
+                                let created = e.pointer("/request/method").and_then(Value::as_str) == Some("POST");
+                                Some((e.get("resource")?.clone(), created))
+                            })
+                            .collect()
                     })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Err(_) => Vec::new(),
+                    .unwrap_or_default()
+            }),
     };
     let record = NewMessage {
         id: env.id,
@@ -156,7 +263,10 @@ async fn process(ctx: &FhirRouterContext, d: &Delivery) -> Result<usize, Failure
         protocol: env.source.protocol.clone(),
         control_id: None,
         message_type: headers.get(raw_header::INTERACTION).cloned(),
-        patient_id: entries.iter().find_map(|(r, _)| patient_identifier(r)),
+        patient_id: entries
+            .as_ref()
+            .ok()
+            .and_then(|e| e.iter().find_map(|(r, _)| patient_identifier(r))),
         peer: env.source.peer.clone(),
         raw: bytes.clone(),
         headers: headers.clone(),
@@ -168,40 +278,61 @@ async fn process(ctx: &FhirRouterContext, d: &Delivery) -> Result<usize, Failure
         },
         error: rejected.clone(),
     };
-    if let InsertOutcome::Duplicate { existing } = ctx.store.insert_message(&record).await? {
-        if existing != env.id {
-            return Ok(0);
-        }
-    }
-    let stage = |status, error: Option<String>| StageOutcome {
-        message_id: env.id,
-        stage: STAGE.to_string(),
-        status,
-        error,
+    Ok(Ready {
+        rejected: rejected.is_some(),
+        env,
+        record,
+        entries,
+    })
+}
+
+/// Decides a recorded delivery: waits for the request's commit, maps its
+/// resources and publishes the events.
+async fn decide(ctx: &FhirRouterContext, d: &Delivery, r: &Ready) -> Decision {
+    let stage = |status, error: Option<String>| {
+        Some(StageOutcome {
+            message_id: r.env.id,
+            stage: STAGE.to_string(),
+            status,
+            error,
+        })
     };
-    if let Err(why) = parsed {
-        let status = if rejected.is_some() {
-            MessageStatus::Rejected
-        } else {
-            MessageStatus::DeadLettered
-        };
-        ctx.store.record_stages(&[stage(status, Some(why.clone()))]).await?;
-        return if rejected.is_some() {
-            Ok(0)
-        } else {
-            Err(Failure::Permanent(why))
-        };
+    let entries = match &r.entries {
+        Ok(entries) => entries,
+        Err(why) if r.rejected => {
+            return Decision {
+                stage: stage(MessageStatus::Rejected, Some(why.clone())),
+                result: Ok(0),
+            }
+        }
+        Err(why) => {
+            return Decision {
+                stage: stage(MessageStatus::DeadLettered, Some(why.clone())),
+                result: Err(Failure::Permanent(why.clone())),
+            }
+        }
+    };
+    let failed = |f: Failure| Decision {
+        stage: None,
+        result: Err(f),
+    };
+    match not_stored(ctx, d, &r.env).await {
+        Ok(None) => {}
+        Ok(Some(why)) => {
+            return Decision {
+                stage: stage(MessageStatus::Rejected, Some(why)),
+                result: Ok(0),
+            }
+        }
+        Err(f) => return failed(f),
     }
-    if let Some(why) = not_stored(ctx, d, &env).await? {
-        ctx.store
-            .record_stages(&[stage(MessageStatus::Rejected, Some(why))])
-            .await?;
-        return Ok(0);
-    }
-    let known = lookups(ctx, &entries).await?;
+    let known = match lookups(ctx, entries).await {
+        Ok(known) => known,
+        Err(f) => return failed(f),
+    };
     let lookup = |t: &str, id: &str| known.get(&(t.to_string(), id.to_string())).cloned();
     // One request's events together: a report carries the observations it lists.
-    let events = match request_events(&entries, &lookup) {
+    let events = match request_events(entries, &lookup) {
         Ok(events) => events,
         Err(failed) => {
             let why = failed
@@ -213,19 +344,22 @@ async fn process(ctx: &FhirRouterContext, d: &Delivery) -> Result<usize, Failure
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            ctx.store
-                .record_stages(&[stage(MessageStatus::DeadLettered, Some(why.clone()))])
-                .await?;
-            return Err(Failure::Permanent(format!("resources do not map to events: {why}")));
+            return Decision {
+                stage: stage(MessageStatus::DeadLettered, Some(why.clone())),
+                result: Err(Failure::Permanent(format!("resources do not map to events: {why}"))),
+            };
         }
     };
     for (n, event) in events.iter().enumerate() {
-        crate::publish::publish_event(&ctx.backbone, &env, event, format!("{}:{n}", env.id), None).await?;
+        let dedupe = format!("{}:{n}", r.env.id);
+        if let Err(e) = crate::publish::publish_event(&ctx.backbone, &r.env, event, dedupe, None).await {
+            return failed(e.into());
+        }
     }
-    ctx.store
-        .record_stages(&[stage(MessageStatus::Processed, None)])
-        .await?;
-    Ok(events.len())
+    Decision {
+        stage: stage(MessageStatus::Processed, None),
+        result: Ok(events.len()),
+    }
 }
 
 /// Why the request was not stored, or None when it was. The server keeps a
