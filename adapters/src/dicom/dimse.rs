@@ -8,7 +8,7 @@ use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
-use super::element_lengths::{self, Encoding};
+use super::element_lengths;
 use super::sop_classes::trim_uid;
 
 /// Command Field (0000,0100) values.
@@ -85,11 +85,7 @@ fn implicit_le() -> Result<&'static dicom_encoding::TransferSyntax, DimseError> 
 /// Reads a request command set from the reassembled command fragments.
 pub fn read_command(bytes: &[u8]) -> Result<Command, DimseError> {
     // The parser allocates declared lengths before reading: bound them by what came in.
-    let implicit = Encoding {
-        explicit_vr: false,
-        big_endian: false,
-    };
-    element_lengths::check(bytes, implicit).map_err(DimseError::Unreadable)?;
+    element_lengths::check_command(bytes).map_err(DimseError::Unreadable)?;
     let obj = InMemDicomObject::read_dataset_with_ts(bytes, implicit_le()?)
         .map_err(|e| DimseError::Unreadable(e.to_string()))?;
     let uint = |tag, name| {

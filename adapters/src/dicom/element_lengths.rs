@@ -95,6 +95,18 @@ pub fn check(bytes: &[u8], encoding: Encoding) -> Result<(), String> {
         if bytes.len() - pos < 8 {
             return Ok(());
         }
+        // A header must end inside its item or sequence: the parser would otherwise
+        // close the container mid-header and read on out of step.
+        let header_end = |size: usize| {
+            if pos + size > frame.limit {
+                Err(format!(
+                    "an element header at byte {pos} crosses the end of its container"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        header_end(8)?;
         let (group, element) = (u16_at(pos), u16_at(pos + 2));
         if group == 0xFFFE && matches!(element, ITEM | ITEM_END | SEQUENCE_END) {
             // Items and delimiters: no VR, a 4-byte length, in every transfer syntax.
@@ -114,7 +126,12 @@ pub fn check(bytes: &[u8], encoding: Encoding) -> Result<(), String> {
                 (SEQUENCE_END, Kind::Sequence | Kind::Fragments) if frame.end.is_none() => {
                     stack.pop();
                 }
-                // A stray item or delimiter: whatever the parser makes of it, its length
+                // Outside any sequence an item or delimiter has no meaning, and the parser's
+                // reading of it drifts from this walk: refused.
+                _ if stack.is_empty() => {
+                    return Err(format!("an item or delimiter at byte {} outside any sequence", pos - 8));
+                }
+                // A stray one inside a sequence: whatever the parser makes of it, its length
                 // must fit too (it may read it as a value).
                 _ => {
                     end_of(pos, len, frame.limit, "stray item or delimiter")?;
@@ -129,6 +146,7 @@ pub fn check(bytes: &[u8], encoding: Encoding) -> Result<(), String> {
                 if bytes.len() - pos < 12 {
                     return Ok(());
                 }
+                header_end(12)?;
                 (vr, u32_at(pos + 8), 12)
             } else {
                 (vr, u32::from(u16_at(pos + 6)), 8)
@@ -171,6 +189,27 @@ fn value_unit(vr: VR) -> usize {
         FD | SV | UV | OD | OV => 8,
         _ => 1,
     }
+}
+
+/// Ok when `bytes` is a plausible command set: group 0000 elements only (no
+/// sequences, no undefined lengths), each within the bytes and of whole units.
+pub fn check_command(bytes: &[u8]) -> Result<(), String> {
+    let mut pos = 0usize;
+    while bytes.len() - pos >= 8 {
+        let group = u16::from_le_bytes([bytes[pos], bytes[pos + 1]]);
+        let element = u16::from_le_bytes([bytes[pos + 2], bytes[pos + 3]]);
+        let len = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
+        if group != 0x0000 {
+            return Err(format!("element ({group:04X},{element:04X}) in a command set"));
+        }
+        pos += 8;
+        let vr = dictionary_vr(Tag(group, element));
+        if !(len as usize).is_multiple_of(value_unit(vr)) {
+            return Err(format!("a {vr:?} value at byte {pos} is {len} bytes"));
+        }
+        pos = end_of(pos, len, bytes.len(), "command value")?.ok_or("undefined length in a command set")?;
+    }
+    Ok(())
 }
 
 /// VRs with a reserved field and a 4-byte length in explicit VR (PS3.5 7.1.2).
@@ -296,6 +335,32 @@ mod tests {
         assert!(check(&v, EXPLICIT).is_err());
         let v = [0x28, 0x00, 0x10, 0x00, b'U', b'S', 2, 0, 1, 2];
         assert_eq!(check(&v, EXPLICIT), Ok(()));
+    }
+
+    #[test]
+    fn a_header_crossing_the_end_of_its_item_is_refused() {
+        // Found by the fuzzer: an item of 18 bytes whose second element header starts at
+        // byte 16 of it; the parser closed the item there and read a 3.8 GB length.
+        let mut v = vec![0x08, 0x00, 0x10, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF];
+        v.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 18, 0, 0, 0]);
+        v.extend_from_slice(&[0x08, 0x00, 0x55, 0x11, b'U', b'I', 8, 0]);
+        v.extend_from_slice(b"1.2.3.4\0");
+        v.extend_from_slice(&[0x08, 0x00, 0x50, 0x00, b'S', b'H', 0, 0xE5, 0, 0]);
+        assert!(check(&v, EXPLICIT).unwrap_err().contains("crosses"));
+    }
+
+    #[test]
+    fn command_sets_are_flat_group_0000_elements() {
+        let ok = [0x00, 0x00, 0x00, 0x01, 2, 0, 0, 0, 0x01, 0x00];
+        assert_eq!(check_command(&ok), Ok(()));
+        let other_group = [0x08, 0x00, 0x00, 0x01, 2, 0, 0, 0, 0x01, 0x00];
+        assert!(check_command(&other_group).is_err());
+        let undefined = [0x00, 0x00, 0x00, 0x01, 0xFF, 0xFF, 0xFF, 0xFF];
+        assert!(check_command(&undefined).is_err());
+        // Found by the fuzzer: an item outside any sequence sent the parser out of step.
+        let stray = [0xFE, 0xFF, 0x00, 0xE0, 18, 0, 0, 0, 0, 0, 0x17, 0, 32, 0, 0, 0];
+        assert!(check_command(&stray).is_err());
+        assert!(check(&stray, IMPLICIT).unwrap_err().contains("outside any sequence"));
     }
 
     #[test]
