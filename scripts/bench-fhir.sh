@@ -10,6 +10,7 @@
 # Prints the simulator's report (requests/s, latency percentiles), the CPU
 # each process used, and how long the FHIR router and the registration
 # service took to turn the same requests into events and rows (/metrics).
+# The store connection is plain TCP on loopback (PGSSLMODE=prefer to measure TLS).
 # Needs: cargo; for jetstream, nats-server on PATH and PostgreSQL answering on
 # PGHOST/PGPORT (default 127.0.0.1:5432, user postgres) with createdb rights.
 set -euo pipefail
@@ -43,7 +44,7 @@ if [[ $mode == jetstream ]]; then
     db="medbus_bench_$$"
     createdb -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}" "$db"
     env+=(MEDBUS_BACKBONE_URL="nats://127.0.0.1:$nats"
-        MEDBUS_STORE_URL="postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/$db")
+        MEDBUS_STORE_URL="postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/$db?sslmode=${PGSSLMODE:-disable}")
     sleep 0.5
 elif [[ $mode != embedded ]]; then
     echo "usage: $0 embedded|jetstream [CLIENTS] [COUNT]" >&2
