@@ -4,7 +4,7 @@
 //! The root is `2.25`, the arc for UIDs made from a 128-bit number (PS3.5 B.2): no
 //! organisation root is needed, and `2.25.` plus at most 39 digits stays within 64 characters.
 
-/// A namespace for [`derive`]: a 64-bit digest of everything that names a data set.
+/// A namespace for [`derive()`]: a 64-bit digest of everything that names a data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Namespace(u64);
 

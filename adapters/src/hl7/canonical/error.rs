@@ -133,7 +133,7 @@ pub enum MapError {
         location: FieldLocation,
         /// The table, e.g. `0119`.
         table: &'static str,
-        /// The code as sent, when it looks like one (see [`MapError::unknown_code`]).
+        /// The code as sent, when it looks like one (see `MapError::unknown_code`).
         code: String,
     },
 }
