@@ -15,6 +15,7 @@
 mod bench;
 mod check;
 mod cli;
+mod dicom_channels;
 mod fhir_destinations;
 mod http;
 mod routing;

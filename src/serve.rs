@@ -113,6 +113,15 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
             }
         }
     }
+    if let Err(e) = crate::dicom_channels::start(&tasks, &config, &backbone, &shutdown).await {
+        tracing::error!(error = %e, "dicom channel failed to start");
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+        let _ = backbone.close().await;
+        store.close().await;
+        return ExitCode::FAILURE;
+    }
     let app = router(AppState {
         backbone: backbone.clone(),
         store: store.clone(),

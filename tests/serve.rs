@@ -12,13 +12,16 @@ fn embedded_default_is_healthy_ready_and_stops_cleanly() {
     // The shipped default config, as `cargo run --release` uses it, on a free MLLP port.
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/medbus.toml");
     let mllp_port = medbus_testkit::free_port();
+    let dicom_port = medbus_testkit::free_port();
     let text = std::fs::read_to_string(&shipped).unwrap();
     assert!(text.contains("listen = \"127.0.0.1:2575\""));
+    assert!(text.contains("listen = \"127.0.0.1:11112\""));
     let config = dir.path().join("medbus.toml");
     support::copy_shipped_routes_and_tables(dir.path());
     std::fs::write(
         &config,
-        text.replace("127.0.0.1:2575", &format!("127.0.0.1:{mllp_port}")),
+        text.replace("127.0.0.1:2575", &format!("127.0.0.1:{mllp_port}"))
+            .replace("127.0.0.1:11112", &format!("127.0.0.1:{dicom_port}")),
     )
     .unwrap();
     let mut m = Medbus::start(dir.path(), &[("MEDBUS_CONFIG", config.display().to_string())]);
@@ -43,6 +46,11 @@ fn embedded_default_is_healthy_ready_and_stops_cleanly() {
         b"MSH|^~\\&|REG|HOSP|MEDBUS|HOSP|20240102||ADT^A01|E2E1|P|2.5\rPID|1||123^^^HOSP^MR\r",
     );
     assert!(ack.contains("MSA|AA|E2E1"), "{ack:?}");
+    // The default DICOM channel stores what a modality sends, under data_dir.
+    let report = send_dicom(dicom_port, 3);
+    assert_eq!((report.succeeded, report.failed), (3, 0), "{:?}", report.failures);
+    let stored = count_files(&dir.path().join("data/dicom/modalities"), "dcm");
+    assert_eq!(stored, 3, "instance files under data/dicom/modalities");
     let (code, metrics) = m.get("/metrics").unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("medbus_ready"), "readiness gauge exported:\n{metrics}");
@@ -51,6 +59,49 @@ fn embedded_default_is_healthy_ready_and_stops_cleanly() {
         "{metrics}"
     );
     assert_eq!(m.terminate(Duration::from_secs(15)), Some(0), "SIGTERM exits 0");
+}
+
+/// Sends `n` small generated CT instances to the SCP on `port` (AE MEDBUS) over one association.
+fn send_dicom(port: u16, n: u64) -> medbus_simulators::dicom::report::SendReport {
+    use medbus_simulators::dicom::{generate, scu, send};
+    let gen = generate::Generator::new(generate::GenerateConfig {
+        patients: 1,
+        studies_per_patient: 1,
+        series_per_study: 1,
+        instances: n,
+        pixel_bytes: 2048,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut scu = scu::ScuConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    scu.called_ae = "MEDBUS".into();
+    let cfg = send::SendConfig {
+        scu,
+        associations: 1,
+        max_duration: Duration::from_secs(30),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(send::run(
+        &cfg,
+        std::sync::Arc::new(gen),
+        tokio_util::sync::CancellationToken::new(),
+    ))
+}
+
+/// Files ending in `.ext` anywhere under `dir`.
+fn count_files(dir: &std::path::Path, ext: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .map(|p| {
+            if p.is_dir() {
+                count_files(&p, ext)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == ext))
+            }
+        })
+        .sum()
 }
 
 #[test]

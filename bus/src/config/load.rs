@@ -43,6 +43,8 @@ pub fn known_keys() -> Vec<(String, toml::Value)> {
         fhir.into_iter()
             .map(|(k, v)| (format!("fhir_destinations.<name>.{k}"), v)),
     );
+    let dicom = super::dicom::known_keys();
+    out.extend(dicom.into_iter().map(|(k, v)| (format!("dicom.<name>.{k}"), v)));
     out
 }
 
@@ -126,6 +128,7 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Confi
             "subscriptions" => read(&key, value, &mut config.subscriptions, &mut found),
             "fhir_destinations" => read(&key, value, &mut config.fhir_destinations, &mut found),
             "fhir" => read(&key, value, &mut config.fhir, &mut found),
+            "dicom" => read(&key, value, &mut config.dicom, &mut found),
             _ => found.push((key.clone(), "unknown key".to_string())),
         }
         problems.extend(found.into_iter().map(|(k, message)| Problem {
@@ -227,7 +230,9 @@ fn apply_env(
             continue;
         }
         // A subscription's keys are known only once the file names it.
-        let named = super::subscriptions::env_key(table, var).or_else(|| super::fhir_destinations::env_key(table, var));
+        let named = super::subscriptions::env_key(table, var)
+            .or_else(|| super::fhir_destinations::env_key(table, var))
+            .or_else(|| super::dicom::env_key(table, var));
         let Some(key) = by_var.get(var).map(|k| k.as_str()).or(named.as_deref()) else {
             problems.push(Problem {
                 origin: Origin::Env(var.clone()),
@@ -416,6 +421,12 @@ mod tests {
         );
         assert_eq!(c.services.billing.charge_master, Path::new("tables/charge_master.csv"));
         c.services = Default::default();
+        let dicom = c.dicom.remove("modalities").expect("the shipped file has a DICOM channel");
+        assert_eq!(
+            dicom,
+            crate::config::dicom::DicomChannelConfig::default(),
+            "its settings spell out the DICOM channel defaults"
+        );
         assert_eq!(c, Config::default(), "the rest spells out the defaults");
     }
 }

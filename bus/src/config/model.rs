@@ -44,6 +44,8 @@ pub struct Config {
     pub fhir_destinations: BTreeMap<String, super::fhir_destinations::FhirDestinationConfig>,
     /// The inbound FHIR R4 server (`[fhir]`).
     pub fhir: super::fhir_server::FhirServerConfig,
+    /// DICOM storage SCPs by channel name (`[dicom.modalities]`). None by default.
+    pub dicom: BTreeMap<String, super::dicom::DicomChannelConfig>,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             subscriptions: BTreeMap::new(),
             fhir_destinations: BTreeMap::new(),
             fhir: Default::default(),
+            dicom: BTreeMap::new(),
         }
     }
 }

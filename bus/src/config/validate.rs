@@ -102,6 +102,16 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             }
         }
     }
+    for (name, d) in &c.dicom {
+        if d.enabled {
+            if let Some(other) = taken.insert(d.listen, format!("dicom.{name}.listen")) {
+                bad(
+                    &format!("dicom.{name}.listen"),
+                    format!("{} is already used by {other}", d.listen),
+                );
+            }
+        }
+    }
     for (name, d) in &c.destinations {
         p.extend(super::destinations::validate(name, d));
     }
@@ -117,6 +127,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             .flat_map(|(n, d)| super::fhir_destinations::validate(n, d)),
     );
     p.extend(super::fhir_server::validate(&c.fhir));
+    p.extend(c.dicom.iter().flat_map(|(n, d)| super::dicom::validate(n, d)));
     p
 }
 
