@@ -421,7 +421,10 @@ mod tests {
         );
         assert_eq!(c.services.billing.charge_master, Path::new("tables/charge_master.csv"));
         c.services = Default::default();
-        let dicom = c.dicom.remove("modalities").expect("the shipped file has a DICOM channel");
+        let dicom = c
+            .dicom
+            .remove("modalities")
+            .expect("the shipped file has a DICOM channel");
         assert_eq!(
             dicom,
             crate::config::dicom::DicomChannelConfig::default(),
