@@ -18,60 +18,11 @@ set -euo pipefail
 mode=${1:-jetstream}
 clients=${2:-16}
 count=${3:-20000}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-cargo build --release -q -p medbus -p medbus-simulators
-bin=$root/target/release
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [[ -n "${db:-}" ]]; then dropdb -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}" --if-exists "$db" || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-http=$(free_port)
-
-env=(MEDBUS_DATA_DIR="$work/data" MEDBUS_HTTP_ADDR="127.0.0.1:$http" MEDBUS_LOG_LEVEL=warn)
-if [[ $mode == jetstream ]]; then
-    nats=$(free_port)
-    nats-server -a 127.0.0.1 -p "$nats" -js -sd "$work/nats" >"$work/nats.log" 2>&1 &
-    pids+=($!)
-    db="medbus_bench_$$"
-    createdb -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}" "$db"
-    env+=(MEDBUS_BACKBONE_URL="nats://127.0.0.1:$nats"
-        MEDBUS_STORE_URL="postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/$db?sslmode=${PGSSLMODE:-disable}")
-    sleep 0.5
-elif [[ $mode != embedded ]]; then
-    echo "usage: $0 embedded|jetstream [CLIENTS] [COUNT]" >&2
-    exit 2
-fi
+source "$(dirname "$0")/bench-lib.sh"
+bench_setup "$mode" "usage: $0 embedded|jetstream [CLIENTS] [COUNT]"
 # No MLLP channel: only the FHIR server takes traffic.
 : >"$work/medbus.toml"
-env "${env[@]}" MEDBUS_CONFIG="$work/medbus.toml" "$bin/medbus" serve >"$work/medbus.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$http/readyz" >/dev/null && break
-    sleep 0.1
-done
-curl -sf "http://127.0.0.1:$http/readyz" >/dev/null || { cat "$work/medbus.log" >&2; echo "medbus did not become ready" >&2; exit 1; }
-
-metric() { # sum of a counter's samples matching a label filter
-    curl -sf "http://127.0.0.1:$http/metrics" | awk -v m="$1" -v f="$2" '$1 ~ "^"m"\\{" && $1 ~ f {s+=$2} END {print s+0}'
-}
-cpu_of() { # CPU seconds (user + system) used so far by processes named $1
-    local tck total=0 pid
-    tck=$(getconf CLK_TCK)
-    for pid in $(pgrep -x "$1" || true); do
-        [[ -r /proc/$pid/stat ]] || continue
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-    done
-    echo "scale=2; $total / $tck" | bc
-}
+start_medbus
 
 # Warm-up (connections, prepared statements), not counted.
 "$bin/medbus-sim" fhir --url "http://127.0.0.1:$http/fhir" --clients "$clients" --count 500 --id-prefix "W$$-" >/dev/null

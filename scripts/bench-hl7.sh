@@ -11,6 +11,7 @@
 # messages (from the first ACK to the last one processed), read from /metrics.
 # On jetstream it also prints the latency from receipt (just before the ACK)
 # to the last service commit of each message, p50/p99, from the store.
+# Shared set-up in scripts/bench-lib.sh (the store over plain TCP; PGSSLMODE to change).
 # Needs: cargo; for jetstream, nats-server on PATH and PostgreSQL answering on
 # PGHOST/PGPORT (default 127.0.0.1:5432, user postgres) with createdb rights.
 set -euo pipefail
@@ -19,39 +20,9 @@ mode=${1:-embedded}
 conns=${2:-8}
 count=${3:-10000}
 mix=${MIX:-adt}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-cargo build --release -q -p medbus -p medbus-simulators
-bin=$root/target/release
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [[ -n "${db:-}" ]]; then dropdb -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}" --if-exists "$db" || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "$0")/bench-lib.sh"
+bench_setup "$mode" "usage: $0 embedded|jetstream [CONNECTIONS] [COUNT]"
 mllp=$(free_port)
-http=$(free_port)
-
-env=(MEDBUS_DATA_DIR="$work/data" MEDBUS_HTTP_ADDR="127.0.0.1:$http" MEDBUS_LOG_LEVEL=warn)
-if [[ $mode == jetstream ]]; then
-    nats=$(free_port)
-    nats-server -a 127.0.0.1 -p "$nats" -js -sd "$work/nats" >"$work/nats.log" 2>&1 &
-    pids+=($!)
-    db="medbus_bench_$$"
-    createdb -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}" "$db"
-    env+=(MEDBUS_BACKBONE_URL="nats://127.0.0.1:$nats"
-        MEDBUS_STORE_URL="postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/$db")
-    sleep 0.5
-elif [[ $mode != embedded ]]; then
-    echo "usage: $0 embedded|jetstream [CONNECTIONS] [COUNT]" >&2
-    exit 2
-fi
 cat >"$work/medbus.toml" <<EOF
 [channels.bench]
 listen = "127.0.0.1:$mllp"
@@ -61,27 +32,8 @@ critical_values = "$root/config/tables/critical_values.csv"
 [services.billing]
 charge_master = "$root/config/tables/charge_master.csv"
 EOF
-env "${env[@]}" MEDBUS_CONFIG="$work/medbus.toml" "$bin/medbus" serve >"$work/medbus.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$http/readyz" >/dev/null && break
-    sleep 0.1
-done
+start_medbus
 
-metric() { # sum of a counter's samples matching a label filter
-    curl -sf "http://127.0.0.1:$http/metrics" | awk -v m="$1" -v f="$2" '$1 ~ "^"m"\\{" && $1 ~ f {s+=$2} END {print s+0}'
-}
-
-# CPU seconds (user + system) used so far by processes named $1 (all of them).
-cpu_of() {
-    local tck total=0 pid
-    tck=$(getconf CLK_TCK)
-    for pid in $(pgrep -x "$1" || true); do
-        [[ -r /proc/$pid/stat ]] || continue
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-    done
-    echo "scale=2; $total / $tck" | bc
-}
 cpu_before=("$(cpu_of medbus)" "$(cpu_of nats-server)" "$(cpu_of postgres)")
 start=$(date +%s.%N)
 /usr/bin/time -f "%U %S" -o "$work/sim.cpu" \

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use medbus_bus::store::{self, ResourceRow, SharedStore};
-use support::Medbus;
+use support::{eventually, Medbus};
 
 const LOINC_PANEL: &str = "51990-0^Basic metabolic panel - Blood^LN";
 
@@ -93,22 +93,6 @@ async fn send(port: u16, msg: Vec<u8>) -> Instant {
         .unwrap();
     assert!(answer.contains("MSA|AA"), "{answer}");
     Instant::now()
-}
-
-/// Polls `what` until it returns Some, for at most 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "not in time: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn by_identifier(store: &SharedStore, kind: &str, token: &str) -> Option<ResourceRow> {

@@ -6,11 +6,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use medbus_bus::store::{self, SharedStore};
 use serde_json::{json, Value};
-use support::Medbus;
+use support::{eventually, Medbus};
 
 /// A malformed-input case: what it is, path, body, expected status, element the outcome must name.
 type Malformed<'a> = (&'a str, &'a str, Vec<u8>, u16, Option<&'a str>);
@@ -75,21 +75,6 @@ fn patient(mrn: &str, family: &str) -> Value {
         "gender": "female",
         "birthDate": "1980-02-29"
     })
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "not in time: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn counts(store: &SharedStore) -> Vec<u64> {

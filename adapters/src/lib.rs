@@ -6,6 +6,7 @@
 //! - [`fhir`]: canonical events → FHIR R4 resources and transaction Bundles.
 //! - [`webhook`]: webhook subscriptions — events POSTed, HMAC-signed, in order.
 
+mod destination_status;
 pub mod dicom;
 pub mod fhir;
 pub mod hl7;

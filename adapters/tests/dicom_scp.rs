@@ -362,8 +362,8 @@ async fn ct_mr_compressed_and_deflated_instances_are_stored_with_their_metadata(
     assert_eq!(rle_in.metadata.transfer_syntax_uid, uids::RLE_LOSSLESS);
     let sent = std::fs::read(&rle).unwrap();
     assert!(
-        sent.ends_with(&rle_in.dataset[rle_in.dataset.len() - 64..]),
-        "compressed pixel data changed on the way"
+        dataset_of(&sent) == rle_in.dataset,
+        "the compressed data set changed on the way"
     );
 
     // The Part-10 bytes read back as the same instance.
@@ -424,6 +424,9 @@ async fn an_unknown_sop_class_is_not_accepted() {
     let rig = Rig::start(ScpOptions::default(), sink.clone()).await;
     let out = storescu(rig.addr, "MODALITY", &[&rt]).await;
     assert!(!out.status.success(), "RT Plan was stored: {}", text(&out));
+    // Refused at negotiation (no presentation context), not by some later failure.
+    let said = text(&out).to_lowercase();
+    assert!(said.contains("presentation context"), "{said}");
     assert!(sink.got().is_empty());
     let echo = echoscu(rig.addr, "ECHOSCU", "MEDBUS").await;
     assert!(echo.status.success(), "echo afterwards: {}", text(&echo));
@@ -663,6 +666,7 @@ async fn an_idle_association_is_closed_and_one_over_the_limit_is_rejected() {
     };
     let rig = Rig::start(options, sink).await;
     let mut first = client(rig.addr).await;
+    let opened = std::time::Instant::now();
     // The only slot is taken: the next association is rejected (transient).
     let second = ClientAssociationOptions::new()
         .calling_ae_title("RAWSCU")
@@ -680,6 +684,12 @@ async fn an_idle_association_is_closed_and_one_over_the_limit_is_rejected() {
         .await
         .expect("closed in time");
     assert!(matches!(ended, Ok(Pdu::AbortRQ { .. }) | Err(_)), "{ended:?}");
+    // Closed by the idle timeout, not at once.
+    let after = opened.elapsed();
+    assert!(
+        after >= Duration::from_millis(600),
+        "closed after {after:?}, before the 700 ms idle timeout"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     let third = client(rig.addr).await;
     third.release().await.unwrap();

@@ -30,6 +30,10 @@ use super::options::ScpOptions;
 use super::reassembly::{accepted_context, Fragments, Ready};
 use super::sop_classes;
 
+/// Longest a received instance may take to be written and kept before it is
+/// answered with a failure status (0xA700).
+const STORE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What every association of one SCP shares.
 pub(super) struct ScpContext {
     pub options: ScpOptions,
@@ -297,9 +301,24 @@ async fn store(
         dataset: data,
         transfer_syntax,
     };
-    match ctx.sink.store(instance).await {
-        Ok(()) => (status::SUCCESS, None),
-        Err(e) => (e.status(), Some(e.to_string())),
+    // Bounded: a hung disk or backbone must not hold the association (and shutdown) forever.
+    // The sink writes before it publishes and the publish is deduplicated, so the peer's retry is safe.
+    match tokio::time::timeout(STORE_DEADLINE, ctx.sink.store(instance)).await {
+        Ok(Ok(())) => (status::SUCCESS, None),
+        Ok(Err(e)) => (e.status(), Some(e.to_string())),
+        Err(_) => {
+            tracing::error!(
+                calling_ae,
+                "storing an instance took longer than {STORE_DEADLINE:?}; answered out of resources"
+            );
+            (
+                status::OUT_OF_RESOURCES,
+                Some(format!(
+                    "not stored within {}s; send it again later",
+                    STORE_DEADLINE.as_secs()
+                )),
+            )
+        }
     }
 }
 

@@ -18,6 +18,7 @@
 //! then failed is left in place: the sender is told to retry (0xA700), and the
 //! retry rewrites it and publishes.
 
+use medbus_bus::backbone::keep::keep_durably;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -94,17 +95,9 @@ impl FileAndBackboneSink {
         &self.subject
     }
 
-    /// Publishes and waits for the durable ack; one retry with the same dedupe id
-    /// when the outcome is unknown (the first attempt may have been stored).
+    /// Publishes and waits for the durable ack (see [`keep_durably`]).
     async fn publish(&self, envelope: &Envelope, dedupe_id: String) -> Result<(), BackboneError> {
-        let out = envelope
-            .to_outgoing(self.subject.clone(), dedupe_id)
-            .map_err(|e| BackboneError::Invalid(e.to_string()))?;
-        match self.backbone.publish(out.clone()).await {
-            Ok(_) => Ok(()),
-            Err(BackboneError::Unknown(_)) => self.backbone.publish(out).await.map(|_| ()),
-            Err(e) => Err(e),
-        }
+        keep_durably(self.backbone.as_ref(), &self.subject, envelope, dedupe_id).await
     }
 }
 
@@ -158,7 +151,8 @@ impl InstanceSink for FileAndBackboneSink {
         let dedupe_id = format!("dicom:{}:{}", self.channel, m.sop_instance_uid);
         self.publish(&envelope, dedupe_id).await.map_err(|e| {
             tracing::error!(channel = %self.channel, correlation_id = %envelope.id, error = %e, "dicom instance not kept on the backbone");
-            SinkError::Unavailable(format!("backbone: {e}"))
+            // The detail is logged; the peer learns only that it may retry (no internal hosts).
+            SinkError::Unavailable("the backbone did not acknowledge the instance; send it again later".into())
         })?;
         tracing::debug!(channel = %self.channel, correlation_id = %envelope.id, file_bytes, "dicom instance kept");
         Ok(())

@@ -56,12 +56,6 @@ impl ScpOptions {
     pub fn effective_max_pdu_length(&self) -> u32 {
         self.max_pdu_length.clamp(MIN_PDU_LENGTH, MAX_PDU_LENGTH)
     }
-
-    /// Whether `calling_ae` (space padding ignored) may associate.
-    pub fn calling_ae_allowed(&self, calling_ae: &str) -> bool {
-        let calling_ae = calling_ae.trim();
-        self.allowed_calling_aes.is_empty() || self.allowed_calling_aes.iter().any(|a| a.trim() == calling_ae)
-    }
 }
 
 #[cfg(test)]
@@ -69,7 +63,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pdu_length_is_bounded_and_allow_list_empty_means_any() {
+    fn pdu_length_is_bounded() {
         let mut o = ScpOptions {
             max_pdu_length: 1,
             ..Default::default()
@@ -77,9 +71,5 @@ mod tests {
         assert_eq!(o.effective_max_pdu_length(), MIN_PDU_LENGTH);
         o.max_pdu_length = u32::MAX;
         assert_eq!(o.effective_max_pdu_length(), MAX_PDU_LENGTH);
-        assert!(o.calling_ae_allowed("ANYONE"));
-        o.allowed_calling_aes = vec!["CT1".into()];
-        assert!(o.calling_ae_allowed("CT1 "));
-        assert!(!o.calling_ae_allowed("CT2"));
     }
 }

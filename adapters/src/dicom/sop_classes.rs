@@ -79,11 +79,6 @@ pub const TRANSFER_SYNTAXES: &[&str] = &[
     uids::RLE_LOSSLESS,
 ];
 
-/// Whether `uid` (trailing NUL or space padding ignored) is in the default storage list.
-pub fn is_storage_sop_class(uid: &str) -> bool {
-    STORAGE_SOP_CLASSES.contains(&trim_uid(uid))
-}
-
 /// A UID without the NUL or space padding DICOM puts after odd-length values.
 pub fn trim_uid(uid: &str) -> &str {
     uid.trim_end_matches(['\0', ' '])
@@ -109,7 +104,7 @@ mod tests {
 
     #[test]
     fn padding_is_ignored() {
-        assert!(is_storage_sop_class("1.2.840.10008.5.1.4.1.1.2\0"));
-        assert!(!is_storage_sop_class("1.2.3"));
+        assert_eq!(trim_uid("1.2.840.10008.5.1.4.1.1.2\0"), "1.2.840.10008.5.1.4.1.1.2");
+        assert_eq!(trim_uid("1.2.3 "), "1.2.3");
     }
 }

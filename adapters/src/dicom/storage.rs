@@ -56,13 +56,35 @@ pub fn instance_path(
         .join(format!("{sop_instance_uid}.dcm")))
 }
 
+/// Creates `dir` and any missing parents, making each new directory entry
+/// durable (fsync of its parent): a success status must survive a power loss
+/// together with the study and series directories it was written into.
+fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dirs_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another association created it meanwhile.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => File::open(parent)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
 /// Writes `bytes` to `path` atomically and durably (creating its directories).
 /// A file already there is replaced whole.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path without a directory"))?;
-    fs::create_dir_all(dir)?;
+    create_dirs_durably(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("instance");
     // Unique per write: two associations storing the same instance at once must not share a temp file.
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::now_v7().simple()));

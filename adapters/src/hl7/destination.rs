@@ -16,6 +16,7 @@
 //! failed publish is logged and delivery goes on. At start the receiver is
 //! taken to be reachable, so one that is down from the start is reported too.
 
+use medbus_bus::backbone::renew::{renew_interval, renewing};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -114,8 +115,7 @@ async fn deliver_in_order(
     batch: Vec<Delivery>,
 ) -> bool {
     let mut pending: VecDeque<Delivery> = batch.into();
-    // Renew well inside the ack wait so a long retry never lets the backbone redeliver.
-    let renew_every = (ctx.backbone_config.ack_wait / 3).max(Duration::from_millis(50));
+    let renew_every = renew_interval(ctx.backbone_config.ack_wait);
     while let Some(d) = pending.pop_front() {
         let result = {
             let payload = match outbound_bytes(&d) {
@@ -125,22 +125,8 @@ async fn deliver_in_order(
                     continue;
                 }
             };
-            let deliver = deliver_watched(ctx, sender, health, &payload);
-            tokio::pin!(deliver);
-            let mut renew = tokio::time::interval(renew_every);
-            renew.tick().await;
-            loop {
-                tokio::select! {
-                    r = &mut deliver => break r,
-                    _ = renew.tick() => {
-                        for held in std::iter::once(&d).chain(pending.iter()) {
-                            if let Err(e) = held.in_progress().await {
-                                tracing::debug!(destination = %ctx.name, error = %e, "could not renew a delivery");
-                            }
-                        }
-                    }
-                }
-            }
+            let held: Vec<&Delivery> = std::iter::once(&d).chain(pending.iter()).collect();
+            renewing(deliver_watched(ctx, sender, health, &payload), &held, renew_every).await
         };
         if matches!(result, Err(SendError::Shutdown)) {
             // Give everything in hand back at once rather than after the ack wait.
@@ -228,7 +214,6 @@ async fn report(
     recovered_at: Option<DateTime<Utc>>,
 ) {
     let up = recovered_at.is_some();
-    metrics::gauge!("medbus_destination_up", "destination" => ctx.name.clone()).set(if up { 1.0 } else { 0.0 });
     if up {
         tracing::info!(destination = %ctx.name, down_since = %since, "destination reachable again");
     } else {
@@ -242,20 +227,7 @@ async fn report(
         reason,
         recovered_at,
     };
-    let out = match body.to_outgoing(kind) {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::warn!(destination = %ctx.name, error = %e, "could not build {}", kind.as_str());
-            return;
-        }
-    };
-    // Bounded: delivery (and the renewal of the deliveries in hand) waits for this.
-    let wait = ctx.backbone_config.publish_timeout.min(Duration::from_secs(5));
-    match tokio::time::timeout(wait, ctx.backbone.publish(out)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(destination = %ctx.name, error = %e, "could not publish {}", kind.as_str()),
-        Err(_) => tracing::warn!(destination = %ctx.name, "publishing {} timed out", kind.as_str()),
-    }
+    crate::destination_status::publish(&ctx.backbone, &ctx.backbone_config, kind, body).await;
 }
 
 /// The bytes to send: the raw body of the outbound envelope.

@@ -378,12 +378,5 @@ async fn keep(
     envelope: &Envelope,
     dedupe_id: String,
 ) -> Result<(), BackboneError> {
-    let out = envelope
-        .to_outgoing(subject.to_string(), dedupe_id)
-        .map_err(|e| BackboneError::Invalid(e.to_string()))?;
-    match ctx.backbone.publish(out.clone()).await {
-        Ok(_) => Ok(()),
-        Err(BackboneError::Unknown(_)) => ctx.backbone.publish(out).await.map(|_| ()),
-        Err(e) => Err(e),
-    }
+    medbus_bus::backbone::keep::keep_durably(ctx.backbone.as_ref(), subject, envelope, dedupe_id).await
 }

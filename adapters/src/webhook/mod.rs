@@ -20,6 +20,7 @@ pub mod body;
 pub mod send;
 pub mod sign;
 
+use medbus_bus::backbone::renew::{renew_interval, renewing};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -82,26 +83,11 @@ pub async fn run(ctx: SubscriptionContext) -> Result<(), BackboneError> {
 /// Delivers a batch one event at a time; false when shutdown interrupted it.
 async fn deliver_in_order(ctx: &SubscriptionContext, http: &reqwest::Client, batch: Vec<Delivery>) -> bool {
     let mut pending: VecDeque<Delivery> = batch.into();
-    // Renew well inside the ack wait so a long retry never lets the backbone redeliver.
-    let renew_every = (ctx.backbone_config.ack_wait / 3).max(Duration::from_millis(50));
+    let renew_every = renew_interval(ctx.backbone_config.ack_wait);
     while let Some(d) = pending.pop_front() {
         let outcome = {
-            let deliver = deliver_one(ctx, http, &d);
-            tokio::pin!(deliver);
-            let mut renew = tokio::time::interval(renew_every);
-            renew.tick().await;
-            loop {
-                tokio::select! {
-                    r = &mut deliver => break r,
-                    _ = renew.tick() => {
-                        for held in std::iter::once(&d).chain(pending.iter()) {
-                            if let Err(e) = held.in_progress().await {
-                                tracing::debug!(subscription = %ctx.name, error = %e, "could not renew a delivery");
-                            }
-                        }
-                    }
-                }
-            }
+            let held: Vec<&Delivery> = std::iter::once(&d).chain(pending.iter()).collect();
+            renewing(deliver_one(ctx, http, &d), &held, renew_every).await
         };
         if matches!(outcome, Outcome::Shutdown) {
             // Give everything in hand back at once rather than after the ack wait.

@@ -34,8 +34,10 @@ pub struct Failure {
 }
 
 /// True for answers worth retrying: server errors, timeouts and rate limits.
+/// Not 501 (Not Implemented) and 505 (HTTP Version Not Supported): they say
+/// the receiver will never take the request, so retrying only delays the dead letter.
 pub fn retryable_status(status: u16) -> bool {
-    status >= 500 || status == 408 || status == 429
+    (status >= 500 && status != 501 && status != 505) || status == 408 || status == 429
 }
 
 /// POSTs `body` (already encoded) once.

@@ -17,7 +17,9 @@
 pub mod dead_letter;
 pub mod embedded;
 pub mod jetstream;
+pub mod keep;
 pub mod lanes;
+pub mod renew;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

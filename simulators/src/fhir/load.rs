@@ -95,7 +95,10 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadReport, reqwest::Error> {
                         failed += 1;
                         let status = r.status().as_u16();
                         if failures.len() < 5 {
-                            failures.push(format!("{status}: {}", r.text().await.unwrap_or_default()));
+                            // Only the start of the answer: an error page can be large.
+                            let body = r.bytes().await.unwrap_or_default();
+                            let start = String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
+                            failures.push(format!("{status}: {start}"));
                         }
                     }
                     Err(e) => {
@@ -112,11 +115,18 @@ pub async fn run(cfg: LoadConfig) -> Result<LoadReport, reqwest::Error> {
     let mut all = Latencies::default();
     let (mut created, mut failed, mut failures) = (0, 0, Vec::new());
     for t in tasks {
-        if let Ok((lat, c, f, mut fs)) = t.await {
-            all.merge(lat);
-            created += c;
-            failed += f;
-            failures.append(&mut fs);
+        match t.await {
+            Ok((lat, c, f, mut fs)) => {
+                all.merge(lat);
+                created += c;
+                failed += f;
+                failures.append(&mut fs);
+            }
+            // A client that died is a failed run, not a silent one.
+            Err(e) => {
+                failed += 1;
+                failures.push(format!("a client task failed: {e}"));
+            }
         }
     }
     let elapsed = started.elapsed().as_secs_f64();

@@ -34,6 +34,7 @@
 pub mod outcome;
 pub mod push;
 
+use medbus_bus::backbone::renew::{renew_interval, renewing};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -86,7 +87,9 @@ enum Outcome {
 
 /// Pushes until shutdown.
 pub async fn run(ctx: FhirDestinationContext) -> Result<(), BackboneError> {
+    // Redirects are not followed: reqwest would turn the POST into a GET whose 200 looks delivered.
     let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| BackboneError::Invalid(format!("FHIR destination {}: http client: {e}", ctx.name)))?;
     let spec = ConsumerSpec::new(consumer_name(&ctx.name), FILTER, &ctx.backbone_config);
@@ -111,29 +114,14 @@ async fn deliver_in_order(
     batch: Vec<Delivery>,
 ) -> bool {
     let mut pending: VecDeque<Delivery> = batch.into();
-    // Renew well inside the ack wait so a long retry never lets the backbone redeliver.
-    let renew_every = (ctx.backbone_config.ack_wait / 3).max(Duration::from_millis(50));
+    let renew_every = renew_interval(ctx.backbone_config.ack_wait);
     while let Some(d) = pending.pop_front() {
         let outcome = match decode(&ctx.config, &d) {
             Decoded::Skip(why) => Outcome::Skipped(why),
             Decoded::Bad(why) => Outcome::Refused(why),
             Decoded::Push(bundle) => {
-                let deliver = deliver_one(ctx, http, health, &bundle);
-                tokio::pin!(deliver);
-                let mut renew = tokio::time::interval(renew_every);
-                renew.tick().await;
-                loop {
-                    tokio::select! {
-                        r = &mut deliver => break r,
-                        _ = renew.tick() => {
-                            for held in std::iter::once(&d).chain(pending.iter()) {
-                                if let Err(e) = held.in_progress().await {
-                                    tracing::debug!(destination = %ctx.name, error = %e, "could not renew a delivery");
-                                }
-                            }
-                        }
-                    }
-                }
+                let held: Vec<&Delivery> = std::iter::once(&d).chain(pending.iter()).collect();
+                renewing(deliver_one(ctx, http, health, &bundle), &held, renew_every).await
             }
         };
         if matches!(outcome, Outcome::Shutdown) {
@@ -221,7 +209,10 @@ async fn deliver_one(ctx: &FhirDestinationContext, http: &reqwest::Client, healt
                 failure.message
             ));
         }
-        let delay = failure.retry_after.map_or(wait, |asked| asked.min(cfg.max_backoff));
+        // The server may ask for longer than our backoff, never for less (`Retry-After: 0` is no licence to hammer).
+        let delay = failure
+            .retry_after
+            .map_or(wait, |asked| asked.max(wait).min(cfg.max_backoff));
         tracing::debug!(destination = name, attempt, status = %status, retry_in = ?delay, "FHIR push failed");
         metrics::counter!("medbus_fhir_push_total", "destination" => name.to_string(), "outcome" => "retried")
             .increment(1);
@@ -321,7 +312,6 @@ async fn report(
     recovered_at: Option<DateTime<Utc>>,
 ) {
     let up = recovered_at.is_some();
-    metrics::gauge!("medbus_destination_up", "destination" => ctx.name.clone()).set(if up { 1.0 } else { 0.0 });
     if up {
         tracing::info!(destination = %ctx.name, down_since = %since, "FHIR server answering again");
     } else {
@@ -335,18 +325,5 @@ async fn report(
         reason,
         recovered_at,
     };
-    let out = match body.to_outgoing(kind) {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::warn!(destination = %ctx.name, error = %e, "could not build {}", kind.as_str());
-            return;
-        }
-    };
-    // Bounded: delivery (and the renewal of the deliveries in hand) waits for this.
-    let wait = ctx.backbone_config.publish_timeout.min(Duration::from_secs(5));
-    match tokio::time::timeout(wait, ctx.backbone.publish(out)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(destination = %ctx.name, error = %e, "could not publish {}", kind.as_str()),
-        Err(_) => tracing::warn!(destination = %ctx.name, "publishing {} timed out", kind.as_str()),
-    }
+    crate::destination_status::publish(&ctx.backbone, &ctx.backbone_config, kind, body).await;
 }

@@ -73,6 +73,16 @@ pub async fn post(http: &reqwest::Client, cfg: &FhirDestinationConfig, bundle: &
             retry_after,
         });
     }
+    if let Some(kind) = not_a_transaction_response(&body) {
+        return Err(Failure {
+            status: Some(code),
+            message: format!(
+                "HTTP {status}, but the answer is {kind}, not a transaction-response Bundle: is the url the server's FHIR base?"
+            ),
+            retryable: false,
+            retry_after,
+        });
+    }
     match first_failed_entry(&body) {
         None => Ok(code),
         Some((index, entry_status, why)) => Err(Failure {
@@ -81,6 +91,20 @@ pub async fn post(http: &reqwest::Client, cfg: &FhirDestinationConfig, bundle: &
             retryable: retryable_status(entry_status),
             retry_after,
         }),
+    }
+}
+
+/// What a 2xx answer is when it is a FHIR resource other than a
+/// transaction-response (or batch-response) Bundle, e.g. a searchset from a
+/// GET; None for that Bundle, an empty body, or one that is not FHIR JSON.
+fn not_a_transaction_response(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let rt = v.get("resourceType")?.as_str()?;
+    let ty = v.get("type").and_then(Value::as_str).unwrap_or("");
+    match (rt, ty) {
+        ("Bundle", "transaction-response" | "batch-response") => None,
+        ("Bundle", ty) => Some(format!("a {ty:?} Bundle")),
+        (rt, _) => Some(format!("a {rt}")),
     }
 }
 
@@ -122,6 +146,22 @@ fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
 mod tests {
     use reqwest::header::HeaderValue;
     use serde_json::json;
+
+    #[test]
+    fn a_2xx_must_be_a_transaction_response() {
+        let is = |v: serde_json::Value| super::not_a_transaction_response(v.to_string().as_bytes());
+        assert_eq!(
+            is(json!({"resourceType": "Bundle", "type": "transaction-response"})),
+            None
+        );
+        assert_eq!(is(json!({"resourceType": "Bundle", "type": "batch-response"})), None);
+        assert_eq!(
+            is(json!({"resourceType": "Bundle", "type": "searchset"})).as_deref(),
+            Some("a \"searchset\" Bundle")
+        );
+        assert_eq!(is(json!({"resourceType": "Patient"})).as_deref(), Some("a Patient"));
+        assert_eq!(super::not_a_transaction_response(b""), None, "an empty 2xx is accepted");
+    }
 
     use super::*;
 

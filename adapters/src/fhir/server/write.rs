@@ -263,12 +263,6 @@ async fn keep(
     let envelope = Envelope::ingress(source, "fhir.raw", headers, bytes);
     let request = envelope.id.to_string();
     let dedupe = format!("fhir:{}:{}", server.config.channel, envelope.id);
-    let out = envelope
-        .to_outgoing(server.subject.clone(), dedupe)
-        .map_err(|e| BackboneError::Invalid(e.to_string()))?;
-    match server.backbone.publish(out.clone()).await {
-        Ok(_) => Ok(request),
-        Err(BackboneError::Unknown(_)) => server.backbone.publish(out).await.map(|_| request),
-        Err(e) => Err(e),
-    }
+    medbus_bus::backbone::keep::keep_durably(server.backbone.as_ref(), &server.subject, &envelope, dedupe).await?;
+    Ok(request)
 }
