@@ -101,6 +101,7 @@ fn mapped(event: &CanonicalEvent) -> Result<Vec<Mapped>, FhirError> {
         CanonicalEvent::ResultReported(b) | CanonicalEvent::ResultCorrected(b) => results::result(b)?,
         CanonicalEvent::ResultCritical(b) => results::critical(b)?,
         CanonicalEvent::ChargePosted(b) | CanonicalEvent::ChargeReversed(b) => resources::charge(b)?,
+        CanonicalEvent::ImagingInstanceStored(b) | CanonicalEvent::ImagingStudyCompleted(b) => resources::imaging(b)?,
     };
     Ok(dedupe(all))
 }

@@ -1,10 +1,10 @@
-//! The resources of the patient, encounter, order, appointment and charge
-//! events: each a clone of the canonical resource with its id and literal
+//! The resources of the patient, encounter, order, appointment, charge and
+//! imaging events: each a clone of the canonical resource with its id and literal
 //! references added.
 
 use medbus_bus::canonical::{
-    AppointmentEvent, AppointmentParticipant, ChargeEvent, EncounterEvent, Identifier, LinkType, MergeEvent,
-    OrderEvent, ParticipationStatus, Patient, PatientLink,
+    AppointmentEvent, AppointmentParticipant, ChargeEvent, EncounterEvent, Identifier, ImagingEvent, LinkType,
+    MergeEvent, OrderEvent, ParticipationStatus, Patient, PatientLink,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -149,4 +149,18 @@ pub(super) fn charge(b: &ChargeEvent) -> Result<Vec<Mapped>, FhirError> {
     c.supporting_information.iter_mut().for_each(resolve);
     let key = first_with_value(&c.identifier).cloned();
     Ok(vec![patient(&b.patient)?, keyed("ChargeItem", key.as_ref(), &c)?])
+}
+
+/// The patient and the imaging study, keyed by its Study Instance UID. The
+/// order stays a logical reference by accession number: the ServiceRequest's
+/// id derives from its placer number, which the study does not know.
+pub(super) fn imaging(b: &ImagingEvent) -> Result<Vec<Mapped>, FhirError> {
+    let mut study = b.imaging_study.clone();
+    study.subject = patient_reference(&b.patient)?;
+    let key = study
+        .identifier
+        .iter()
+        .find(|i| i.system.as_deref() == Some(medbus_bus::canonical::DICOM_UID_SYSTEM))
+        .cloned();
+    Ok(vec![patient(&b.patient)?, keyed("ImagingStudy", key.as_ref(), &study)?])
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::appointment::Appointment;
 use super::charge_item::ChargeItem;
 use super::diagnostic_report::DiagnosticReport;
+use super::imaging_study::ImagingStudy;
 use super::observation::Observation;
 use super::patient::Patient;
 use super::primitives::DateTime;
@@ -118,6 +119,52 @@ pub struct ChargeEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_message_type: Option<String>,
     /// When it happened in the source system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred: Option<DateTime>,
+}
+
+/// Where a received instance is kept (`imaging.instance-stored` only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredInstance {
+    /// The DICOM channel that received it (`[dicom.<name>]`).
+    pub channel: String,
+    /// The Part-10 file, relative to the channel's storage directory
+    /// (`<study>/<series>/<sop>.dcm`).
+    pub file: String,
+    /// Its size in bytes.
+    pub file_bytes: u64,
+    /// The transfer syntax UID it was received and stored in.
+    pub transfer_syntax: String,
+    /// The sender's (calling) AE title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling_ae: Option<String>,
+    /// Number of Frames (0028,0008), when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_frames: Option<u32>,
+}
+
+/// Body of `imaging.instance-stored` and `imaging.study-completed`.
+///
+/// - `instance-stored`: one instance was received and kept; `imaging_study`
+///   holds that one series and instance, `instance` says where the file is.
+/// - `study-completed`: the study has had no new instance for the configured
+///   quiet time; `imaging_study` is the whole study as the imaging service
+///   holds it (every series and instance, the counts), `instance` is absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagingEvent {
+    /// The study (see above for how much of it).
+    pub imaging_study: ImagingStudy,
+    /// The patient as the data set named it (Patient ID, Patient's Name).
+    pub patient: Patient,
+    /// The received instance's file (`instance-stored` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<StoredInstance>,
+    /// `C-STORE` for instances received over DICOM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_message_type: Option<String>,
+    /// When it happened: the receipt, or the study's completion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurred: Option<DateTime>,
 }

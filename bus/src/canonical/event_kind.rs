@@ -50,11 +50,15 @@ pub enum EventKind {
     ChargePosted,
     /// `billing.charge-reversed`: a charge credited back.
     ChargeReversed,
+    /// `imaging.instance-stored`: a DICOM instance was received and kept.
+    ImagingInstanceStored,
+    /// `imaging.study-completed`: a study had no new instance for the quiet time.
+    ImagingStudyCompleted,
 }
 
 impl EventKind {
     /// All kinds, in catalogue order.
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::PatientRegistered,
         EventKind::PatientUpdated,
         EventKind::PatientMerged,
@@ -77,6 +81,8 @@ impl EventKind {
         EventKind::ResultCritical,
         EventKind::ChargePosted,
         EventKind::ChargeReversed,
+        EventKind::ImagingInstanceStored,
+        EventKind::ImagingStudyCompleted,
     ];
 
     /// `(domain, event)` tokens of the subject.
@@ -104,6 +110,8 @@ impl EventKind {
             EventKind::ResultCritical => ("result", "critical"),
             EventKind::ChargePosted => ("billing", "charge-posted"),
             EventKind::ChargeReversed => ("billing", "charge-reversed"),
+            EventKind::ImagingInstanceStored => ("imaging", "instance-stored"),
+            EventKind::ImagingStudyCompleted => ("imaging", "study-completed"),
         }
     }
 
@@ -132,6 +140,8 @@ impl EventKind {
             EventKind::ResultCritical => "result.critical",
             EventKind::ChargePosted => "billing.charge-posted",
             EventKind::ChargeReversed => "billing.charge-reversed",
+            EventKind::ImagingInstanceStored => "imaging.instance-stored",
+            EventKind::ImagingStudyCompleted => "imaging.study-completed",
         }
     }
 

@@ -24,6 +24,8 @@
 //! | `result.critical`         | `result.critical`            | [`CriticalResultEvent`]  | raised by the results service |
 //! | `billing.charge-posted`   | `billing.charge-posted`      | [`ChargeEvent`]          | DFT P03: FT1-6 CG            |
 //! | `billing.charge-reversed` | `billing.charge-reversed`    | [`ChargeEvent`]          | DFT P03: FT1-6 CD            |
+//! | `imaging.instance-stored` | `imaging.instance-stored`    | [`ImagingEvent`]         | DICOM C-STORE (one instance) |
+//! | `imaging.study-completed` | `imaging.study-completed`    | [`ImagingEvent`]         | raised by the imaging service |
 //!
 //! Semantics consumers can rely on:
 //! - `patient.registered` says the source *asserts* the patient exists: it
@@ -47,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use super::datatypes::Identifier;
 use super::encounter::Encounter;
-use super::event_bodies::{AppointmentEvent, ChargeEvent, CriticalResultEvent, OrderEvent, ResultEvent};
+use super::event_bodies::{AppointmentEvent, ChargeEvent, CriticalResultEvent, ImagingEvent, OrderEvent, ResultEvent};
 use super::event_kind::EventKind;
 use super::patient::Patient;
 use super::primitives::DateTime;
@@ -150,6 +152,10 @@ pub enum CanonicalEvent {
     ChargePosted(ChargeEvent),
     /// `billing.charge-reversed`.
     ChargeReversed(ChargeEvent),
+    /// `imaging.instance-stored`.
+    ImagingInstanceStored(ImagingEvent),
+    /// `imaging.study-completed`.
+    ImagingStudyCompleted(ImagingEvent),
 }
 
 /// The body of a [`CanonicalEvent`], by shape.
@@ -171,6 +177,8 @@ pub enum EventBody<'a> {
     CriticalResult(&'a CriticalResultEvent),
     /// A charge.
     Charge(&'a ChargeEvent),
+    /// An imaging study (one instance received, or the study completed).
+    Imaging(&'a ImagingEvent),
 }
 
 // Evaluates `$e` with `$b` bound to the body, whatever its shape: the bodies
@@ -186,6 +194,7 @@ macro_rules! each_body {
             EventBody::Result($b) => $e,
             EventBody::CriticalResult($b) => $e,
             EventBody::Charge($b) => $e,
+            EventBody::Imaging($b) => $e,
         }
     };
 }
@@ -216,6 +225,8 @@ impl CanonicalEvent {
             CanonicalEvent::ResultCritical(_) => EventKind::ResultCritical,
             CanonicalEvent::ChargePosted(_) => EventKind::ChargePosted,
             CanonicalEvent::ChargeReversed(_) => EventKind::ChargeReversed,
+            CanonicalEvent::ImagingInstanceStored(_) => EventKind::ImagingInstanceStored,
+            CanonicalEvent::ImagingStudyCompleted(_) => EventKind::ImagingStudyCompleted,
         }
     }
 
@@ -241,6 +252,9 @@ impl CanonicalEvent {
             CanonicalEvent::ResultReported(b) | CanonicalEvent::ResultCorrected(b) => EventBody::Result(b),
             CanonicalEvent::ResultCritical(b) => EventBody::CriticalResult(b),
             CanonicalEvent::ChargePosted(b) | CanonicalEvent::ChargeReversed(b) => EventBody::Charge(b),
+            CanonicalEvent::ImagingInstanceStored(b) | CanonicalEvent::ImagingStudyCompleted(b) => {
+                EventBody::Imaging(b)
+            }
         }
     }
 
@@ -285,6 +299,8 @@ impl CanonicalEvent {
             EventKind::ResultCritical => CanonicalEvent::ResultCritical(read(body)?),
             EventKind::ChargePosted => CanonicalEvent::ChargePosted(read(body)?),
             EventKind::ChargeReversed => CanonicalEvent::ChargeReversed(read(body)?),
+            EventKind::ImagingInstanceStored => CanonicalEvent::ImagingInstanceStored(read(body)?),
+            EventKind::ImagingStudyCompleted => CanonicalEvent::ImagingStudyCompleted(read(body)?),
         })
     }
 
@@ -299,6 +315,7 @@ impl CanonicalEvent {
             EventBody::Result(b) => &b.patient,
             EventBody::CriticalResult(b) => &b.patient,
             EventBody::Charge(b) => &b.patient,
+            EventBody::Imaging(b) => &b.patient,
         }
     }
 

@@ -14,7 +14,7 @@
 //! - `encounter`: [`Encounter`];
 //! - `service_request`: [`ServiceRequest`] (orders); `appointment`: [`Appointment`];
 //! - `observation`: [`Observation`]; `diagnostic_report`: [`DiagnosticReport`];
-//! - `charge_item`: [`ChargeItem`];
+//! - `charge_item`: [`ChargeItem`]; `imaging_study`: [`ImagingStudy`] (DICOM studies);
 //! - `quantity`: [`Decimal`], [`Quantity`], [`Money`]; `annotation`: [`Annotation`];
 //! - `events`: the event catalogue ([`CanonicalEvent`]) with kinds, subjects
 //!   and bodies — the table is in that module's docs; `event_kind`:
@@ -32,6 +32,7 @@ mod encounter;
 mod event_bodies;
 mod event_kind;
 mod events;
+mod imaging_study;
 mod observation;
 mod patient;
 mod primitives;
@@ -53,9 +54,13 @@ pub use encounter::{
     Encounter, EncounterHospitalization, EncounterLocation, EncounterLocationStatus, EncounterParticipant,
     EncounterStatus,
 };
-pub use event_bodies::{AppointmentEvent, ChargeEvent, CriticalReason, CriticalResultEvent, OrderEvent, ResultEvent};
+pub use event_bodies::{
+    AppointmentEvent, ChargeEvent, CriticalReason, CriticalResultEvent, ImagingEvent, OrderEvent, ResultEvent,
+    StoredInstance,
+};
 pub use event_kind::{EventKind, SystemEventKind};
 pub use events::{CanonicalEvent, EncounterEvent, EventBody, MergeEvent, PatientEvent};
+pub use imaging_study::{ImagingStudy, ImagingStudyInstance, ImagingStudySeries, ImagingStudyStatus, DICOM_UID_SYSTEM};
 pub use observation::{Observation, ObservationReferenceRange, ObservationStatus, ObservationValue};
 pub use patient::{AdministrativeGender, Deceased, LinkType, Patient, PatientLink};
 pub use primitives::{Date, DateTime, PrimitiveError};

@@ -51,3 +51,10 @@ pub const MEDBUS_AUTHORITY_PREFIX: &str = "urn:medbus:authority:";
 /// Prefix of code systems known only by the sender's local name (HL7 coding
 /// system `99zzz`, `L`, a charge master): `urn:medbus:codesystem:<percent-encoded name>`.
 pub const MEDBUS_CODE_SYSTEM_PREFIX: &str = "urn:medbus:codesystem:";
+/// DICOM Controlled Terminology (modalities `CT`, `MR` …), as FHIR names it.
+pub const DICOM_DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
+/// RFC 3986 URIs as codes (SOP classes as `urn:oid:<uid>` in ImagingStudy).
+pub const URI: &str = "urn:ietf:rfc:3986";
+/// Accession numbers whose issuer is not known: a ServiceRequest's and an
+/// ImagingStudy's `ACSN` identifiers meet in this system, so the two link.
+pub const MEDBUS_ACCESSION: &str = "urn:medbus:accession";
