@@ -101,6 +101,16 @@ pub async fn start(deps: &ServiceDeps<'_>, tables: Tables) -> Result<(), String>
         })
         .await?;
     }
+    if s.imaging.enabled {
+        let imaging = medbus_actors::imaging::Imaging::new(store.clone(), backbone.clone(), s.imaging.quiet_time);
+        let for_actor = imaging.clone();
+        feed(deps, medbus_actors::imaging::feed_spec(), move || {
+            medbus_actors::imaging::ImagingActor::new(for_actor, FaultInjector::default())
+        })
+        .await?;
+        deps.tasks
+            .spawn(medbus_actors::imaging::run_sweeps(imaging, deps.shutdown.clone()));
+    }
     let n = &deps.config.notifications;
     if n.enabled {
         let notifier = medbus_actors::notifications::Notifier::new(store.clone(), n.clone())

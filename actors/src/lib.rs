@@ -16,6 +16,8 @@
 //! - [`orders`]: orders and appointments.
 //! - [`results`]: reports, observations and critical values.
 //! - [`billing`]: charges sent, derived through the charge master, and reversed.
+//! - [`imaging`]: DICOM studies folded from received instances, linked to
+//!   their order by accession number, completed after a quiet time.
 //! - [`outbox`]: publishing the follow-up events services raise, after their commit.
 //! - [`clinical`], [`table`]: what those services share (store writes, CSV tables).
 //!
@@ -25,6 +27,7 @@ pub mod billing;
 pub mod clinical;
 pub mod faults;
 pub mod feed;
+pub mod imaging;
 pub mod notifications;
 pub mod orders;
 pub mod outbox;

@@ -1,8 +1,10 @@
-//! The domain services after registration (`[services.*]`): orders, results
-//! and billing. Each can be switched off; results and billing read a table
-//! kept as CSV beside the route tables.
+//! The domain services after registration (`[services.*]`): orders, results,
+//! billing and imaging. Each can be switched off; results and billing read a
+//! table kept as CSV beside the route tables; imaging waits a quiet time
+//! before it calls a study complete.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,8 @@ pub struct ServicesConfig {
     pub results: ResultsServiceConfig,
     /// `[services.billing]`: charges.
     pub billing: BillingServiceConfig,
+    /// `[services.imaging]`: DICOM studies.
+    pub imaging: ImagingServiceConfig,
 }
 
 /// `[services.orders]`.
@@ -68,6 +72,70 @@ impl Default for BillingServiceConfig {
         BillingServiceConfig {
             enabled: true,
             charge_master: PathBuf::new(),
+        }
+    }
+}
+
+/// `[services.imaging]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagingServiceConfig {
+    /// Run the service. Default true.
+    pub enabled: bool,
+    /// How long a study must go without a new instance before it is
+    /// `available` and `imaging.study-completed` is raised. Default 60s;
+    /// between 1s and 24h.
+    #[serde(with = "humantime_serde")]
+    pub quiet_time: Duration,
+}
+
+/// The shortest quiet time: below it a modality still sending a series would
+/// see its study completed between two instances.
+pub const MIN_QUIET_TIME: Duration = Duration::from_secs(1);
+/// The longest quiet time: a day; longer would keep studies open past any
+/// reading workflow.
+pub const MAX_QUIET_TIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+impl Default for ImagingServiceConfig {
+    fn default() -> Self {
+        ImagingServiceConfig {
+            enabled: true,
+            quiet_time: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Checks of `[services]` that types cannot express, as (key, message).
+pub fn validate(s: &ServicesConfig) -> Vec<(String, String)> {
+    let mut p = Vec::new();
+    let q = s.imaging.quiet_time;
+    if !(MIN_QUIET_TIME..=MAX_QUIET_TIME).contains(&q) {
+        p.push((
+            "services.imaging.quiet_time".to_string(),
+            format!("must be between 1s and 24h, got {}", humantime::format_duration(q)),
+        ));
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_quiet_time_is_valid_and_the_bounds_hold() {
+        let mut s = ServicesConfig::default();
+        assert_eq!(s.imaging.quiet_time, Duration::from_secs(60));
+        assert!(validate(&s).is_empty());
+        for bad in [Duration::from_millis(999), Duration::from_secs(24 * 60 * 60 + 1)] {
+            s.imaging.quiet_time = bad;
+            let p = validate(&s);
+            assert_eq!(p.len(), 1, "{bad:?}");
+            assert_eq!(p[0].0, "services.imaging.quiet_time");
+        }
+        for good in [MIN_QUIET_TIME, MAX_QUIET_TIME] {
+            s.imaging.quiet_time = good;
+            assert!(validate(&s).is_empty(), "{good:?}");
         }
     }
 }

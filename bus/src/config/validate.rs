@@ -116,6 +116,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         p.extend(super::destinations::validate(name, d));
     }
     p.extend(super::notifications::validate(&c.notifications, &c.destinations));
+    p.extend(super::services::validate(&c.services));
     p.extend(
         c.subscriptions
             .iter()

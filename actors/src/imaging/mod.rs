@@ -1,0 +1,149 @@
+//! The imaging service: DICOM studies from `imaging.instance-stored`, and
+//! `imaging.study-completed` when a study has been quiet for a while.
+//!
+//! - [`merge`]: folding instances into a study (series by UID, instances by
+//!   SOP Instance UID, exact counts) — pure, unit-tested.
+//! - [`fold`]: a batch of events into the stored studies, each study read and
+//!   written once per batch.
+//! - [`complete`]: the timer sweep that completes quiet studies through the outbox.
+//!
+//! Each study is one clinical resource (`ImagingStudy`, key = its Study
+//! Instance UID token), `registered` while instances arrive, indexed by its
+//! identifiers and naming its order by accession number
+//! (`urn:medbus:accession|<value>`), so it is linked to the ServiceRequest
+//! with that accession now or when the order arrives second. After the quiet
+//! time the sweep makes it `available` and raises `imaging.study-completed`
+//! with the whole study; a new instance after that makes it `registered`
+//! again and it completes again after the next quiet time.
+//!
+//! Folds and the sweep of one process take [`Imaging::study_lock`], so the
+//! sweep never writes back an older copy of a study a batch just grew.
+//! Several processes sharing the `imaging` consumer would fold one study in
+//! two places at once; run the imaging service in one process (the sweep's
+//! completion itself is safe across processes: its id is its ledger entry).
+
+pub mod complete;
+pub mod fold;
+pub mod merge;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, Handler, ResponseActFuture, Supervised, WrapFuture};
+use medbus_bus::backbone::SharedBackbone;
+use medbus_bus::canonical::EventKind;
+use medbus_bus::store::SharedStore;
+
+pub use self::complete::run_sweeps;
+use crate::faults::FaultInjector;
+use crate::feed::{self, Apply, ApplyBatch, ApplyError, FeedSpec};
+use crate::outbox;
+
+/// The service name: its durable consumer, its ledger and its outbox.
+pub const SERVICE: &str = "imaging";
+
+/// The resource type of its rows.
+pub const RESOURCE_TYPE: &str = "ImagingStudy";
+
+/// The event kinds this service applies (it raises `imaging.study-completed` itself).
+pub const KINDS: [EventKind; 1] = [EventKind::ImagingInstanceStored];
+
+/// Its feed: durable consumer `imaging` on every event, keeping the kind above.
+pub fn feed_spec() -> FeedSpec {
+    FeedSpec {
+        name: SERVICE.into(),
+        filter: "medbus.events.>".into(),
+        kinds: KINDS.to_vec(),
+        lanes: 16,
+    }
+}
+
+/// What the actor and the completion sweep share.
+pub struct Imaging {
+    store: SharedStore,
+    backbone: SharedBackbone,
+    quiet_time: Duration,
+    /// Held by a fold from reading its studies to its commit, and by the sweep
+    /// per study: one writer of studies at a time in this process.
+    study_lock: tokio::sync::Mutex<()>,
+}
+
+impl Imaging {
+    /// The service state: studies in `store`, completions published to
+    /// `backbone` after `quiet_time` without a new instance.
+    pub fn new(store: SharedStore, backbone: SharedBackbone, quiet_time: Duration) -> Arc<Imaging> {
+        Arc::new(Imaging {
+            store,
+            backbone,
+            quiet_time,
+            study_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Folds `items` (one or a batch) in one store transaction; one flag per
+    /// event: true when applied now, false when applied before.
+    async fn apply(&self, items: Vec<Apply>) -> Result<Vec<bool>, ApplyError> {
+        let applied = {
+            let _guard = self.study_lock.lock().await;
+            let batch = fold::fold_batch(&self.store, items).await?;
+            self.store.clinical().apply_clinical(SERVICE, &batch).await?
+        };
+        // Also when already applied: a retry after a failed publish publishes now.
+        outbox::publish_pending(&self.store, &self.backbone, SERVICE).await?;
+        Ok(applied)
+    }
+}
+
+/// The actor.
+pub struct ImagingActor {
+    imaging: Arc<Imaging>,
+    faults: FaultInjector,
+}
+
+impl ImagingActor {
+    /// A service on `imaging` (shared with its sweep); `faults` is the test switch.
+    pub fn new(imaging: Arc<Imaging>, faults: FaultInjector) -> Self {
+        ImagingActor { imaging, faults }
+    }
+}
+
+impl Actor for ImagingActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let (store, backbone) = (self.imaging.store.clone(), self.imaging.backbone.clone());
+        ctx.spawn(outbox::publish_at_start(store, backbone, SERVICE).into_actor(self));
+    }
+}
+
+impl Supervised for ImagingActor {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        tracing::warn!(service = SERVICE, "restarting after a failure");
+        metrics::counter!("medbus_service_restarts_total", "service" => SERVICE).increment(1);
+    }
+}
+
+impl Handler<Apply> for ImagingActor {
+    type Result = ResponseActFuture<Self, Result<bool, ApplyError>>;
+
+    fn handle(&mut self, msg: Apply, _ctx: &mut Self::Context) -> Self::Result {
+        let (imaging, faults) = (self.imaging.clone(), self.faults.clone());
+        feed::guarded(SERVICE, self, async move {
+            faults.maybe_panic(SERVICE);
+            let flags = imaging.apply(vec![msg]).await?;
+            Ok(flags.first().copied().unwrap_or(false))
+        })
+    }
+}
+
+impl Handler<ApplyBatch> for ImagingActor {
+    type Result = ResponseActFuture<Self, Result<Vec<bool>, ApplyError>>;
+
+    fn handle(&mut self, msg: ApplyBatch, _ctx: &mut Self::Context) -> Self::Result {
+        let (imaging, faults) = (self.imaging.clone(), self.faults.clone());
+        feed::guarded(SERVICE, self, async move {
+            faults.maybe_panic(SERVICE);
+            imaging.apply(msg.items).await
+        })
+    }
+}
