@@ -16,6 +16,7 @@ mod bench;
 mod check;
 mod cli;
 mod dicom_channels;
+mod dicom_destinations;
 mod fhir_destinations;
 mod http;
 mod routing;

@@ -197,6 +197,7 @@ pub async fn run(args: &ConfigArgs, log_json: bool) -> ExitCode {
     }
     crate::subscriptions::start(&tasks, &config, &backbone, &shutdown);
     crate::fhir_destinations::start(&tasks, &config, &backbone, &shutdown);
+    crate::dicom_destinations::start(&tasks, &config, &backbone, &shutdown);
     let upkeep_stop = shutdown.clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

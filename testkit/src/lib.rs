@@ -5,11 +5,17 @@
 //! - [`PgDatabase`] creates a throwaway database on a running PostgreSQL and
 //!   drops it on drop.
 //! - [`peers`]: command-line peers (`openssl s_client`, python tools).
+//! - [`netns::Isolated`]: a server that binds every interface (Orthanc,
+//!   `storescp`) run in a private network namespace, reached through relays
+//!   on 127.0.0.1.
+//! - [`orthanc::Orthanc`]: the Orthanc PACS that way.
 //!
 //! When a server cannot be had, the helpers return `None` after printing why —
 //! unless `MEDBUS_REQUIRE_SERVICES=1` (set by `scripts/test.sh`, the README's
 //! test command), in which case they panic: the full suite never skips silently.
 
+pub mod netns;
+pub mod orthanc;
 pub mod peers;
 
 use std::net::{TcpListener, TcpStream};

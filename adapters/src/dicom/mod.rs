@@ -1,4 +1,6 @@
-//! DICOM: a storage SCP (C-ECHO, C-STORE) on dicom-rs.
+//! DICOM: a storage SCP (C-ECHO, C-STORE) on dicom-rs, the storage SCU that
+//! sends instances on, and the forwarder that delivers received instances to a
+//! PACS with it.
 //!
 //! dicom-ul negotiates associations; the DIMSE messages on top are built and
 //! read here by hand, because dicom-rs has no DIMSE layer.
@@ -17,18 +19,24 @@
 //! - `scp`: [`run`] — the accept loop, association limit, shutdown.
 //! - `storage`: UID-derived paths and atomic file writes.
 //! - `ingest`: [`FileAndBackboneSink`] — file first, then the backbone, then success.
+//! - `scu`: the storage SCU — associations as requestor, C-STORE / C-ECHO, P-DATA
+//!   framing, stored Part-10 files read for sending (the modality simulator uses it too).
+//! - `forward`: `[dicom_destinations.<name>]` — received instances sent on to a PACS
+//!   over a kept-open association, with retries, backoff and dead letters.
 
 pub mod access;
 mod association;
 pub mod dataset;
 pub mod dimse;
 pub mod element_lengths;
+pub mod forward;
 pub mod ingest;
 pub mod instance;
 pub mod options;
 pub mod part10;
 mod reassembly;
 pub mod scp;
+pub mod scu;
 pub mod sop_classes;
 pub mod storage;
 

@@ -42,7 +42,14 @@ impl DeadLetterer {
     /// Publishes `d` to `medbus.dlq.<stage>` with `reason`. Deduped on stage +
     /// sequence, so a crash between this and the term cannot make two.
     pub async fn send(&self, d: &Delivery, reason: &str) -> Result<(), BackboneError> {
+        self.send_with(d, reason, super::Headers::new()).await
+    }
+
+    /// As [`DeadLetterer::send`], with `extra` headers saying more than the reason can
+    /// (a remote peer's status code, its error comment).
+    pub async fn send_with(&self, d: &Delivery, reason: &str, extra: super::Headers) -> Result<(), BackboneError> {
         let mut headers = d.headers.clone();
+        headers.extend(extra);
         headers.insert(header::REASON.into(), reason.to_string());
         headers.insert(header::STAGE.into(), self.stage.clone());
         headers.insert(header::SUBJECT.into(), d.subject.clone());

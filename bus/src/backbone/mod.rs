@@ -277,8 +277,14 @@ impl Delivery {
 
     /// A failure that will not pass (bad input, a bug): dead-letter now with `reason`.
     pub async fn reject(self, reason: &str) -> Result<(), BackboneError> {
+        self.reject_with(reason, Headers::new()).await
+    }
+
+    /// As [`Delivery::reject`], adding `extra` headers to the dead letter (e.g. the
+    /// status a remote peer answered with), for an operator to filter on.
+    pub async fn reject_with(self, reason: &str, extra: Headers) -> Result<(), BackboneError> {
         if let Some(dl) = &self.dead_letter {
-            dl.send(&self, reason).await?;
+            dl.send_with(&self, reason, extra).await?;
         }
         self.handle.term().await
     }

@@ -63,7 +63,7 @@ pub fn storage_dir(data_dir: &std::path::Path, name: &str, c: &DicomChannelConfi
 
 /// Why `ae` is not a usable AE title (DICOM: 1–16 characters of the default
 /// repertoire, no backslash or control characters, not only spaces).
-fn ae_problem(ae: &str) -> Option<String> {
+pub(super) fn ae_problem(ae: &str) -> Option<String> {
     if ae.trim().is_empty() {
         Some("must not be empty".into())
     } else if ae.len() > 16 {

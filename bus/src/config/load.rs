@@ -45,6 +45,12 @@ pub fn known_keys() -> Vec<(String, toml::Value)> {
     );
     let dicom = super::dicom::known_keys();
     out.extend(dicom.into_iter().map(|(k, v)| (format!("dicom.<name>.{k}"), v)));
+    let dicom_destinations = super::dicom_destinations::known_keys();
+    out.extend(
+        dicom_destinations
+            .into_iter()
+            .map(|(k, v)| (format!("dicom_destinations.<name>.{k}"), v)),
+    );
     out
 }
 
@@ -129,6 +135,7 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Confi
             "fhir_destinations" => read(&key, value, &mut config.fhir_destinations, &mut found),
             "fhir" => read(&key, value, &mut config.fhir, &mut found),
             "dicom" => read(&key, value, &mut config.dicom, &mut found),
+            "dicom_destinations" => read(&key, value, &mut config.dicom_destinations, &mut found),
             _ => found.push((key.clone(), "unknown key".to_string())),
         }
         problems.extend(found.into_iter().map(|(k, message)| Problem {
@@ -232,7 +239,8 @@ fn apply_env(
         // A subscription's keys are known only once the file names it.
         let named = super::subscriptions::env_key(table, var)
             .or_else(|| super::fhir_destinations::env_key(table, var))
-            .or_else(|| super::dicom::env_key(table, var));
+            .or_else(|| super::dicom::env_key(table, var))
+            .or_else(|| super::dicom_destinations::env_key(table, var));
         let Some(key) = by_var.get(var).map(|k| k.as_str()).or(named.as_deref()) else {
             problems.push(Problem {
                 origin: Origin::Env(var.clone()),

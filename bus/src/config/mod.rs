@@ -5,6 +5,7 @@
 pub mod channels;
 pub mod destinations;
 pub mod dicom;
+pub mod dicom_destinations;
 pub mod fhir_destinations;
 pub mod fhir_server;
 pub mod load;

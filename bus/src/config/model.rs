@@ -46,6 +46,8 @@ pub struct Config {
     pub fhir: super::fhir_server::FhirServerConfig,
     /// DICOM storage SCPs by channel name (`[dicom.modalities]`). None by default.
     pub dicom: BTreeMap<String, super::dicom::DicomChannelConfig>,
+    /// PACS that received DICOM instances are forwarded to, by name (`[dicom_destinations.pacs]`). None by default.
+    pub dicom_destinations: BTreeMap<String, super::dicom_destinations::DicomDestinationConfig>,
 }
 
 impl Default for Config {
@@ -66,6 +68,7 @@ impl Default for Config {
             fhir_destinations: BTreeMap::new(),
             fhir: Default::default(),
             dicom: BTreeMap::new(),
+            dicom_destinations: BTreeMap::new(),
         }
     }
 }

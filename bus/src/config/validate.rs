@@ -129,6 +129,15 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     );
     p.extend(super::fhir_server::validate(&c.fhir));
     p.extend(c.dicom.iter().flat_map(|(n, d)| super::dicom::validate(n, d)));
+    for (name, d) in &c.dicom_destinations {
+        p.extend(super::dicom_destinations::validate(name, d));
+        for channel in d.channels.iter().filter(|ch| !c.dicom.contains_key(*ch)) {
+            p.push((
+                format!("dicom_destinations.{name}.channels"),
+                format!("no DICOM channel named {channel:?} under [dicom]"),
+            ));
+        }
+    }
     p
 }
 

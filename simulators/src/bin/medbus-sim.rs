@@ -504,7 +504,7 @@ fn echo_dicom(a: DicomEchoArgs) -> anyhow::Result<bool> {
                 scu.addr,
                 scu.calling_ae,
                 scu.called_ae,
-                dicom::dimse::describe(status),
+                dicom::scu::describe(status),
                 rtt.as_secs_f64() * 1e3
             );
             Ok(status == 0)

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::dimse::{self, Outcome};
+use medbus_adapters::dicom::scu::{self, Association, Context, Outcome, ScuConfig};
+
 use super::generate::{GenerateError, Generator};
 use super::report::{SendReport, MAX_FAILURES};
-use super::scu::{Association, ScuConfig};
 use crate::hl7::latency::Latencies;
 
 /// How the run is sent.
@@ -166,7 +166,7 @@ async fn association(
         busy
     });
 
-    let mut assoc = match Association::establish(&scu, sop_class, syntax.uid()).await {
+    let mut assoc = match Association::establish(&scu, &[Context::new(sop_class, syntax.uid())]).await {
         Ok(a) => a,
         Err(e) => {
             t.association_failed = true;
@@ -195,14 +195,17 @@ async fn association(
         };
         t.sent += 1;
         let sent_at = Instant::now();
-        match assoc.store(sop_class, &ready.sop_instance_uid, &dataset).await {
+        match assoc
+            .store(sop_class, syntax.uid(), &ready.sop_instance_uid, &dataset)
+            .await
+        {
             Ok(rsp) => {
                 t.latencies.record(sent_at.elapsed());
-                match dimse::outcome(rsp.status) {
+                match scu::outcome(rsp.status) {
                     Outcome::Success | Outcome::Warning => {
                         t.succeeded += 1;
                         t.payload_bytes += dataset.len() as u64;
-                        if dimse::outcome(rsp.status) == Outcome::Warning {
+                        if scu::outcome(rsp.status) == Outcome::Warning {
                             t.warnings += 1;
                         }
                     }
@@ -212,7 +215,7 @@ async fn association(
                             "instance {} ({}): status {}{}",
                             ready.index,
                             ready.sop_instance_uid,
-                            dimse::describe(rsp.status),
+                            scu::describe(rsp.status),
                             rsp.error_comment.map(|c| format!(", {c}")).unwrap_or_default()
                         ));
                     }

@@ -1,22 +1,17 @@
-//! The DIMSE messages the SCU needs, built by hand because dicom-ul stops at P-DATA: the
-//! C-STORE-RQ and C-ECHO-RQ command sets, and the reading of their responses. Command sets
-//! are always Implicit VR Little Endian (PS3.7 6.3.1), whatever the data set's syntax.
+//! The DIMSE messages an SCU sends, built by hand because dicom-ul stops at P-DATA: the
+//! C-STORE-RQ and C-ECHO-RQ command sets, the reading of their responses, and what a
+//! C-STORE status means. Command sets are always Implicit VR Little Endian (PS3.7 6.3.1),
+//! whatever the data set's syntax. (The SCP side, requests read and responses written,
+//! is [`crate::dicom::dimse`].)
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 
-/// Command Field (0000,0100) of a C-STORE-RQ.
-pub const C_STORE_RQ: u16 = 0x0001;
-/// Command Field of a C-STORE-RSP.
-pub const C_STORE_RSP: u16 = 0x8001;
-/// Command Field of a C-ECHO-RQ.
-pub const C_ECHO_RQ: u16 = 0x0030;
-/// Command Field of a C-ECHO-RSP.
-pub const C_ECHO_RSP: u16 = 0x8030;
-/// Command Data Set Type (0000,0800) meaning "no data set follows".
-const NO_DATA_SET: u16 = 0x0101;
+pub use crate::dicom::dimse::command_field::{C_ECHO_RQ, C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP};
+use crate::dicom::dimse::NO_DATA_SET;
+
 /// Command Data Set Type for "a data set follows" (any other value would do; 0 is customary).
 const DATA_SET_FOLLOWS: u16 = 0x0000;
 /// Priority (0000,0700) MEDIUM.

@@ -1,5 +1,6 @@
-//! One association as a storage SCU: establish it proposing exactly the presentation context
-//! needed, then C-STORE (or C-ECHO) one message at a time over it, then release it.
+//! One association as a storage SCU: establish it proposing exactly the presentation
+//! contexts needed (one transfer syntax each: data sets are sent as stored, never
+//! transcoded), then C-STORE (or C-ECHO) one message at a time over it, then release it.
 //!
 //! Nothing the peer sends can panic this: every PDU and response field is checked and a
 //! surprise becomes an [`ScuError`].
@@ -8,11 +9,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dicom_ul::association::client::{AsyncClientAssociation, ClientAssociationOptions};
-use dicom_ul::pdu::{PDataValueType, Pdu, PresentationContextResultReason};
+use dicom_ul::association::Error as UlError;
+use dicom_ul::pdu::{AssociationRJResult, PDataValueType, Pdu, PresentationContextResultReason};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::dimse::{self, Response};
+use super::command::{self as dimse, Response};
 use super::pdata;
 
 /// The largest response command set accepted.
@@ -33,10 +35,13 @@ pub struct ScuConfig {
     pub connect_timeout: Duration,
     /// Limit on one request: sending it and reading its response.
     pub response_timeout: Duration,
+    /// Largest PDU we receive (Maximum Length Received we announce).
+    pub max_pdu_length: u32,
 }
 
 impl ScuConfig {
-    /// Defaults for `addr`: MODSIM calling ANY-SCP, 30 s to associate, 30 s per response.
+    /// Defaults for `addr`: MODSIM calling ANY-SCP, 30 s to associate, 30 s per response,
+    /// 16 KiB PDUs received (responses are small).
     pub fn new(addr: SocketAddr) -> Self {
         ScuConfig {
             addr,
@@ -44,6 +49,26 @@ impl ScuConfig {
             called_ae: "ANY-SCP".into(),
             connect_timeout: Duration::from_secs(30),
             response_timeout: Duration::from_secs(30),
+            max_pdu_length: 16_384,
+        }
+    }
+}
+
+/// A presentation context to propose: one SOP class in one transfer syntax.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Context {
+    /// SOP Class UID (abstract syntax).
+    pub abstract_syntax: String,
+    /// Transfer syntax UID.
+    pub transfer_syntax: String,
+}
+
+impl Context {
+    /// `abstract_syntax` in `transfer_syntax`.
+    pub fn new(abstract_syntax: &str, transfer_syntax: &str) -> Self {
+        Context {
+            abstract_syntax: abstract_syntax.into(),
+            transfer_syntax: transfer_syntax.into(),
         }
     }
 }
@@ -59,7 +84,19 @@ pub enum ScuError {
         /// Why (the whole error chain).
         reason: String,
     },
-    /// The SCP accepted the association but not the presentation context we need.
+    /// The SCP rejected the association (A-ASSOCIATE-RJ). A permanent rejection will not
+    /// pass by itself (wrong AE title, unsupported application context); a transient one may.
+    #[error("{addr} rejected the association ({}): {reason}", if *.permanent { "permanent" } else { "transient" })]
+    Rejected {
+        /// The SCP.
+        addr: SocketAddr,
+        /// Result field of the A-ASSOCIATE-RJ was "rejected-permanent".
+        permanent: bool,
+        /// Source and reason of the rejection.
+        reason: String,
+    },
+    /// The SCP accepted none of the presentation contexts proposed, or not the one a
+    /// message needs.
     #[error("{addr} did not accept {abstract_syntax} in {transfer_syntax}")]
     ContextRejected {
         /// The SCP.
@@ -80,11 +117,12 @@ pub enum ScuError {
     Protocol(String),
 }
 
-/// An established association with one accepted presentation context.
+/// An established association and the presentation contexts the SCP accepted.
 pub struct Association {
     inner: AsyncClientAssociation<TcpStream>,
     addr: SocketAddr,
-    pc_id: u8,
+    /// Accepted contexts and their presentation context ids.
+    accepted: Vec<(Context, u8)>,
     peer_max_pdu: u32,
     next_message_id: u16,
     response_timeout: Duration,
@@ -108,16 +146,37 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Association {
-    /// Connects and negotiates `abstract_syntax` in `transfer_syntax` (the only context proposed).
-    pub async fn establish(cfg: &ScuConfig, abstract_syntax: &str, transfer_syntax: &str) -> Result<Self, ScuError> {
+    /// Connects and proposes each of `contexts` (at most 128, PS3.8 9.3.2.2) in its one
+    /// transfer syntax. Succeeds when the SCP accepts at least one; [`Association::accepts`]
+    /// says which.
+    pub async fn establish(cfg: &ScuConfig, contexts: &[Context]) -> Result<Self, ScuError> {
         let associate = |reason: String| ScuError::Associate { addr: cfg.addr, reason };
-        let options = ClientAssociationOptions::new()
+        let Some(first) = contexts.first() else {
+            return Err(associate("no presentation context to propose".into()));
+        };
+        let mut options = ClientAssociationOptions::new()
             .calling_ae_title(cfg.calling_ae.as_str())
             .called_ae_title(cfg.called_ae.as_str())
-            .with_presentation_context(abstract_syntax, vec![transfer_syntax])
+            .max_pdu_length(cfg.max_pdu_length)
             .connection_timeout(cfg.connect_timeout);
+        for c in contexts {
+            options = options.with_presentation_context(c.abstract_syntax.as_str(), vec![c.transfer_syntax.as_str()]);
+        }
+        let rejected = || ScuError::ContextRejected {
+            addr: cfg.addr,
+            abstract_syntax: first.abstract_syntax.clone(),
+            transfer_syntax: first.transfer_syntax.clone(),
+        };
         let mut inner = match tokio::time::timeout(cfg.connect_timeout, options.establish_async(cfg.addr)).await {
             Err(_) => return Err(associate(format!("no answer within {:?}", cfg.connect_timeout))),
+            Ok(Err(UlError::Rejected { association_rj, .. })) => {
+                return Err(ScuError::Rejected {
+                    addr: cfg.addr,
+                    permanent: association_rj.result == AssociationRJResult::Permanent,
+                    reason: format!("{:?}", association_rj.source),
+                })
+            }
+            Ok(Err(UlError::NoAcceptedPresentationContexts { .. })) => return Err(rejected()),
             Ok(Err(e)) => return Err(associate(chain(&e))),
             Ok(Ok(a)) => a,
         };
@@ -126,29 +185,43 @@ impl Association {
             .inner_stream()
             .set_nodelay(true)
             .map_err(|e| associate(format!("TCP_NODELAY: {e}")))?;
-        let accepted = inner.presentation_contexts().iter().find(|pc| {
-            pc.reason == PresentationContextResultReason::Acceptance
-                && pc.abstract_syntax == abstract_syntax
-                && pc.transfer_syntax.trim_end_matches('\0') == transfer_syntax
-        });
-        let Some(pc_id) = accepted.map(|pc| pc.id) else {
+        // Each context proposed one transfer syntax, so an accepted one is that pair; the
+        // SCP's choice is checked anyway (a peer answering with another syntax is not trusted).
+        let accepted: Vec<(Context, u8)> = inner
+            .presentation_contexts()
+            .iter()
+            .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+            .filter_map(|pc| {
+                let c = Context::new(&pc.abstract_syntax, pc.transfer_syntax.trim_end_matches('\0'));
+                contexts.contains(&c).then_some((c, pc.id))
+            })
+            .collect();
+        if accepted.is_empty() {
             let _ = inner.abort().await;
-            return Err(ScuError::ContextRejected {
-                addr: cfg.addr,
-                abstract_syntax: abstract_syntax.into(),
-                transfer_syntax: transfer_syntax.into(),
-            });
-        };
+            return Err(rejected());
+        }
         let peer_max_pdu = inner.acceptor_max_pdu_length();
         Ok(Association {
             inner,
             addr: cfg.addr,
-            pc_id,
+            accepted,
             peer_max_pdu,
             next_message_id: 1,
             response_timeout: cfg.response_timeout,
             out: Vec::new(),
         })
+    }
+
+    /// True when the SCP accepted `sop_class` in `transfer_syntax` on this association.
+    pub fn accepts(&self, sop_class: &str, transfer_syntax: &str) -> bool {
+        self.pc_id(sop_class, transfer_syntax).is_some()
+    }
+
+    fn pc_id(&self, sop_class: &str, transfer_syntax: &str) -> Option<u8> {
+        self.accepted
+            .iter()
+            .find(|(c, _)| c.abstract_syntax == sop_class && c.transfer_syntax == transfer_syntax)
+            .map(|(_, id)| *id)
     }
 
     /// The SCP's address.
@@ -161,20 +234,42 @@ impl Association {
         self.peer_max_pdu
     }
 
-    /// Sends one C-STORE-RQ with `dataset` (already in the negotiated transfer syntax) and
-    /// returns the C-STORE-RSP. A failure status is a response, not an error.
-    pub async fn store(&mut self, sop_class: &str, sop_instance: &str, dataset: &[u8]) -> Result<Response, ScuError> {
+    /// Sends one C-STORE-RQ with `dataset` (encoded in `transfer_syntax`, which must have
+    /// been accepted with `sop_class`) and returns the C-STORE-RSP. A failure status is a
+    /// response, not an error.
+    pub async fn store(
+        &mut self,
+        sop_class: &str,
+        transfer_syntax: &str,
+        sop_instance: &str,
+        dataset: &[u8],
+    ) -> Result<Response, ScuError> {
+        let pc_id = self.context_for(sop_class, transfer_syntax)?;
         let id = self.message_id();
         let command = dimse::c_store_rq(id, sop_class, sop_instance);
-        self.exchange(id, &command, Some(dataset), dimse::C_STORE_RSP).await
+        self.exchange(pc_id, id, &command, Some(dataset), dimse::C_STORE_RSP)
+            .await
     }
 
     /// Sends a C-ECHO-RQ and returns the C-ECHO-RSP (the association must have been
-    /// established for the Verification SOP class).
+    /// established for the Verification SOP class in Implicit VR Little Endian).
     pub async fn echo(&mut self) -> Result<Response, ScuError> {
+        let pc_id = self.context_for(
+            dicom_dictionary_std::uids::VERIFICATION,
+            dicom_dictionary_std::uids::IMPLICIT_VR_LITTLE_ENDIAN,
+        )?;
         let id = self.message_id();
         let command = dimse::c_echo_rq(id);
-        self.exchange(id, &command, None, dimse::C_ECHO_RSP).await
+        self.exchange(pc_id, id, &command, None, dimse::C_ECHO_RSP).await
+    }
+
+    fn context_for(&self, sop_class: &str, transfer_syntax: &str) -> Result<u8, ScuError> {
+        self.pc_id(sop_class, transfer_syntax)
+            .ok_or_else(|| ScuError::ContextRejected {
+                addr: self.addr,
+                abstract_syntax: sop_class.into(),
+                transfer_syntax: transfer_syntax.into(),
+            })
     }
 
     /// A graceful A-RELEASE.
@@ -200,13 +295,14 @@ impl Association {
 
     async fn exchange(
         &mut self,
+        pc_id: u8,
         id: u16,
         command: &[u8],
         dataset: Option<&[u8]>,
         expect: u16,
     ) -> Result<Response, ScuError> {
         let limit = self.response_timeout;
-        match tokio::time::timeout(limit, self.exchange_inner(id, command, dataset, expect)).await {
+        match tokio::time::timeout(limit, self.exchange_inner(pc_id, id, command, dataset, expect)).await {
             Err(_) => Err(ScuError::Timeout(limit)),
             Ok(r) => r,
         }
@@ -214,6 +310,7 @@ impl Association {
 
     async fn exchange_inner(
         &mut self,
+        pc_id: u8,
         id: u16,
         command: &[u8],
         dataset: Option<&[u8]>,
@@ -221,9 +318,9 @@ impl Association {
     ) -> Result<Response, ScuError> {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        pdata::frame(&mut out, self.pc_id, true, command, self.peer_max_pdu);
+        pdata::frame(&mut out, pc_id, true, command, self.peer_max_pdu);
         if let Some(data) = dataset {
-            pdata::frame(&mut out, self.pc_id, false, data, self.peer_max_pdu);
+            pdata::frame(&mut out, pc_id, false, data, self.peer_max_pdu);
         }
         let written = self.inner.inner_stream().write_all(&out).await;
         // Keep the buffer's capacity for the next message.
@@ -311,12 +408,11 @@ fn pdu_name(p: &Pdu) -> &'static str {
 /// Opens an association for Verification, sends one C-ECHO, releases; returns the status
 /// and the round-trip time of the echo itself.
 pub async fn echo(cfg: &ScuConfig) -> Result<(u16, Duration), ScuError> {
-    let mut a = Association::establish(
-        cfg,
+    let verification = Context::new(
         dicom_dictionary_std::uids::VERIFICATION,
-        super::generate::Syntax::Implicit.uid(),
-    )
-    .await?;
+        dicom_dictionary_std::uids::IMPLICIT_VR_LITTLE_ENDIAN,
+    );
+    let mut a = Association::establish(cfg, &[verification]).await?;
     let started = std::time::Instant::now();
     let r = match a.echo().await {
         Ok(r) => r,

@@ -1,0 +1,621 @@
+//! The DICOM destination (forwarding received instances to a PACS) against
+//! real peers nobody here wrote and against our own SCP scripted to refuse,
+//! on the embedded backbone. Instances enter as the storage SCP keeps them
+//! (`FileAndBackboneSink`: the Part-10 file under the channel's root, the
+//! envelope on `medbus.ingress.dicom.<channel>`).
+//!
+//! - DCMTK `storescp`: every instance arrives with its data set byte for byte,
+//!   over one association (plus one re-negotiation when a new SOP class comes),
+//!   released when idle; while it is down the destination retries, reports
+//!   the PACS unreachable, then delivers and reports it recovered.
+//! - our SCP answering 0xA700 once: retried, delivered once; 0xC000: dead-
+//!   lettered at once with the status and Error Comment in the dead letter;
+//!   always 0xA700: dead-lettered after `max_attempts`; a SOP class it does not
+//!   take, and a missing file: dead-lettered, and the next instance goes on.
+//! - Orthanc: N instances arrive, checked through its REST API.
+//!
+//! `storescp` and Orthanc bind every interface, so they run in a private network
+//! namespace (testkit `netns`), reached through relays on 127.0.0.1. Without DCMTK,
+//! Orthanc or the right to make a namespace the tests print `SKIPPED:` and pass,
+//! unless `MEDBUS_REQUIRE_SERVICES=1` (scripts/test.sh), which makes them fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::{tags, uids};
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use medbus_adapters::dicom::forward::{self, DicomForwardContext, DLQ_ERROR_COMMENT, DLQ_STATUS};
+use medbus_adapters::dicom::scu::file;
+use medbus_adapters::dicom::{
+    self, FileAndBackboneSink, InstanceMetadata, InstanceSink, ReceivedInstance, ScpOptions, SinkError,
+};
+use medbus_bus::backbone::{self, dead_letter, open_consumer, ConsumerSpec, Headers, SharedBackbone};
+use medbus_bus::canonical::SystemEventKind;
+use medbus_bus::config::dicom_destinations::DicomDestinationConfig;
+use medbus_bus::config::BackboneConfig;
+use medbus_testkit::netns::Isolated;
+use medbus_testkit::orthanc::Orthanc;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const CHANNEL: &str = "modalities";
+const STUDY: &str = "1.2.826.0.1.3680043.10.77.1";
+
+// ---------------------------------------------------------------- instances --
+
+/// A small image instance (64×64, 16-bit; pixels vary with `n` so two differ).
+fn dataset(sop_class: &str, modality: &str, sop_instance: &str, series: &str, n: u16) -> Vec<u8> {
+    let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+    let u = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
+    let pixels: Vec<u8> = (0..64 * 64u32)
+        .flat_map(|i| ((i as u16).wrapping_mul(n + 1) & 0x0FFF).to_le_bytes())
+        .collect();
+    let obj = InMemDicomObject::from_element_iter([
+        s(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100"),
+        s(tags::SOP_CLASS_UID, VR::UI, sop_class),
+        s(tags::SOP_INSTANCE_UID, VR::UI, sop_instance),
+        s(tags::STUDY_DATE, VR::DA, "20260102"),
+        s(tags::ACCESSION_NUMBER, VR::SH, "ACC77"),
+        s(tags::MODALITY, VR::CS, modality),
+        s(tags::PATIENT_NAME, VR::PN, "Doe^Jane"),
+        s(tags::PATIENT_ID, VR::LO, "MRN77"),
+        s(tags::STUDY_INSTANCE_UID, VR::UI, STUDY),
+        s(tags::SERIES_INSTANCE_UID, VR::UI, series),
+        s(tags::SERIES_NUMBER, VR::IS, "1"),
+        s(tags::INSTANCE_NUMBER, VR::IS, &n.to_string()),
+        u(tags::SAMPLES_PER_PIXEL, 1),
+        s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
+        u(tags::ROWS, 64),
+        u(tags::COLUMNS, 64),
+        u(tags::BITS_ALLOCATED, 16),
+        u(tags::BITS_STORED, 12),
+        u(tags::HIGH_BIT, 11),
+        u(tags::PIXEL_REPRESENTATION, 0),
+        DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::from(pixels)),
+    ]);
+    let ts = TransferSyntaxRegistry
+        .get(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+        .expect("explicit VR LE");
+    let mut out = Vec::new();
+    obj.write_dataset_with_ts(&mut out, ts).unwrap();
+    out
+}
+
+/// One instance as the test sends it.
+struct Sent {
+    sop_instance: String,
+    dataset: Vec<u8>,
+    file: PathBuf,
+}
+
+/// The embedded backbone and the channel's storage, as serve sets them up.
+struct Bus {
+    data: tempfile::TempDir,
+    bb: SharedBackbone,
+    cfg: BackboneConfig,
+    sink: FileAndBackboneSink,
+}
+
+impl Bus {
+    async fn new() -> Bus {
+        let data = tempfile::tempdir().unwrap();
+        let cfg = BackboneConfig {
+            ack_wait: Duration::from_secs(5),
+            ..BackboneConfig::default()
+        };
+        let bb = backbone::connect(&cfg, data.path()).await.unwrap();
+        let sink = FileAndBackboneSink::new(data.path().join("dicom"), CHANNEL, bb.clone()).unwrap();
+        Bus { data, bb, cfg, sink }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.data.path().join("dicom")
+    }
+
+    /// Receives instance `n` of class `sop_class` as the SCP would: file, then envelope.
+    async fn receive(&self, sop_class: &str, modality: &str, n: u16) -> Sent {
+        let sop_instance = format!("{STUDY}.{}.{n}", if modality == "MR" { 2 } else { 1 });
+        let series = format!("{STUDY}.{}", if modality == "MR" { 2 } else { 1 });
+        let dataset = dataset(sop_class, modality, &sop_instance, &series, n);
+        let metadata = InstanceMetadata {
+            study_instance_uid: STUDY.into(),
+            series_instance_uid: series.clone(),
+            sop_instance_uid: sop_instance.clone(),
+            sop_class_uid: sop_class.into(),
+            modality: Some(modality.into()),
+            transfer_syntax_uid: uids::EXPLICIT_VR_LITTLE_ENDIAN.into(),
+            ..Default::default()
+        };
+        let instance = ReceivedInstance {
+            calling_ae: "CT1".into(),
+            called_ae: "MEDBUS".into(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            metadata,
+            dataset: Bytes::from(dataset.clone()),
+            transfer_syntax: uids::EXPLICIT_VR_LITTLE_ENDIAN.into(),
+        };
+        self.sink.store(instance).await.unwrap();
+        let file = self
+            .root()
+            .join(STUDY)
+            .join(&series)
+            .join(format!("{sop_instance}.dcm"));
+        Sent {
+            sop_instance,
+            dataset,
+            file,
+        }
+    }
+
+    /// Starts destination `pacs` sending to `addr`.
+    fn forward(&self, addr: SocketAddr, called_ae: &str, tune: impl FnOnce(&mut DicomDestinationConfig)) -> Forwarder {
+        let mut config = DicomDestinationConfig {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            called_ae: called_ae.into(),
+            timeout: Duration::from_secs(10),
+            backoff_initial: Duration::from_millis(50),
+            backoff_max: Duration::from_millis(400),
+            ..Default::default()
+        };
+        tune(&mut config);
+        let shutdown = CancellationToken::new();
+        let ctx = DicomForwardContext {
+            name: "pacs".into(),
+            config,
+            storage_roots: BTreeMap::from([(CHANNEL.to_string(), self.root())]),
+            backbone: self.bb.clone(),
+            backbone_config: self.cfg.clone(),
+            shutdown: shutdown.clone(),
+        };
+        Forwarder {
+            shutdown,
+            run: tokio::spawn(forward::run(ctx)),
+        }
+    }
+
+    /// Up to `n` messages on `filter` (waiting up to 30 s for them), then `extra` more for strays.
+    async fn collect(&self, name: &str, filter: &str, n: usize, extra: Duration) -> Vec<(String, Headers, Bytes)> {
+        let mut c = open_consumer(&self.bb, ConsumerSpec::new(name, filter, &self.cfg))
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let start = Instant::now();
+        while out.len() < n && start.elapsed() < Duration::from_secs(30) {
+            for d in c.fetch(10, Duration::from_millis(200)).await.unwrap() {
+                out.push((d.subject.clone(), d.headers.clone(), d.payload.clone()));
+                d.ack().await.unwrap();
+            }
+        }
+        for d in c.fetch(10, extra).await.unwrap() {
+            out.push((d.subject.clone(), d.headers.clone(), d.payload.clone()));
+            d.ack().await.unwrap();
+        }
+        out
+    }
+
+    async fn dead_letters(&self, n: usize) -> Vec<Headers> {
+        self.collect("ops", "medbus.dlq.>", n, Duration::from_millis(500))
+            .await
+            .into_iter()
+            .map(|(subject, headers, _)| {
+                assert_eq!(subject, "medbus.dlq.dicom_pacs");
+                headers
+            })
+            .collect()
+    }
+
+    /// The destination status events, as (subject, body).
+    async fn status_events(&self, n: usize) -> Vec<(String, Value)> {
+        self.collect("watch", "medbus.events.system.>", n, Duration::from_millis(300))
+            .await
+            .into_iter()
+            .map(|(subject, _, payload)| (subject, serde_json::from_slice(&payload).unwrap()))
+            .collect()
+    }
+}
+
+struct Forwarder {
+    shutdown: CancellationToken,
+    run: JoinHandle<Result<(), backbone::BackboneError>>,
+}
+
+impl Forwarder {
+    async fn stop(self) {
+        assert!(!self.run.is_finished(), "the destination ended before shutdown");
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.run)
+            .await
+            .expect("stops at shutdown")
+            .expect("no panic")
+            .expect("no error");
+    }
+}
+
+async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ------------------------------------------------------------- storescp --
+
+/// DCMTK's storescp in a private namespace, relayed from 127.0.0.1:`port`, writing to `out`.
+struct StoreScp {
+    _server: Isolated,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+fn dcmtk_bin(tool: &str) -> String {
+    match std::env::var_os("MEDBUS_TEST_DCMTK_BIN") {
+        Some(dir) => Path::new(&dir).join(tool).display().to_string(),
+        None => tool.to_string(),
+    }
+}
+
+/// Some(()) when storescp runs here; else skips (or panics under MEDBUS_REQUIRE_SERVICES=1).
+fn have_storescp() -> Option<()> {
+    medbus_testkit::peers::tool(
+        "DCMTK storescp",
+        &dcmtk_bin("storescp"),
+        &["--version"],
+        "apt-get install dcmtk",
+    )
+}
+
+impl StoreScp {
+    /// Starts storescp (verbose, so its log shows each association) relayed from
+    /// 127.0.0.1:`here` (0: any port); None when namespaces cannot be made (skipped or panics).
+    fn start(out: &Path, here: u16) -> Option<StoreScp> {
+        let log = out.with_extension("log");
+        std::fs::create_dir_all(out).unwrap();
+        let args = ["-v", "-od", &out.display().to_string(), "104"].map(String::from);
+        let server = match Isolated::spawn(&dcmtk_bin("storescp"), &args, out, &log, &[(104, here)]) {
+            Ok(s) => s,
+            Err(why) => {
+                assert!(
+                    !medbus_testkit::services_required(),
+                    "storescp in a private network namespace is required (MEDBUS_REQUIRE_SERVICES=1): {why}"
+                );
+                eprintln!("SKIPPED: storescp in a private network namespace: {why}");
+                return None;
+            }
+        };
+        let addr = server.addr(104).unwrap();
+        Some(StoreScp {
+            _server: server,
+            addr,
+            log,
+        })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn associations(&self) -> usize {
+        self.log().matches("Association Received").count()
+    }
+}
+
+/// The files storescp wrote (`<modality>.<SOP Instance UID>`), by SOP Instance UID.
+fn written(dir: &Path) -> BTreeMap<String, PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let (_, uid) = name.split_once('.')?;
+                    Some((uid.to_string(), e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The data set of a Part-10 file, as bytes.
+fn dataset_of(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    file::read(&bytes).unwrap().dataset.to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storescp_gets_every_data_set_byte_for_byte_over_one_kept_association() {
+    if have_storescp().is_none() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let Some(scp) = StoreScp::start(&out.path().join("in"), 0) else {
+        return;
+    };
+    let bus = Bus::new().await;
+    let mut sent = Vec::new();
+    // CT ×3, then MR (a new context: one re-negotiation), then both again on that association.
+    for (class, modality, n) in [
+        (uids::CT_IMAGE_STORAGE, "CT", 1),
+        (uids::CT_IMAGE_STORAGE, "CT", 2),
+        (uids::CT_IMAGE_STORAGE, "CT", 3),
+        (uids::MR_IMAGE_STORAGE, "MR", 4),
+        (uids::CT_IMAGE_STORAGE, "CT", 5),
+        (uids::MR_IMAGE_STORAGE, "MR", 6),
+    ] {
+        sent.push(bus.receive(class, modality, n).await);
+    }
+    let started = Instant::now();
+    let fwd = bus.forward(scp.addr, "STORESCP", |c| c.association_idle = Duration::from_secs(2));
+    let dir = out.path().join("in");
+    eventually("6 files written by storescp", Duration::from_secs(30), || {
+        written(&dir).len() == 6
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let files = written(&dir);
+    for s in &sent {
+        let path = &files[&s.sop_instance];
+        assert_eq!(dataset_of(path), s.dataset, "{} arrived byte for byte", s.sop_instance);
+    }
+    assert_eq!(
+        scp.associations(),
+        2,
+        "one association, re-negotiated once for MR; log:\n{}",
+        scp.log()
+    );
+    // Idle for association_idle (2 s): released, not aborted.
+    eventually("the idle association released", Duration::from_secs(10), || {
+        scp.log().contains("Association Release")
+    })
+    .await;
+    assert!(!scp.log().contains("Association Aborted"), "{}", scp.log());
+    assert!(bus.dead_letters(0).await.is_empty());
+    eprintln!("storescp: 6 instances in {elapsed:?}");
+    fwd.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_storescp_is_down_the_destination_retries_then_delivers() {
+    if have_storescp().is_none() {
+        return;
+    }
+    let bus = Bus::new().await;
+    let port = medbus_testkit::free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut sent = Vec::new();
+    for n in 1..=3 {
+        sent.push(bus.receive(uids::CT_IMAGE_STORAGE, "CT", n).await);
+    }
+    let fwd = bus.forward(addr, "STORESCP", |c| c.max_attempts = 1000);
+    let down = bus.status_events(1).await;
+    assert_eq!(down.len(), 1, "{down:?}");
+    assert_eq!(down[0].0, SystemEventKind::DestinationUnreachable.subject().to_string());
+    assert_eq!(down[0].1["destination"], "pacs");
+    assert_eq!(down[0].1["protocol"], "dicom");
+    assert_eq!(down[0].1["addr"], addr.to_string());
+    assert!(
+        down[0].1["reason"].as_str().unwrap_or("").contains("cannot associate"),
+        "{down:?}"
+    );
+
+    // Now the PACS comes up on that port.
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("in");
+    let Some(scp) = StoreScp::start(&dir, port) else {
+        fwd.stop().await;
+        return;
+    };
+    eventually("3 files once storescp is up", Duration::from_secs(30), || {
+        written(&dir).len() == 3
+    })
+    .await;
+    let files = written(&dir);
+    for s in &sent {
+        assert_eq!(dataset_of(&files[&s.sop_instance]), s.dataset);
+    }
+    let up = bus.status_events(1).await;
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0].0, SystemEventKind::DestinationRecovered.subject().to_string());
+    assert!(bus.dead_letters(0).await.is_empty());
+    assert_eq!(scp.associations(), 1, "{}", scp.log());
+    fwd.stop().await;
+}
+
+// ------------------------------------------------- our SCP, scripted --
+
+/// Answers the n-th C-STORE (from 0) as `plan` says; records what it kept.
+struct Scripted {
+    calls: AtomicUsize,
+    kept: std::sync::Mutex<Vec<ReceivedInstance>>,
+    plan: Box<dyn Fn(usize) -> Result<(), SinkError> + Send + Sync>,
+}
+
+#[async_trait::async_trait]
+impl InstanceSink for Scripted {
+    async fn store(&self, instance: ReceivedInstance) -> Result<(), SinkError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        (self.plan)(n)?;
+        self.kept.lock().unwrap().push(instance);
+        Ok(())
+    }
+}
+
+struct Peer {
+    addr: SocketAddr,
+    sink: Arc<Scripted>,
+    shutdown: CancellationToken,
+}
+
+impl Peer {
+    async fn start(plan: impl Fn(usize) -> Result<(), SinkError> + Send + Sync + 'static) -> Peer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sink = Arc::new(Scripted {
+            calls: AtomicUsize::new(0),
+            kept: Default::default(),
+            plan: Box::new(plan),
+        });
+        let shutdown = CancellationToken::new();
+        tokio::spawn(dicom::run(
+            listener,
+            ScpOptions::default(),
+            sink.clone(),
+            shutdown.clone(),
+        ));
+        Peer { addr, sink, shutdown }
+    }
+
+    fn calls(&self) -> usize {
+        self.sink.calls.load(Ordering::SeqCst)
+    }
+
+    fn kept(&self) -> Vec<String> {
+        self.sink
+            .kept
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| i.metadata.sop_instance_uid.clone())
+            .collect()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_resources_is_retried_and_cannot_understand_dead_letters_with_the_status() {
+    let peer = Peer::start(|n| match n {
+        0 => Err(SinkError::Unavailable("disk full".into())),
+        2 => Err(SinkError::Rejected("bad pixel data".into())),
+        _ => Ok(()),
+    })
+    .await;
+    let bus = Bus::new().await;
+    let a = bus.receive(uids::CT_IMAGE_STORAGE, "CT", 1).await;
+    let b = bus.receive(uids::CT_IMAGE_STORAGE, "CT", 2).await;
+    let c = bus.receive(uids::CT_IMAGE_STORAGE, "CT", 3).await;
+    let fwd = bus.forward(peer.addr, "MEDBUS", |_| {});
+    eventually("a and c kept", Duration::from_secs(20), || peer.kept().len() == 2).await;
+    // a: 0xA700 then success; b: 0xC000 at once (no retry); c: success. In backbone order.
+    assert_eq!(peer.kept(), [a.sop_instance.clone(), c.sop_instance.clone()]);
+    assert_eq!(peer.calls(), 4, "a twice, b once, c once");
+    let dead = bus.dead_letters(1).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let h = &dead[0];
+    assert_eq!(h[DLQ_STATUS], "0xC000");
+    assert_eq!(h[DLQ_ERROR_COMMENT], "bad pixel data");
+    let reason = &h[dead_letter::header::REASON];
+    assert!(reason.contains("0xC000 (error: cannot understand)"), "{reason}");
+    assert!(
+        reason.contains("bad pixel data") && reason.contains("attempt 1"),
+        "{reason}"
+    );
+    assert_eq!(
+        h["Medbus-Raw-Sop-Instance-Uid"], b.sop_instance,
+        "the instance is named"
+    );
+    fwd.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_out_of_resources_dead_letters_after_max_attempts() {
+    let peer = Peer::start(|_| Err(SinkError::Unavailable("storage offline".into()))).await;
+    let bus = Bus::new().await;
+    bus.receive(uids::CT_IMAGE_STORAGE, "CT", 1).await;
+    let fwd = bus.forward(peer.addr, "MEDBUS", |c| c.max_attempts = 3);
+    let dead = bus.dead_letters(1).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(peer.calls(), 3);
+    assert_eq!(dead[0][DLQ_STATUS], "0xA700");
+    let reason = &dead[0][dead_letter::header::REASON];
+    assert!(reason.contains("not stored after 3 attempts"), "{reason}");
+    fwd.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sop_class_and_a_missing_file_dead_letter_and_the_queue_moves_on() {
+    let peer = Peer::start(|_| Ok(())).await;
+    let bus = Bus::new().await;
+    let first = bus.receive(uids::CT_IMAGE_STORAGE, "CT", 1).await;
+    // A SOP class our SCP does not take: refused at negotiation.
+    let odd = bus.receive("1.2.826.0.1.3680043.10.77.999", "OT", 2).await;
+    let gone = bus.receive(uids::CT_IMAGE_STORAGE, "CT", 3).await;
+    std::fs::remove_file(&gone.file).unwrap();
+    let last = bus.receive(uids::CT_IMAGE_STORAGE, "CT", 4).await;
+    let fwd = bus.forward(peer.addr, "MEDBUS", |_| {});
+    eventually("first and last kept", Duration::from_secs(20), || {
+        peer.kept().len() == 2
+    })
+    .await;
+    assert_eq!(peer.kept(), [first.sop_instance.clone(), last.sop_instance.clone()]);
+    let dead = bus.dead_letters(2).await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let by_uid: BTreeMap<&str, &str> = dead
+        .iter()
+        .map(|h| {
+            (
+                h["Medbus-Raw-Sop-Instance-Uid"].as_str(),
+                h[dead_letter::header::REASON].as_str(),
+            )
+        })
+        .collect();
+    let refused = by_uid[odd.sop_instance.as_str()];
+    assert!(refused.contains("refused SOP class"), "{refused}");
+    let missing = by_uid[gone.sop_instance.as_str()];
+    assert!(missing.contains("is missing"), "{missing}");
+    fwd.stop().await;
+}
+
+// --------------------------------------------------------------- Orthanc --
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orthanc_stores_every_instance_forwarded() {
+    let Some(orthanc) = tokio::task::spawn_blocking(Orthanc::start).await.unwrap() else {
+        return;
+    };
+    let bus = Bus::new().await;
+    const N: u16 = 20;
+    let mut uids_sent = BTreeSet::new();
+    for n in 1..=N {
+        uids_sent.insert(bus.receive(uids::CT_IMAGE_STORAGE, "CT", n).await.sop_instance);
+    }
+    let started = Instant::now();
+    let fwd = bus.forward(orthanc.dicom_addr(), Orthanc::AE_TITLE, |_| {});
+    let get = |path: &'static str| {
+        let o = &orthanc;
+        move || o.http_get(path)
+    };
+    let mut count = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count < N as usize && Instant::now() < deadline {
+        let body = tokio::task::block_in_place(get("/instances")).unwrap();
+        count = serde_json::from_str::<Vec<String>>(&body).unwrap().len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed();
+    let log = std::fs::read_to_string(orthanc.log()).unwrap_or_default();
+    assert_eq!(count, N as usize, "instances in Orthanc; its log:\n{log}");
+    let expanded = tokio::task::block_in_place(get("/instances?expand")).unwrap();
+    let got: BTreeSet<String> = serde_json::from_str::<Vec<Value>>(&expanded)
+        .unwrap()
+        .iter()
+        .map(|i| i["MainDicomTags"]["SOPInstanceUID"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(got, uids_sent);
+    assert!(bus.dead_letters(0).await.is_empty());
+    eprintln!("Orthanc: {N} instances in {elapsed:?}");
+    fwd.stop().await;
+}
