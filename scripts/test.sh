@@ -5,8 +5,11 @@
 # - PostgreSQL: uses the one on $MEDBUS_TEST_POSTGRES_URL (default
 #   postgres://postgres@127.0.0.1:5432/postgres); when none answers, starts a
 #   private cluster under target/test-pg, installing PostgreSQL when absent.
-# - DCMTK (echoscu, storescu): installed with apt-get when absent; its
-#   directory is passed on as MEDBUS_TEST_DCMTK_BIN.
+# - DCMTK (echoscu, storescu, storescp): installed with apt-get when absent;
+#   its directory is passed on as MEDBUS_TEST_DCMTK_BIN.
+# - Orthanc (the PACS the DICOM forwarder delivers to): installed with apt-get
+#   when absent. It and storescp bind every interface, so the tests run them
+#   in a private network namespace (`unshare --net`): that needs root.
 # Fails loudly when a server cannot be had: MEDBUS_REQUIRE_SERVICES=1 makes
 # every server suite panic instead of skipping.
 set -euo pipefail
@@ -101,9 +104,22 @@ if [ -z "${MEDBUS_TEST_DCMTK_BIN:-}" ]; then
   MEDBUS_TEST_DCMTK_BIN=$(dirname "$(command -v storescu)")
 fi
 [ -x "$MEDBUS_TEST_DCMTK_BIN/storescu" ] && [ -x "$MEDBUS_TEST_DCMTK_BIN/echoscu" ] \
-  || die "DCMTK echoscu/storescu not runnable in $MEDBUS_TEST_DCMTK_BIN"
+  && [ -x "$MEDBUS_TEST_DCMTK_BIN/storescp" ] \
+  || die "DCMTK echoscu/storescu/storescp not runnable in $MEDBUS_TEST_DCMTK_BIN"
 export MEDBUS_TEST_DCMTK_BIN
 say "dcmtk: $("$MEDBUS_TEST_DCMTK_BIN/storescu" --version 2>&1 | head -1)"
+
+# --- a PACS nobody here wrote (Orthanc, for the DICOM forwarder) ------------
+if [ -z "${MEDBUS_TEST_ORTHANC:-}" ]; then
+  command -v Orthanc >/dev/null || apt_install orthanc
+  MEDBUS_TEST_ORTHANC=$(command -v Orthanc) || die "Orthanc not found after installing the orthanc package"
+fi
+"$MEDBUS_TEST_ORTHANC" --version >/dev/null 2>&1 || die "Orthanc at $MEDBUS_TEST_ORTHANC does not run"
+export MEDBUS_TEST_ORTHANC
+say "orthanc: $("$MEDBUS_TEST_ORTHANC" --version 2>&1 | head -1)"
+# storescp and Orthanc run in private network namespaces (they bind every interface).
+unshare --net true 2>/dev/null \
+  || die "cannot make a network namespace (unshare --net): the DICOM forwarder tests need root or CAP_SYS_ADMIN"
 
 # --- disk -----------------------------------------------------------------
 # The test build needs about 3.5 GiB under target/ (2.5 without incremental
