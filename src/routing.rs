@@ -1,4 +1,5 @@
-//! Starts the FHIR router (when `[fhir]` is on), the HL7 router with the
+//! Starts the FHIR router (when `[fhir]` is on), the DICOM router (when a
+//! `[dicom.<name>]` channel is), the HL7 router with the
 //! routes in force, and the watcher that reloads them on SIGHUP or when the
 //! route and table files change.
 
@@ -40,6 +41,11 @@ pub fn start(
                 tracing::error!(error = %e, "fhir router stopped with an error");
             }
         });
+    }
+    if let Some(dicom) =
+        medbus_routes::dicom_router::DicomRouterContext::from_config(config, backbone.clone(), store.clone(), shutdown)
+    {
+        tasks.spawn(medbus_routes::dicom_router::serve(dicom));
     }
     if !config.channels.values().any(|c| c.enabled) {
         return;

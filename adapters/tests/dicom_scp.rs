@@ -345,6 +345,8 @@ async fn ct_mr_compressed_and_deflated_instances_are_stored_with_their_metadata(
             body_part_examined: Some("CHEST".into()),
             number_of_frames: Some(1),
             transfer_syntax_uid: ct_in.transfer_syntax.clone(),
+            // Not in the test's data sets: study time, zone, description, numbers.
+            ..Default::default()
         }
     );
     assert!(

@@ -1,4 +1,5 @@
 //! The FHIR router stage: what the FHIR server kept becomes canonical events.
+//! The batching, ordering and settling are [`crate::batch`]'s.
 //!
 //! Each ingress message on `medbus.ingress.fhir.<channel>` is a transaction
 //! Bundle of the resources one request wrote, as the server resolved them
@@ -26,17 +27,17 @@
 //! failure here means the referenced data changed in between: dead-lettered
 //! with the reason. Store or backbone trouble naks with a delay.
 
+use crate::batch::{Decision, Stage};
 use crate::failure::Failure;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use medbus_adapters::fhir::inbound::request_events;
 use medbus_adapters::fhir::server::raw_header;
-use medbus_bus::backbone::lanes::split_by_key;
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
 use medbus_bus::config::BackboneConfig;
 use medbus_bus::envelope::{Body, Envelope};
-use medbus_bus::store::{FhirRequestState, InsertOutcome, MessageStatus, NewMessage, SharedStore, StageOutcome};
+use medbus_bus::store::{FhirRequestState, MessageStatus, NewMessage, SharedStore, StageOutcome};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +72,7 @@ pub async fn run(ctx: FhirRouterContext) -> Result<(), BackboneError> {
     let shutdown = ctx.shutdown.clone();
     consumer
         .run_batches(CONSUMER, 256, Duration::from_secs(1), &shutdown, |batch| async {
-            route_batch(&ctx, batch).await;
+            crate::batch::route_batch(&ctx, batch).await;
             true
         })
         .await;
@@ -94,138 +95,40 @@ fn lane_key(d: &Delivery) -> Option<String> {
         .cloned()
 }
 
-/// Routes a fetched batch with two store transactions in all, as the HL7
-/// router does: every request recorded at once, then each decided lane by
-/// lane (one patient's in order; a lane stops at its first failure), then
-/// every outcome recorded at once, then the deliveries settled. When the
-/// first transaction fails, each delivery goes the one-by-one way.
-async fn route_batch(ctx: &FhirRouterContext, batch: Vec<Delivery>) {
-    let mut ready = Vec::with_capacity(batch.len());
-    for d in batch {
-        match prepare(&d) {
-            Ok(r) => ready.push((d, r)),
-            Err(f) => settle(d, Err(f)).await,
-        }
-    }
-    if ready.is_empty() {
-        return;
-    }
-    let records: Vec<NewMessage> = ready.iter().map(|(_, r)| r.record.clone()).collect();
-    let inserted = match ctx.store.insert_messages(&records).await {
-        Ok(out) => out,
-        Err(e) => {
-            tracing::warn!(error = %e, requests = ready.len(), "batch insert failed; routing one by one");
-            let lanes = split_by_key(ready, LANES, |(d, _)| lane_key(d));
-            futures::future::join_all(lanes.into_iter().map(|lane| async move {
-                for (d, r) in lane {
-                    route_one(ctx, d, r).await;
-                }
-            }))
-            .await;
-            return;
-        }
-    };
-    let mut fresh = Vec::with_capacity(ready.len());
-    for ((d, r), outcome) in ready.into_iter().zip(inserted) {
-        match outcome {
-            // A redelivery of a request another delivery recorded: nothing to do.
-            InsertOutcome::Duplicate { existing } if existing != r.env.id => settle(d, Ok(0)).await,
-            _ => fresh.push((d, r)),
-        }
-    }
-    let lanes = split_by_key(fresh, LANES, |(d, _)| lane_key(d));
-    let decided: Vec<Vec<(Delivery, Decision)>> = futures::future::join_all(lanes.into_iter().map(|lane| async move {
-        let mut out = Vec::with_capacity(lane.len());
-        let mut stopped: Option<String> = None;
-        for (d, r) in lane {
-            let decision = match &stopped {
-                Some(why) => Decision {
-                    stage: None,
-                    result: Err(Failure::Transient(format!(
-                        "behind an earlier failure in its lane: {why}"
-                    ))),
-                },
-                None => decide(ctx, &d, &r).await,
-            };
-            if let Err(Failure::Transient(why)) = &decision.result {
-                stopped.get_or_insert_with(|| why.clone());
-            }
-            out.push((d, decision));
-        }
-        out
-    }))
-    .await;
-    let decided: Vec<(Delivery, Decision)> = decided.into_iter().flatten().collect();
-    let stages: Vec<StageOutcome> = decided.iter().filter_map(|(_, dec)| dec.stage.clone()).collect();
-    let recorded = if stages.is_empty() {
-        Ok(())
-    } else {
-        ctx.store.record_stages(&stages).await.map_err(|e| e.to_string())
-    };
-    futures::future::join_all(decided.into_iter().map(|(d, dec)| {
-        let result = match (&recorded, dec.result) {
-            // Events are out but the outcome is not recorded: deliver again (publishing is idempotent).
-            (Err(why), _) if dec.stage.is_some() => Err(Failure::Transient(why.clone())),
-            (_, result) => result,
-        };
-        settle(d, result)
-    }))
-    .await;
-}
+impl Stage for FhirRouterContext {
+    type Ready = Ready;
+    const PROTOCOL: &'static str = "fhir";
+    const LANES: usize = LANES;
 
-/// One delivery on its own: record, decide, record the outcome, settle.
-async fn route_one(ctx: &FhirRouterContext, d: Delivery, r: Ready) {
-    let result = async {
-        if let InsertOutcome::Duplicate { existing } = ctx.store.insert_message(&r.record).await? {
-            if existing != r.env.id {
-                return Ok(0);
-            }
-        }
-        let decision = decide(ctx, &d, &r).await;
-        if let Some(stage) = &decision.stage {
-            ctx.store.record_stages(std::slice::from_ref(stage)).await?;
-        }
-        decision.result
+    fn store(&self) -> &SharedStore {
+        &self.store
     }
-    .await;
-    settle(d, result).await;
-}
 
-/// Settles a delivery by its result: ack, nak with a growing delay, or dead-letter.
-async fn settle(d: Delivery, result: Result<usize, Failure>) {
-    let (outcome, settled) = match result {
-        Ok(_) => ("routed", d.ack().await),
-        Err(Failure::Transient(why)) => {
-            tracing::warn!(subject = %d.subject, reason = %why, "fhir routing failed; will retry");
-            let delay = Duration::from_millis(500) * d.delivered.min(20);
-            ("retrying", d.nak(delay, &why).await.map(|_| ()))
-        }
-        Err(Failure::Permanent(why)) => {
-            tracing::warn!(subject = %d.subject, reason = %why, "fhir message dead-lettered");
-            ("dead_lettered", d.reject(&why).await)
-        }
-    };
-    if let Err(e) = settled {
-        tracing::warn!(error = %e, "could not settle a delivery");
+    fn prepare(&self, d: &Delivery) -> Result<Ready, Failure> {
+        prepare(d)
     }
-    metrics::counter!("medbus_routed_total", "channel" => "fhir", "outcome" => outcome).increment(1);
+
+    fn record(r: &Ready) -> &NewMessage {
+        &r.record
+    }
+
+    fn lane_key(d: &Delivery, _: &Ready) -> Option<String> {
+        lane_key(d)
+    }
+
+    fn decide<'a>(&'a self, d: &'a Delivery, r: &'a Ready) -> impl std::future::Future<Output = Decision> + Send + 'a {
+        decide(self, d, r)
+    }
 }
 
 /// A delivery read, before anything is written.
-struct Ready {
+pub(crate) struct Ready {
     env: Envelope,
     record: NewMessage,
     /// The request's resources (and whether each was created), or why there are none.
     entries: Result<Vec<(Value, bool)>, String>,
     /// True when the server kept the body as refused.
     rejected: bool,
-}
-
-/// What routing decided for one delivery: the outcome to record (None when
-/// nothing is to be recorded now) and how to settle it.
-struct Decision {
-    stage: Option<StageOutcome>,
-    result: Result<usize, Failure>,
 }
 
 /// Reads a delivery: the envelope, the message record, the resources.

@@ -8,6 +8,11 @@
 //! - [`fhir_router`]: the durable consumer of `medbus.ingress.fhir.>` that
 //!   records each accepted FHIR request and publishes the canonical events
 //!   its resources stand for (the same events HL7 v2 input produces).
+//! - [`dicom_router`]: the durable consumer of `medbus.ingress.dicom.>` that
+//!   records each instance the SCP kept and publishes its
+//!   `imaging.instance-stored` event.
+//! - `batch`: the batch skeleton the FHIR and DICOM routers share (two store
+//!   transactions a batch, lanes, settling).
 //! - [`hl7_plan`]: what the routes do with one message, decided before anything is written.
 //! - [`config`]: route files (filters, transforms, code tables, fan-out to
 //!   services and destinations), checked with file and line, compiled once and
@@ -21,7 +26,9 @@
 //! Depends on `bus` and on `adapters` (for the HL7 parser and the
 //! HL7 → canonical mapping, which belong to the protocol adapter).
 
+mod batch;
 pub mod config;
+pub mod dicom_router;
 mod failure;
 pub mod fhir_router;
 pub mod hl7_plan;

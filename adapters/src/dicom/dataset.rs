@@ -90,8 +90,13 @@ pub fn read_metadata(bytes: &[u8], transfer_syntax_uid: &str) -> Result<Instance
         modality: text(&obj, tags::MODALITY),
         accession_number: text(&obj, tags::ACCESSION_NUMBER),
         study_date: text(&obj, tags::STUDY_DATE),
+        study_time: text(&obj, tags::STUDY_TIME),
+        timezone_offset: text(&obj, tags::TIMEZONE_OFFSET_FROM_UTC),
+        study_description: text(&obj, tags::STUDY_DESCRIPTION),
+        series_number: number(&obj, tags::SERIES_NUMBER),
+        instance_number: number(&obj, tags::INSTANCE_NUMBER),
         body_part_examined: text(&obj, tags::BODY_PART_EXAMINED),
-        number_of_frames: text(&obj, tags::NUMBER_OF_FRAMES).and_then(|n| n.parse().ok()),
+        number_of_frames: number(&obj, tags::NUMBER_OF_FRAMES),
         transfer_syntax_uid: ts,
     })
 }
@@ -102,6 +107,12 @@ fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
     let value = element.to_str().ok()?;
     let value = value.trim_matches(|c: char| c == ' ' || c == '\0');
     (!value.is_empty()).then(|| value.to_string())
+}
+
+/// An Integer String value as a count or ordinal; None when absent, empty,
+/// negative or not a number (a modality's slip must not refuse the instance).
+fn number(obj: &InMemDicomObject, tag: Tag) -> Option<u32> {
+    text(obj, tag)?.trim_start_matches('+').parse().ok()
 }
 
 #[cfg(test)]
@@ -123,6 +134,11 @@ mod tests {
             DataElement::new(tags::PATIENT_ID, VR::LO, PrimitiveValue::from("P1")),
             DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.3.2")),
             DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, PrimitiveValue::from("3 ")),
+            DataElement::new(tags::STUDY_TIME, VR::TM, PrimitiveValue::from("101530.5 ")),
+            DataElement::new(tags::STUDY_DESCRIPTION, VR::LO, PrimitiveValue::from("CT CHEST ")),
+            DataElement::new(tags::SERIES_NUMBER, VR::IS, PrimitiveValue::from(" +7 ")),
+            // Not a number: read as absent, not an error.
+            DataElement::new(tags::INSTANCE_NUMBER, VR::IS, PrimitiveValue::from("x1")),
             DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(vec![0u8; 16])),
         ];
         if with_study {
@@ -149,6 +165,11 @@ mod tests {
             assert_eq!(m.patient_name.as_deref(), Some("Doe^Jane"));
             assert_eq!(m.modality.as_deref(), Some("CT"));
             assert_eq!(m.number_of_frames, Some(3));
+            assert_eq!(m.study_time.as_deref(), Some("101530.5"));
+            assert_eq!(m.study_description.as_deref(), Some("CT CHEST"));
+            assert_eq!(m.series_number, Some(7));
+            assert_eq!(m.instance_number, None);
+            assert_eq!(m.timezone_offset, None);
             assert_eq!(m.accession_number, None);
             assert_eq!(m.transfer_syntax_uid, ts);
         }

@@ -31,6 +31,22 @@ pub struct InstanceMetadata {
     pub accession_number: Option<String>,
     /// Study Date (0008,0020), `YYYYMMDD` as sent.
     pub study_date: Option<String>,
+    /// Study Time (0008,0030), `HHMMSS.FFFFFF` (or a prefix of it) as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study_time: Option<String>,
+    /// Timezone Offset From UTC (0008,0201), `+HHMM` / `-HHMM` as sent: the
+    /// zone of Study Date and Time, when the modality says it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone_offset: Option<String>,
+    /// Study Description (0008,1030).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study_description: Option<String>,
+    /// Series Number (0020,0011), when present and a non-negative integer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_number: Option<u32>,
+    /// Instance Number (0020,0013), when present and a non-negative integer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_number: Option<u32>,
     /// Body Part Examined (0018,0015).
     pub body_part_examined: Option<String>,
     /// Number of Frames (0028,0008), when present and numeric.

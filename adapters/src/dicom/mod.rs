@@ -19,6 +19,8 @@
 //! - `scp`: [`run`] — the accept loop, association limit, shutdown.
 //! - `storage`: UID-derived paths and atomic file writes.
 //! - `ingest`: [`FileAndBackboneSink`] — file first, then the backbone, then success.
+//! - `canonical`: what the SCP published for an instance → the body of an
+//!   `imaging.instance-stored` event (the DICOM router runs it).
 //! - `scu`: the storage SCU — associations as requestor, C-STORE / C-ECHO, P-DATA
 //!   framing, stored Part-10 files read for sending (the modality simulator uses it too).
 //! - `forward`: `[dicom_destinations.<name>]` — received instances sent on to a PACS
@@ -26,6 +28,7 @@
 
 pub mod access;
 mod association;
+pub mod canonical;
 pub mod dataset;
 pub mod dimse;
 pub mod element_lengths;

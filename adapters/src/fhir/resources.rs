@@ -154,13 +154,22 @@ pub(super) fn charge(b: &ChargeEvent) -> Result<Vec<Mapped>, FhirError> {
 /// The patient and the imaging study, keyed by its Study Instance UID. The
 /// order stays a logical reference by accession number: the ServiceRequest's
 /// id derives from its placer number, which the study does not know.
+///
+/// A data set without Patient ID names a patient that cannot be found again:
+/// the study alone is produced, its subject a reference by display name (the
+/// images exist and are worth listing; a Patient without an identifier would
+/// be a new one on every push).
 pub(super) fn imaging(b: &ImagingEvent) -> Result<Vec<Mapped>, FhirError> {
     let mut study = b.imaging_study.clone();
-    study.subject = patient_reference(&b.patient)?;
     let key = study
         .identifier
         .iter()
         .find(|i| i.system.as_deref() == Some(medbus_bus::canonical::DICOM_UID_SYSTEM))
         .cloned();
+    if b.patient.key().is_none() {
+        study.subject = b.patient.reference();
+        return Ok(vec![keyed("ImagingStudy", key.as_ref(), &study)?]);
+    }
+    study.subject = patient_reference(&b.patient)?;
     Ok(vec![patient(&b.patient)?, keyed("ImagingStudy", key.as_ref(), &study)?])
 }

@@ -63,7 +63,53 @@ fn all_events() -> Vec<CanonicalEvent> {
     let mut all = edge_events();
     all.push(critical());
     all.extend(corpus_events());
+    all.extend(imaging_events());
     all
+}
+
+/// An instance as the DICOM router maps it, and the study it completes (two series).
+fn imaging_events() -> Vec<CanonicalEvent> {
+    use crate::dicom::canonical::{instance_stored, MapOptions};
+    use medbus_bus::canonical::{ImagingStudyStatus, StoredInstance};
+    let m = crate::dicom::InstanceMetadata {
+        patient_id: Some("MRN77".into()),
+        patient_name: Some("Doe^Jane".into()),
+        study_instance_uid: "1.2.826.0.1.3680043.10.99.1".into(),
+        series_instance_uid: "1.2.826.0.1.3680043.10.99.1.1".into(),
+        sop_instance_uid: "1.2.826.0.1.3680043.10.99.1.1.1".into(),
+        sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+        modality: Some("CT".into()),
+        accession_number: Some("ACC1".into()),
+        study_date: Some("20261201".into()),
+        series_number: Some(1),
+        instance_number: Some(1),
+        transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+        ..Default::default()
+    };
+    let stored = StoredInstance {
+        channel: "modalities".into(),
+        file: "a.dcm".into(),
+        file_bytes: 1,
+        transfer_syntax: m.transfer_syntax_uid.clone(),
+        calling_ae: None,
+        number_of_frames: None,
+    };
+    let one = instance_stored(&m, stored, &MapOptions::default()).unwrap();
+    let mut whole = one.clone();
+    whole.instance = None;
+    let s = &mut whole.imaging_study;
+    s.status = ImagingStudyStatus::Available;
+    let mut second = s.series[0].clone();
+    second.uid.push_str(".2");
+    second.instance[0].uid.push_str(".2");
+    s.series.push(second);
+    s.series.iter_mut().for_each(|x| x.number_of_instances = Some(1));
+    s.number_of_series = Some(2);
+    s.number_of_instances = Some(2);
+    vec![
+        CanonicalEvent::ImagingInstanceStored(one),
+        CanonicalEvent::ImagingStudyCompleted(whole),
+    ]
 }
 
 fn types(resources: &[Value]) -> Vec<&str> {
@@ -169,6 +215,7 @@ fn every_kind_becomes_its_resources() {
             }
             EventKind::ResultCritical => &["Patient", "Observation", "DiagnosticReport", "Communication"],
             EventKind::ChargePosted | EventKind::ChargeReversed => &["Patient", "ChargeItem"],
+            EventKind::ImagingInstanceStored | EventKind::ImagingStudyCompleted => &["Patient", "ImagingStudy"],
         };
         assert_eq!(t, expected, "{}", e.kind().as_str());
     }
@@ -415,4 +462,19 @@ fn bundles_are_transactions_of_conditional_updates() {
             assert!(url.ends_with(key_token(r).rsplit('|').next().unwrap()), "{url}");
         }
     }
+}
+
+#[test]
+fn a_study_without_patient_id_is_pushed_alone_naming_the_patient_by_name() {
+    let CanonicalEvent::ImagingInstanceStored(mut b) = imaging_events().remove(0) else {
+        panic!("the first imaging sample is an instance-stored")
+    };
+    b.patient.identifier.clear();
+    b.imaging_study.subject = b.patient.reference();
+    let rs = to_fhir(&CanonicalEvent::ImagingInstanceStored(b)).unwrap();
+    assert_eq!(types(&rs), ["ImagingStudy"]);
+    assert_eq!(
+        rs[0]["subject"],
+        serde_json::json!({"type": "Patient", "display": "Doe, Jane"})
+    );
 }

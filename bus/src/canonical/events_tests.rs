@@ -198,7 +198,60 @@ fn every_event() -> Vec<CanonicalEvent> {
         CanonicalEvent::ResultCritical(Box::new(critical_event())),
         CanonicalEvent::ChargePosted(charge_event(ChargeItemStatus::Billable)),
         CanonicalEvent::ChargeReversed(charge_event(ChargeItemStatus::Aborted)),
+        CanonicalEvent::ImagingInstanceStored(imaging_event(true)),
+        CanonicalEvent::ImagingStudyCompleted(imaging_event(false)),
     ]
+}
+
+/// An instance-stored body (one series and instance, the file), or a
+/// study-completed one (the study available, the counts, no file).
+fn imaging_event(instance: bool) -> ImagingEvent {
+    use crate::canonical::event_bodies::StoredInstance;
+    use crate::canonical::imaging_study::{ImagingStudy, ImagingStudyInstance, ImagingStudySeries, ImagingStudyStatus};
+    use crate::canonical::resource::ResourceType;
+    let modality = Coding::new(systems::DICOM_DCM, "CT", None);
+    ImagingEvent {
+        imaging_study: ImagingStudy {
+            resource_type: ResourceType::default(),
+            id: None,
+            identifier: vec![ImagingStudy::study_uid_identifier("1.2.3")],
+            status: if instance {
+                ImagingStudyStatus::Registered
+            } else {
+                ImagingStudyStatus::Available
+            },
+            modality: vec![modality.clone()],
+            subject: patient().reference(),
+            started: None,
+            based_on: Vec::new(),
+            number_of_series: (!instance).then_some(1),
+            number_of_instances: (!instance).then_some(1),
+            description: None,
+            series: vec![ImagingStudySeries {
+                uid: "1.2.3.4".into(),
+                number: None,
+                modality,
+                body_site: None,
+                number_of_instances: (!instance).then_some(1),
+                instance: vec![ImagingStudyInstance {
+                    uid: "1.2.3.4.5".into(),
+                    sop_class: Coding::new(systems::URI, "urn:oid:1.2.840.10008.5.1.4.1.1.2", None),
+                    number: None,
+                }],
+            }],
+        },
+        patient: patient(),
+        instance: instance.then(|| StoredInstance {
+            channel: "modalities".into(),
+            file: "1.2.3/1.2.3.4/1.2.3.4.5.dcm".into(),
+            file_bytes: 1024,
+            transfer_syntax: "1.2.840.10008.1.2.1".into(),
+            calling_ae: Some("CT1".into()),
+            number_of_frames: None,
+        }),
+        source_message_type: instance.then(|| "C-STORE".to_string()),
+        occurred: when(),
+    }
 }
 
 #[test]

@@ -58,3 +58,30 @@ pub const URI: &str = "urn:ietf:rfc:3986";
 /// Accession numbers whose issuer is not known: a ServiceRequest's and an
 /// ImagingStudy's `ACSN` identifiers meet in this system, so the two link.
 pub const MEDBUS_ACCESSION: &str = "urn:medbus:accession";
+
+/// The identifier system of an assigning authority known by its local name:
+/// `urn:medbus:authority:<name>`, every byte but RFC 3986 unreserved ones
+/// percent-encoded so that any name makes a valid URI (the form HL7 v2
+/// mapping gives a CX-4 namespace, so a DICOM channel's configured authority
+/// meets the same patients).
+pub fn authority(name: &str) -> String {
+    let mut out = String::with_capacity(MEDBUS_AUTHORITY_PREFIX.len() + name.len());
+    out.push_str(MEDBUS_AUTHORITY_PREFIX);
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn authority_names_make_uris() {
+        assert_eq!(super::authority("HOSP"), "urn:medbus:authority:HOSP");
+        assert_eq!(super::authority("St Mary's"), "urn:medbus:authority:St%20Mary%27s");
+    }
+}

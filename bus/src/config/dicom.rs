@@ -32,6 +32,12 @@ pub struct DicomChannelConfig {
     /// Where instances are written (`<study>/<series>/<sop>.dcm`). Empty:
     /// `<data_dir>/dicom/<name>`. Default empty.
     pub storage_dir: PathBuf,
+    /// The assigning authority of the Patient IDs this channel's senders use
+    /// (the HL7 CX-4 namespace the same IDs come with, e.g. `HOSP`): Patient
+    /// IDs get the identifier system `urn:medbus:authority:<name>`, so the
+    /// patients meet those of HL7 v2 and FHIR input. Empty: Patient IDs have no
+    /// system (they match only patients known by value alone). Default empty.
+    pub patient_id_authority: String,
     /// False stops the listener without removing the channel. Default true.
     pub enabled: bool,
 }
@@ -47,6 +53,7 @@ impl Default for DicomChannelConfig {
             association_timeout: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(60),
             storage_dir: PathBuf::new(),
+            patient_id_authority: String::new(),
             enabled: true,
         }
     }
@@ -103,7 +110,32 @@ pub fn validate(name: &str, c: &DicomChannelConfig) -> Vec<(String, String)> {
     if c.idle_timeout.is_zero() {
         out.push((key("idle_timeout"), "must be more than 0s".into()));
     }
+    if let Some(p) = authority_problem(&c.patient_id_authority) {
+        out.push((key("patient_id_authority"), p));
+    }
     out
+}
+
+/// Why `name` is not a usable patient ID authority (empty means none): at
+/// most 64 characters, no surrounding spaces, no control characters — it
+/// becomes part of every patient's identifier system.
+fn authority_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        None
+    } else if name.trim() != name {
+        Some(format!("{name:?} has leading or trailing spaces"))
+    } else if name.chars().count() > 64 {
+        Some("must be at most 64 characters".into())
+    } else if name.chars().any(char::is_control) {
+        Some(format!("{name:?} has a control character"))
+    } else {
+        None
+    }
+}
+
+/// The channel's patient ID authority, None when not set.
+pub fn patient_id_authority(c: &DicomChannelConfig) -> Option<&str> {
+    Some(c.patient_id_authority.as_str()).filter(|a| !a.is_empty())
 }
 
 /// The environment variable that sets `key` of DICOM channel `name`
@@ -136,6 +168,7 @@ mod tests {
             max_pdu_length: 10,
             max_associations: 0,
             idle_timeout: Duration::ZERO,
+            patient_id_authority: " HOSP".into(),
             ..Default::default()
         };
         let keys: Vec<String> = validate("bad name", &bad).into_iter().map(|(k, _)| k).collect();
@@ -148,8 +181,23 @@ mod tests {
                 "dicom.bad name.max_pdu_length",
                 "dicom.bad name.max_associations",
                 "dicom.bad name.idle_timeout",
+                "dicom.bad name.patient_id_authority",
             ]
         );
+        for ok in ["", "HOSP", "St Mary's"] {
+            let c = DicomChannelConfig {
+                patient_id_authority: ok.into(),
+                ..Default::default()
+            };
+            assert_eq!(validate("m", &c), vec![], "{ok:?}");
+        }
+        for bad in ["x".repeat(65), "A\tB".to_string()] {
+            let c = DicomChannelConfig {
+                patient_id_authority: bad,
+                ..Default::default()
+            };
+            assert_eq!(validate("m", &c).len(), 1);
+        }
     }
 
     #[test]
