@@ -202,6 +202,7 @@ on_both_stores!(
     a_study_after_its_order_is_linked_at_once,
     a_quiet_study_completes_once_and_again_after_a_new_instance,
     injected_panics_lose_nothing_and_double_nothing,
+    sweeps_racing_in_several_processes_complete_each_study_once,
 );
 
 /// The `imaging.instance-stored` body of instance `n` of study `study` (two
@@ -436,4 +437,37 @@ async fn injected_panics_lose_nothing_and_double_nothing(r: Rig) {
     for env in &sent {
         assert_eq!(r.store.events_for(env.correlation_id).await.unwrap().len(), 1);
     }
+}
+
+async fn sweeps_racing_in_several_processes_complete_each_study_once(r: Rig) {
+    // The service folds (its own sweep waits an hour); three sweeps, as three
+    // processes would run them, each with its own lock, race to complete.
+    r.imaging(NEVER, &FaultInjector::default()).await;
+    let studies: Vec<String> = (0..12).map(|s| format!("1.2.9.10.{s}")).collect();
+    for uid in &studies {
+        for n in 0..3 {
+            r.publish(instance(uid, n, "M10", None)).await;
+        }
+    }
+    for uid in &studies {
+        r.settled(uid, 3, "registered").await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let sweeper = || Imaging::new(r.store.clone(), r.backbone.clone(), Duration::from_secs(1));
+    let (a, b, c) = (sweeper(), sweeper(), sweeper());
+    let mut completed = 0;
+    for _ in 0..5 {
+        let (x, y, z) = tokio::join!(
+            imaging::complete::sweep(&a),
+            imaging::complete::sweep(&b),
+            imaging::complete::sweep(&c)
+        );
+        completed += x.unwrap() + y.unwrap() + z.unwrap();
+    }
+    assert_eq!(completed, studies.len(), "each study completed by one sweep");
+    for uid in &studies {
+        r.settled(uid, 3, "available").await;
+    }
+    let out = r.completions(studies.len()).await;
+    assert_eq!(out.len(), studies.len(), "one completion per study, whoever swept it");
 }

@@ -138,4 +138,16 @@ mod tests {
             assert!(validate(&s).is_empty(), "{good:?}");
         }
     }
+
+    #[test]
+    fn the_quiet_time_comes_from_the_environment_and_is_checked_there_too() {
+        let env = |v: &str| std::collections::BTreeMap::from([("MEDBUS_SERVICES_IMAGING_QUIET_TIME".into(), v.into())]);
+        let c = crate::config::load::load(None, &env("5m")).unwrap();
+        assert_eq!(c.services.imaging.quiet_time, Duration::from_secs(300));
+        let problems = crate::config::load::load(None, &env("2days")).unwrap_err().0;
+        assert_eq!(problems.len(), 1);
+        let said = problems[0].to_string();
+        assert!(said.contains("MEDBUS_SERVICES_IMAGING_QUIET_TIME"), "{said}");
+        assert!(said.contains("between 1s and 24h"), "{said}");
+    }
 }
