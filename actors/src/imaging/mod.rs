@@ -16,7 +16,7 @@
 //! with the whole study; a new instance after that makes it `registered`
 //! again and it completes again after the next quiet time.
 //!
-//! Folds and the sweep of one process take [`Imaging::study_lock`], so the
+//! Folds and the sweep of one process take one lock (see [`Imaging`]), so the
 //! sweep never writes back an older copy of a study a batch just grew.
 //! Several processes sharing the `imaging` consumer would fold one study in
 //! two places at once; run the imaging service in one process (the sweep's
