@@ -457,6 +457,13 @@ struct Peer {
 
 impl Peer {
     async fn start(plan: impl Fn(usize) -> Result<(), SinkError> + Send + Sync + 'static) -> Peer {
+        Self::start_with(ScpOptions::default(), plan).await
+    }
+
+    async fn start_with(
+        options: ScpOptions,
+        plan: impl Fn(usize) -> Result<(), SinkError> + Send + Sync + 'static,
+    ) -> Peer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let sink = Arc::new(Scripted {
@@ -465,12 +472,7 @@ impl Peer {
             plan: Box::new(plan),
         });
         let shutdown = CancellationToken::new();
-        tokio::spawn(dicom::run(
-            listener,
-            ScpOptions::default(),
-            sink.clone(),
-            shutdown.clone(),
-        ));
+        tokio::spawn(dicom::run(listener, options, sink.clone(), shutdown.clone()));
         Peer { addr, sink, shutdown }
     }
 
@@ -576,6 +578,29 @@ async fn a_refused_sop_class_and_a_missing_file_dead_letter_and_the_queue_moves_
     assert!(refused.contains("refused SOP class"), "{refused}");
     let missing = by_uid[gone.sop_instance.as_str()];
     assert!(missing.contains("is missing"), "{missing}");
+    fwd.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_association_the_pacs_closed_while_idle_is_replaced_without_a_failed_attempt() {
+    // The PACS drops associations idle for 300 ms; ours would keep them 30 s.
+    let options = ScpOptions {
+        idle_timeout: Duration::from_millis(300),
+        ..ScpOptions::default()
+    };
+    let peer = Peer::start_with(options, |_| Ok(())).await;
+    let bus = Bus::new().await;
+    let first = bus.receive(uids::CT_IMAGE_STORAGE, "CT", 1).await;
+    // max_attempts 1: a failed attempt would dead-letter the second instance.
+    let fwd = bus.forward(peer.addr, "MEDBUS", |c| c.max_attempts = 1);
+    eventually("the first kept", Duration::from_secs(20), || peer.kept().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let second = bus.receive(uids::CT_IMAGE_STORAGE, "CT", 2).await;
+    eventually("the second kept", Duration::from_secs(20), || peer.kept().len() == 2).await;
+    assert_eq!(peer.kept(), [first.sop_instance, second.sop_instance]);
+    assert!(bus.dead_letters(0).await.is_empty());
+    let events = bus.status_events(0).await;
+    assert!(events.is_empty(), "not reported unreachable: {events:?}");
     fwd.stop().await;
 }
 

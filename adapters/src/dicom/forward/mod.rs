@@ -1,9 +1,10 @@
 //! The DICOM destination (`[dicom_destinations.<name>]`): instances received
 //! on DICOM channels sent on to a PACS with C-STORE.
 //!
-//! Each destination reads `medbus.ingress.dicom.>` (or its one channel's
-//! subject) with its own durable consumer `dicom_<name>`; instances of
-//! channels outside its `channels` are acked and skipped. The file each
+//! Each destination reads `medbus.ingress.dicom.>` with its own durable
+//! consumer `dicom_<name>`; instances of channels outside its `channels` are
+//! acked and skipped. (One filter whatever `channels` says: a durable
+//! consumer's filter cannot change under it when `channels` is edited.) The file each
 //! envelope names is read from the channel's storage directory and its data
 //! set sent as stored, over one association kept open between instances
 //! (see `session`).
@@ -47,7 +48,6 @@ use medbus_bus::backbone::renew::{renew_interval, renewing};
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, Headers, SharedBackbone};
 use medbus_bus::config::dicom_destinations::{consumer_name, DicomDestinationConfig};
 use medbus_bus::config::BackboneConfig;
-use medbus_bus::subjects::Subject;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -61,7 +61,7 @@ pub const DLQ_STATUS: &str = "Medbus-Dlq-Dicom-Status";
 /// Dead-letter header: the PACS's Error Comment (0000,0902).
 pub const DLQ_ERROR_COMMENT: &str = "Medbus-Dlq-Dicom-Error-Comment";
 
-/// The consumer's filter when more than one channel is forwarded.
+/// The consumer's filter: every DICOM channel's instances.
 const ALL_CHANNELS: &str = "medbus.ingress.dicom.>";
 
 /// Instances taken from the backbone at once; all are kept alive while the first is retried.
@@ -95,14 +95,8 @@ enum Outcome {
 
 /// Forwards until shutdown.
 pub async fn run(ctx: DicomForwardContext) -> Result<(), BackboneError> {
-    let filter = match ctx.config.channels.as_slice() {
-        [one] => Subject::ingress("dicom", one)
-            .map_err(|e| BackboneError::Invalid(format!("DICOM destination {}: {e}", ctx.name)))?
-            .to_string(),
-        _ => ALL_CHANNELS.to_string(),
-    };
     let name = consumer_name(&ctx.name);
-    let spec = ConsumerSpec::new(name.clone(), filter, &ctx.backbone_config);
+    let spec = ConsumerSpec::new(name.clone(), ALL_CHANNELS, &ctx.backbone_config);
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
     let peer = format!("{}:{}", ctx.config.host.trim(), ctx.config.port);
     tracing::info!(destination = %ctx.name, %peer, called_ae = %ctx.config.called_ae, "DICOM destination forwarding");

@@ -76,7 +76,28 @@ impl Session {
 
     /// Sends one instance, opening or re-negotiating the association as needed.
     /// A failure status is a response; an error leaves no association behind.
+    ///
+    /// A kept association the PACS has meanwhile closed from its side (many close
+    /// idle ones sooner than `association_idle`) fails on first use: that is not the
+    /// PACS being down, so the instance is sent once more at once, on a new
+    /// association, before the failure counts. (Whether the PACS got it the first
+    /// time is unknown; it keeps one copy per SOP Instance UID.)
     pub(super) async fn store(&mut self, o: &Outbound<'_>) -> Result<Response, ScuError> {
+        let reused = self
+            .open
+            .as_ref()
+            .is_some_and(|open| open.association.accepts(o.sop_class, o.transfer_syntax));
+        let result = self.store_once(o).await;
+        match result {
+            Err(ScuError::Transport(_) | ScuError::Protocol(_)) if reused => {
+                tracing::debug!(destination = %self.name, "kept association gone: sending on a new one");
+                self.store_once(o).await
+            }
+            other => other,
+        }
+    }
+
+    async fn store_once(&mut self, o: &Outbound<'_>) -> Result<Response, ScuError> {
         let wanted = Context::new(o.sop_class, o.transfer_syntax);
         if let Some(open) = &self.open {
             if !open.association.accepts(o.sop_class, o.transfer_syntax) {
