@@ -110,11 +110,15 @@ fn is_uuid(s: &str) -> bool {
         && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The `ImagingStudy` elements medbus reads. There is no canonical
-/// ImagingStudy yet (it comes with the DICOM work), so this only checks them.
+/// The `ImagingStudy` elements checked on the way in. An inbound
+/// ImagingStudy raises no event (see `events::to_events`: the `imaging.*`
+/// events are about instances medbus received), so this only checks the
+/// shape; it is deliberately laxer than the canonical `ImagingStudy`, which
+/// needs every series to have a modality and instances a SOP class, as
+/// medbus's own studies always do but another system's need not.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // read only to check the shape; nothing uses the values yet
+#[allow(dead_code)] // read only to check the shape; no event uses the values
 struct ImagingStudyCheck {
     #[serde(default)]
     identifier: Vec<Identifier>,

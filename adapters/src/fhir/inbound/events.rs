@@ -14,7 +14,7 @@
 //! | DiagnosticReport, lone Observation                  | `result.reported` / `result.corrected`    |
 //! | ChargeItem billable, planned, billed, unknown       | `billing.charge-posted`                   |
 //! | ChargeItem aborted, not-billable, entered-in-error  | `billing.charge-reversed`                 |
-//! | ImagingStudy                                        | none yet                                  |
+//! | ImagingStudy                                        | none (kept and searchable only)           |
 
 use medbus_bus::canonical::{
     CanonicalEvent, ChargeEvent, ChargeItem, ChargeItemStatus, ChargeOccurrence, DateTime, DiagnosticReport,
@@ -53,8 +53,11 @@ pub type Lookup<'a> = &'a dyn Fn(&str, &str) -> Option<Value>;
 ///   reports with their observations, as an HL7 ORU carries them.
 /// - An Encounter, order, report, observation or charge without an
 ///   identifier with a value gets its id as one (system [`FHIR_ID_SYSTEM`]).
-/// - An ImagingStudy yields no event yet: the imaging domain comes with the
-///   DICOM work.
+/// - An ImagingStudy yields no event: medbus's `imaging.*` events say what
+///   medbus itself holds — `instance-stored` an instance received over DICOM
+///   with its file, `study-completed` the imaging service's count of those —
+///   and a study described by another system has neither. It is checked,
+///   stored and searchable by identifier like any resource.
 /// - `sourceMessageType` is `FHIR <Type> create` or `FHIR <Type> update`;
 ///   `occurred` is the resource's own time where it has one.
 pub fn to_events(resource: &Value, created: bool, lookup: Lookup<'_>) -> Result<Vec<CanonicalEvent>, Vec<Issue>> {

@@ -1300,3 +1300,30 @@ fn one_status_mapping_for_issue_codes() {
         503
     );
 }
+
+#[test]
+fn an_accession_number_on_an_order_is_kept_for_the_study_to_find() {
+    let acsn = json!({
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN"}]},
+        "system": "urn:oid:1.2.3.99", "value": "ACC77"
+    });
+    let mut sr = service_request("active");
+    sr["identifier"].as_array_mut().unwrap().push(acsn);
+    let evs = events(&sr, true);
+    let CanonicalEvent::OrderPlaced(b) = &evs[0] else {
+        panic!("a new active order is placed: {evs:?}")
+    };
+    let kept: Vec<_> = b
+        .service_request
+        .identifier
+        .iter()
+        .filter(|i| i.has_type("ACSN"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].value.as_deref(), Some("ACC77"));
+    assert_eq!(
+        kept[0].system.as_deref(),
+        Some("urn:oid:1.2.3.99"),
+        "its own system: the orders service indexes the accession token besides"
+    );
+}

@@ -11,14 +11,16 @@
 //!
 //! Fields: ORC-2 (else OBR-2) → placer identifier (`PLAC`), ORC-3 (else
 //! OBR-3) → filler identifier (`FILL`), each EI's authority as its system;
-//! one of them is required. OBR-4 → code; ORC-5 (table 0038) → status where
+//! one of them is required; OBR-18 (IHE radiology's Accession Number) →
+//! identifier type `ACSN`, system `urn:medbus:accession`. OBR-4 → code; ORC-5 (table 0038) → status where
 //! the table above says so; ORC-7.6 (else TQ1-9, else OBR-27.6) → priority;
 //! ORC-9 → authoredOn of a new order, and when it happened (else MSH-7);
 //! ORC-12 (else OBR-16) → requester; PID → subject; PV1 → encounter.
 //! A second PID ends the orders (OML^O21 prior results are not mapped).
 
 use medbus_bus::canonical::{
-    CanonicalEvent, DateTime, OrderEvent, ServiceRequest, ServiceRequestIntent, ServiceRequestStatus,
+    systems, CanonicalEvent, DateTime, ImagingStudy, OrderEvent, ServiceRequest, ServiceRequestIntent,
+    ServiceRequestStatus,
 };
 
 use super::codes::cwe;
@@ -138,6 +140,13 @@ fn order(
             why: "a placer or filler order number (ORC-2/3 or OBR-2/3) identifies the order",
         });
     }
+    // IHE radiology (SWF) carries the Accession Number in OBR-18: the number
+    // the modality puts in the images, so the study finds its order by it.
+    sr.identifier.extend(
+        g.obr
+            .and_then(|obr| first_comp(&obr, 18, 1))
+            .map(|a| ImagingStudy::accession_identifier(&a, Some(systems::MEDBUS_ACCESSION))),
+    );
     sr.code = g.obr.and_then(|obr| first(&obr, 4)).and_then(|r| cwe(&r, None));
     let tq_priority = first_comp(orc, 7, 6)
         .or_else(|| g.tq1.and_then(|tq1| first_comp(&tq1, 9, 1)))

@@ -178,3 +178,32 @@ fn bad_orders_name_the_field_and_code() {
     ]));
     assert_eq!((location(&e).as_deref(), e.hl7_error_code()), (Some("ORC-9"), 102));
 }
+
+#[test]
+fn a_radiology_order_carries_its_accession_number_from_obr_18() {
+    // OBR-18 (Placer Field 1) is where IHE radiology puts the Accession Number.
+    let obr = "OBR|1|PL4001^RIS|FL4001^PACS|71020^XR CHEST 2 VIEWS^C4|||20240315082000|||||||||||ACC4001";
+    let evs = events(&msg(&[&msh("ORM^O01^ORM_O01"), PID, PV1, &orc("NW", ""), obr]));
+    let sr = &order_of(&evs[0]).service_request;
+    assert_eq!(
+        sr.key().as_deref(),
+        Some("urn:oid:2.16.840.1.113883.19.1|PL1001"),
+        "the placer number stays the key"
+    );
+    assert_eq!(sr.identifier.len(), 3, "placer, filler, accession");
+    assert_eq!(
+        serde_json::to_value(&sr.identifier[2]).unwrap(),
+        json!({
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN", "display": "Accession ID"}]},
+            "system": "urn:medbus:accession",
+            "value": "ACC4001"
+        })
+    );
+    // Without OBR-18, no accession identifier.
+    let evs = events(&orm("NW", ""));
+    assert!(!order_of(&evs[0])
+        .service_request
+        .identifier
+        .iter()
+        .any(|i| i.has_type("ACSN")));
+}
