@@ -130,3 +130,7 @@ pub fn study_write(
     }
     .change()
 }
+
+#[cfg(test)]
+#[path = "fold_tests.rs"]
+mod tests;
