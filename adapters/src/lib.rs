@@ -3,6 +3,8 @@
 //!
 //! - [`hl7`]: HL7 v2 — the zero-copy parser and writer (`hl7::parser`), and
 //!   MLLP framing (`hl7::mllp_codec`).
+//! - [`dicom`]: DICOM — the storage SCP (C-ECHO, C-STORE) that keeps received
+//!   instances, the storage SCU, and forwarding to a PACS (`dicom::forward`).
 //! - [`fhir`]: canonical events → FHIR R4 resources and transaction Bundles.
 //! - [`webhook`]: webhook subscriptions — events POSTed, HMAC-signed, in order.
 
