@@ -36,6 +36,8 @@ fn options(ch: &DicomChannelConfig) -> ScpOptions {
         allowed_calling_aes: ch.allowed_calling_aes.clone(),
         max_pdu_length: ch.max_pdu_length,
         max_associations: ch.max_associations,
+        // Beyond the address space there is nothing to bound.
+        max_buffered_bytes: usize::try_from(ch.max_buffered_bytes).unwrap_or(usize::MAX),
         association_timeout: ch.association_timeout,
         idle_timeout: ch.idle_timeout,
         ..ScpOptions::default()

@@ -222,24 +222,50 @@ async fn a_thousand_instances_over_four_associations_become_files_events_and_lin
     }
     assert_eq!(by_study.len(), 4, "four studies generated");
     // Study 0's order comes before its images, study 1's after them.
-    let study_uid = |s: u64| all.iter().find(|i| i.study == s).map(|i| i.study_uid.clone()).unwrap_or_default();
-    let mrn = |s: u64| all.iter().find(|i| i.study == s).map(|i| i.patient_id.clone()).unwrap_or_default();
+    let study_uid = |s: u64| {
+        all.iter()
+            .find(|i| i.study == s)
+            .map(|i| i.study_uid.clone())
+            .unwrap_or_default()
+    };
+    let mrn = |s: u64| {
+        all.iter()
+            .find(|i| i.study == s)
+            .map(|i| i.patient_id.clone())
+            .unwrap_or_default()
+    };
     send_hl7(mllp, orm("O1", &mrn(0), "PL-IMG-1", &accession(seed, 0))).await;
     eventually("the first order stored", || {
         let store = store.clone();
-        async move { store.clinical().resource("ServiceRequest", &order_key("PL-IMG-1")).await.ok().flatten() }
+        async move {
+            store
+                .clinical()
+                .resource("ServiceRequest", &order_key("PL-IMG-1"))
+                .await
+                .ok()
+                .flatten()
+        }
     })
     .await;
 
     let report = send_all(dicom, gen.clone(), 4).await;
-    assert_eq!((report.succeeded, report.failed, report.unsent), (1000, 0, 0), "{:?}", report.failures);
+    assert_eq!(
+        (report.succeeded, report.failed, report.unsent),
+        (1000, 0, 0),
+        "{:?}",
+        report.failures
+    );
     println!(
         "1,000 instances over 4 associations: {:.0} instances/s, p99 {:?}",
         report.instances_per_s, report.latency
     );
     assert_eq!(count_files(&dir.path().join("data/dicom/modalities")), 1000);
     for i in all.iter().step_by(97) {
-        assert!(file_of(dir.path(), i).is_file(), "{} kept as a file", i.sop_instance_uid);
+        assert!(
+            file_of(dir.path(), i).is_file(),
+            "{} kept as a file",
+            i.sop_instance_uid
+        );
     }
     send_hl7(mllp, orm("O2", &mrn(1), "PL-IMG-2", &accession(seed, 1))).await;
 
@@ -263,10 +289,18 @@ async fn a_thousand_instances_over_four_associations_become_files_events_and_lin
         assert_eq!(v.number_of_instances, expected.len() as u64, "study {uid}");
         assert_eq!(v.number_of_series, 2, "study {uid}");
         for (series, sops) in &want {
-            assert_eq!(v.series_counts.get(series), Some(&(sops.len() as u64)), "series {series}");
+            assert_eq!(
+                v.series_counts.get(series),
+                Some(&(sops.len() as u64)),
+                "series {series}"
+            );
         }
     }
-    assert_eq!(count_on(&bb, INSTANCE_STORED).await, 1000, "one instance event per instance");
+    assert_eq!(
+        count_on(&bb, INSTANCE_STORED).await,
+        1000,
+        "one instance event per instance"
+    );
 
     // Linked by accession number: the order that came first, and the one that came second.
     let first = study(&store, &study_uid(0)).await.expect("study 0");
@@ -308,9 +342,16 @@ async fn a_thousand_instances_over_four_associations_become_files_events_and_lin
     assert_eq!(count_on(&bb, INSTANCE_STORED).await, 1000, "no instance event twice");
     for (uid, expected) in &by_study {
         let row = study(&store, uid).await.expect("study");
-        assert_eq!(view(&row).number_of_instances, expected.len() as u64, "study {uid} after the resend");
+        assert_eq!(
+            view(&row).number_of_instances,
+            expected.len() as u64,
+            "study {uid} after the resend"
+        );
     }
-    assert_eq!(store.clinical().count_resources("ImagingStudy").await.expect("count"), 4);
+    assert_eq!(
+        store.clinical().count_resources("ImagingStudy").await.expect("count"),
+        4
+    );
 }
 
 /// kill -9 while a modality sends, on `env`'s backbone and store; then a
@@ -350,7 +391,10 @@ async fn kill_during_transfer(env: Vec<(&'static str, String)>, store_config: me
         "killed after {acked} instances answered with success ({} failed, {} unsent)",
         report.failed, report.unsent
     );
-    assert!((150..600).contains(&acked), "the kill came during the transfer: {acked}");
+    assert!(
+        (150..600).contains(&acked),
+        "the kill came during the transfer: {acked}"
+    );
     drop(m);
 
     let _m = tokio::task::spawn_blocking(start).await.expect("medbus restarts");
@@ -358,7 +402,11 @@ async fn kill_during_transfer(env: Vec<(&'static str, String)>, store_config: me
         .await
         .expect("store");
     for i in &all[..acked] {
-        assert!(file_of(dir.path(), i).is_file(), "instance {} acknowledged but not on disk", i.index);
+        assert!(
+            file_of(dir.path(), i).is_file(),
+            "instance {} acknowledged but not on disk",
+            i.index
+        );
     }
     let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for i in &all[..acked] {
@@ -381,7 +429,10 @@ async fn kill_during_transfer(env: Vec<(&'static str, String)>, store_config: me
         .await;
         let v = view(&row);
         let held: usize = v.series.values().map(BTreeSet::len).sum();
-        assert_eq!(v.number_of_instances as usize, held, "counts agree with the instances held");
+        assert_eq!(
+            v.number_of_instances as usize, held,
+            "counts agree with the instances held"
+        );
     }
 }
 

@@ -23,11 +23,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::access::AeAccess;
+use super::budget::MemoryBudget;
 use super::dataset;
 use super::dimse::{self, command_field, status, Command};
 use super::instance::{InstanceSink, ReceivedInstance};
 use super::options::ScpOptions;
-use super::reassembly::{accepted_context, Fragments, Ready};
+use super::reassembly::{accepted_context, Buffered, Dropped, Fragments, Ready};
 use super::sop_classes;
 
 /// Longest a received instance may take to be written and kept before it is
@@ -39,6 +40,8 @@ pub(super) struct ScpContext {
     pub options: ScpOptions,
     pub sink: Arc<dyn InstanceSink>,
     pub shutdown: CancellationToken,
+    /// The memory every association's data sets share.
+    pub budget: Arc<MemoryBudget>,
     ae_title: Arc<str>,
     allowed_calling_aes: Arc<[String]>,
 }
@@ -48,6 +51,7 @@ impl ScpContext {
         ScpContext {
             ae_title: options.ae_title.trim().into(),
             allowed_calling_aes: options.allowed_calling_aes.clone().into(),
+            budget: MemoryBudget::new(options.max_buffered_bytes),
             options,
             sink,
             shutdown,
@@ -148,7 +152,13 @@ pub(super) async fn serve(ctx: Arc<ScpContext>, stream: TcpStream, peer: SocketA
             Pdu::PData { data } => {
                 let mut violation = None;
                 for pdv in data {
-                    match fragments.take(assoc.presentation_contexts(), pdv, ctx.options.max_dataset_bytes, &ae) {
+                    match fragments.take(
+                        assoc.presentation_contexts(),
+                        pdv,
+                        ctx.options.max_dataset_bytes,
+                        &ctx.budget,
+                        &ae,
+                    ) {
                         Err(why) => {
                             violation = Some(why);
                             break;
@@ -248,7 +258,7 @@ async fn store(
     assoc: &Association,
     pc: u8,
     command: &Command,
-    data: Option<Vec<u8>>,
+    data: Result<Buffered, Dropped>,
     peer: SocketAddr,
     calling_ae: &str,
     called_ae: &str,
@@ -259,20 +269,32 @@ async fn store(
             Some("presentation context not accepted".into()),
         );
     };
-    let Some(data) = data else {
-        let limit = ctx.options.max_dataset_bytes;
-        return (
-            status::OUT_OF_RESOURCES,
-            Some(format!("data set over the {limit}-byte limit")),
-        );
+    let Buffered { bytes, reservation } = match data {
+        Ok(buffered) => buffered,
+        Err(Dropped::OverLimit) => {
+            let limit = ctx.options.max_dataset_bytes;
+            return (
+                status::OUT_OF_RESOURCES,
+                Some(format!("data set over the {limit}-byte limit")),
+            );
+        }
+        Err(Dropped::OverBudget) => {
+            metrics::counter!("medbus_dicom_memory_budget_refusals_total", "ae" => ctx.ae()).increment(1);
+            return (
+                status::OUT_OF_RESOURCES,
+                Some("receiving too much at once; send it again later".into()),
+            );
+        }
     };
+    // The data set's memory stays counted until the sink is done with it.
+    let _reservation = reservation;
     if command.affected_sop_class_uid.as_deref() != Some(abstract_syntax.as_str()) {
         return (
             status::SOP_CLASS_NOT_SUPPORTED,
             Some("Affected SOP Class UID differs from the presentation context".into()),
         );
     }
-    let data = Bytes::from(data);
+    let data = Bytes::from(bytes);
     let (parse_bytes, ts) = (data.clone(), transfer_syntax.clone());
     // Off the async workers: deflated or large data sets take real CPU. A panic in
     // the parser would end this task only; it is answered like a malformed data set.

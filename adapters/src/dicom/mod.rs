@@ -15,6 +15,7 @@
 //!   the SCP calls before it answers a C-STORE.
 //! - `part10`: a received instance as DICOM Part-10 file bytes.
 //! - `reassembly`: P-DATA fragments into complete DIMSE messages, with size caps.
+//! - `budget`: [`budget::MemoryBudget`] — the memory all associations' data sets share.
 //! - `association`: one association — negotiation, DIMSE dispatch, timeouts.
 //! - `scp`: [`run`] — the accept loop, association limit, shutdown.
 //! - `storage`: UID-derived paths and atomic file writes.
@@ -28,6 +29,7 @@
 
 pub mod access;
 mod association;
+pub mod budget;
 pub mod canonical;
 pub mod dataset;
 pub mod dimse;

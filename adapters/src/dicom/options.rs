@@ -23,6 +23,10 @@ pub struct ScpOptions {
     /// Largest data set one C-STORE may carry; a bigger one is read to its end,
     /// discarded and answered with "out of resources". Default 512 MiB.
     pub max_dataset_bytes: usize,
+    /// Memory all associations together may hold in data sets being received;
+    /// a data set that would go over is read, discarded and answered "out of
+    /// resources" (the sender retries later). Default 2 GiB.
+    pub max_buffered_bytes: usize,
     /// Associations served at once; one more is rejected (transient, local limit exceeded).
     pub max_associations: usize,
     /// Longest a whole association may last, from accept to release. Default 1 hour.
@@ -42,6 +46,7 @@ impl Default for ScpOptions {
             allowed_calling_aes: Vec::new(),
             max_pdu_length: 64 * 1024,
             max_dataset_bytes: 512 * 1024 * 1024,
+            max_buffered_bytes: 2 * 1024 * 1024 * 1024,
             max_associations: 32,
             association_timeout: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(60),

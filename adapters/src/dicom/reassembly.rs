@@ -1,14 +1,18 @@
 //! P-DATA reassembly: command and data set fragments (PDVs) in, complete DIMSE
 //! messages out, with size caps — the command set 64 KiB, the data set
-//! [`ScpOptions::max_dataset_bytes`](super::ScpOptions::max_dataset_bytes). A data
-//! set over its cap is read to its last fragment and dropped, so the
+//! [`ScpOptions::max_dataset_bytes`](super::ScpOptions::max_dataset_bytes), and
+//! every association's data sets together the SCP's [`MemoryBudget`]. A data
+//! set over either is read to its last fragment and dropped, so the
 //! association stays in step and the request can be answered. Fragments that
 //! break the protocol (an unknown presentation context, data without a
 //! command, a command inside a data set, an unreadable command set) are
 //! errors: the association is aborted.
 
+use std::sync::Arc;
+
 use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextNegotiated, PresentationContextResultReason};
 
+use super::budget::{MemoryBudget, Reservation};
 use super::dimse::{self, Command};
 use super::sop_classes::trim_uid;
 
@@ -19,12 +23,29 @@ const MAX_COMMAND_BYTES: usize = 64 * 1024;
 pub(super) enum Ready {
     /// A command without a data set.
     Command { pc: u8, command: Command },
-    /// A command with its data set (`None` when it went over the cap and was dropped).
+    /// A command with its data set, or why the data set was not kept.
     WithData {
         pc: u8,
         command: Command,
-        data: Option<Vec<u8>>,
+        data: Result<Buffered, Dropped>,
     },
+}
+
+/// A data set held in memory, with its share of the budget (given back when dropped).
+pub(super) struct Buffered {
+    /// The data set bytes.
+    pub bytes: Vec<u8>,
+    /// Its part of the SCP's memory budget.
+    pub reservation: Reservation,
+}
+
+/// Why a data set was read to its end but not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dropped {
+    /// Bigger than `max_dataset_bytes`.
+    OverLimit,
+    /// The associations together hold the whole memory budget.
+    OverBudget,
 }
 
 /// A command waiting for its data set fragments.
@@ -32,7 +53,8 @@ struct PendingData {
     pc: u8,
     command: Command,
     data: Vec<u8>,
-    over_cap: bool,
+    reservation: Reservation,
+    dropped: Option<Dropped>,
 }
 
 /// Reassembly state between PDUs.
@@ -49,6 +71,7 @@ impl Fragments {
         contexts: &[PresentationContextNegotiated],
         pdv: PDataValue,
         max_dataset: usize,
+        budget: &Arc<MemoryBudget>,
         ae: &str,
     ) -> Result<Option<Ready>, &'static str> {
         let pc = pdv.presentation_context_id;
@@ -74,7 +97,8 @@ impl Fragments {
                         pc,
                         command,
                         data: Vec::new(),
-                        over_cap: false,
+                        reservation: budget.reservation(),
+                        dropped: None,
                     });
                     return Ok(None);
                 }
@@ -89,13 +113,22 @@ impl Fragments {
                 }
                 metrics::counter!("medbus_dicom_received_bytes_total", "ae" => ae.to_string())
                     .increment(pdv.data.len() as u64);
-                if !pending.over_cap {
-                    if pending.data.len() + pdv.data.len() > max_dataset {
-                        // Keep reading to the last fragment so the association stays in step; free the memory now.
-                        pending.over_cap = true;
-                        pending.data = Vec::new();
+                if pending.dropped.is_none() {
+                    let dropped = if pending.data.len() + pdv.data.len() > max_dataset {
+                        Some(Dropped::OverLimit)
+                    } else if !pending.reservation.grow(pdv.data.len()) {
+                        Some(Dropped::OverBudget)
                     } else {
-                        pending.data.extend_from_slice(&pdv.data);
+                        None
+                    };
+                    match dropped {
+                        None => pending.data.extend_from_slice(&pdv.data),
+                        Some(why) => {
+                            // Keep reading to the last fragment so the association stays in step; free the memory now.
+                            pending.dropped = Some(why);
+                            pending.data = Vec::new();
+                            pending.reservation = budget.reservation();
+                        }
                     }
                 }
                 if !pdv.is_last {
@@ -104,10 +137,17 @@ impl Fragments {
                 let Some(p) = self.pending.take() else {
                     return Err("data fragment without a command");
                 };
+                let data = match p.dropped {
+                    Some(why) => Err(why),
+                    None => Ok(Buffered {
+                        bytes: p.data,
+                        reservation: p.reservation,
+                    }),
+                };
                 Ok(Some(Ready::WithData {
                     pc: p.pc,
                     command: p.command,
-                    data: (!p.over_cap).then_some(p.data),
+                    data,
                 }))
             }
         }
@@ -125,4 +165,98 @@ pub(super) fn accepted_context(contexts: &[PresentationContextNegotiated], pc: u
                 trim_uid(&c.transfer_syntax).to_string(),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextNegotiated, PresentationContextResultReason};
+
+    use super::*;
+    use crate::dicom::scu::command::c_store_rq;
+
+    const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+
+    fn contexts() -> Vec<PresentationContextNegotiated> {
+        vec![PresentationContextNegotiated {
+            id: 1,
+            reason: PresentationContextResultReason::Acceptance,
+            transfer_syntax: "1.2.840.10008.1.2.1".into(),
+            abstract_syntax: CT.into(),
+        }]
+    }
+
+    fn pdv(command: bool, is_last: bool, data: Vec<u8>) -> PDataValue {
+        PDataValue {
+            presentation_context_id: 1,
+            value_type: if command {
+                PDataValueType::Command
+            } else {
+                PDataValueType::Data
+            },
+            is_last,
+            data,
+        }
+    }
+
+    /// Feeds one C-STORE with `chunks` data fragments of `size` bytes; the data set outcome.
+    fn store(f: &mut Fragments, budget: &Arc<MemoryBudget>, chunks: usize, size: usize) -> Result<Buffered, Dropped> {
+        let cs = contexts();
+        let command = pdv(true, true, c_store_rq(1, CT, "1.2.3"));
+        assert!(matches!(f.take(&cs, command, 1 << 20, budget, "T"), Ok(None)));
+        for i in 0..chunks {
+            let last = i + 1 == chunks;
+            match f.take(&cs, pdv(false, last, vec![7; size]), 1 << 20, budget, "T") {
+                Ok(None) if !last => {}
+                Ok(Some(Ready::WithData { data, .. })) if last => return data,
+                _ => panic!("fragment {i} not taken as expected"),
+            }
+        }
+        unreachable!("the last fragment completes the message")
+    }
+
+    #[test]
+    fn a_data_set_holds_its_bytes_in_the_budget_until_dropped() {
+        let budget = MemoryBudget::new(10_000);
+        let mut f = Fragments::default();
+        let held = store(&mut f, &budget, 4, 1000).ok().expect("kept");
+        assert_eq!(held.bytes.len(), 4000);
+        assert_eq!(budget.used(), 4000);
+        drop(held);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_data_set_over_the_shared_budget_is_read_to_its_end_and_dropped() {
+        let budget = MemoryBudget::new(5000);
+        let mut a = Fragments::default();
+        let held = store(&mut a, &budget, 3, 1000).ok().expect("first fits");
+        let mut b = Fragments::default();
+        assert_eq!(store(&mut b, &budget, 3, 1000).err(), Some(Dropped::OverBudget));
+        assert_eq!(budget.used(), 3000, "the dropped one gave its part back");
+        // The association is still in step: its next C-STORE is read normally.
+        drop(held);
+        assert!(store(&mut b, &budget, 3, 1000).is_ok());
+    }
+
+    #[test]
+    fn a_data_set_over_the_size_limit_is_dropped_without_touching_the_budget() {
+        let budget = MemoryBudget::new(usize::MAX);
+        let mut f = Fragments::default();
+        let cs = contexts();
+        let command = pdv(true, true, c_store_rq(1, CT, "1.2.3"));
+        assert!(matches!(f.take(&cs, command, 1500, &budget, "T"), Ok(None)));
+        assert!(matches!(
+            f.take(&cs, pdv(false, false, vec![0; 1000]), 1500, &budget, "T"),
+            Ok(None)
+        ));
+        let done = f.take(&cs, pdv(false, true, vec![0; 1000]), 1500, &budget, "T");
+        assert!(matches!(
+            done,
+            Ok(Some(Ready::WithData {
+                data: Err(Dropped::OverLimit),
+                ..
+            }))
+        ));
+        assert_eq!(budget.used(), 0);
+    }
 }

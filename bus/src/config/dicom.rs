@@ -23,6 +23,11 @@ pub struct DicomChannelConfig {
     pub max_pdu_length: u32,
     /// Associations at once; more are rejected (transient). Default 32.
     pub max_associations: usize,
+    /// Bytes all associations together may hold in data sets being received
+    /// (each is buffered whole before it is stored); a data set that would go
+    /// over is answered "out of resources" (0xA700) and the sender retries
+    /// later. At least 1 MiB. Default 2 GiB.
+    pub max_buffered_bytes: u64,
     /// Longest one association may last. Default `1h`.
     #[serde(with = "humantime_serde")]
     pub association_timeout: Duration,
@@ -50,6 +55,7 @@ impl Default for DicomChannelConfig {
             allowed_calling_aes: Vec::new(),
             max_pdu_length: 64 * 1024,
             max_associations: 32,
+            max_buffered_bytes: 2 << 30,
             association_timeout: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(60),
             storage_dir: PathBuf::new(),
@@ -103,6 +109,9 @@ pub fn validate(name: &str, c: &DicomChannelConfig) -> Vec<(String, String)> {
     }
     if c.max_associations == 0 {
         out.push((key("max_associations"), "must be at least 1".into()));
+    }
+    if c.max_buffered_bytes < 1 << 20 {
+        out.push((key("max_buffered_bytes"), "must be at least 1048576 (1 MiB)".into()));
     }
     if c.association_timeout.is_zero() {
         out.push((key("association_timeout"), "must be more than 0s".into()));
@@ -167,6 +176,7 @@ mod tests {
             allowed_calling_aes: vec!["CT\\1".into()],
             max_pdu_length: 10,
             max_associations: 0,
+            max_buffered_bytes: 10,
             idle_timeout: Duration::ZERO,
             patient_id_authority: " HOSP".into(),
             ..Default::default()
@@ -180,6 +190,7 @@ mod tests {
                 "dicom.bad name.allowed_calling_aes",
                 "dicom.bad name.max_pdu_length",
                 "dicom.bad name.max_associations",
+                "dicom.bad name.max_buffered_bytes",
                 "dicom.bad name.idle_timeout",
                 "dicom.bad name.patient_id_authority",
             ]
