@@ -1,5 +1,7 @@
 //! Every FHIR resource medbus produces from the simulator's full HL7 v2 mix
-//! (ADT, ORM, ORU, DFT, SIU), and from hand-written edge cases, validates
+//! (ADT, ORM, ORU, DFT, SIU), from the modality simulator's DICOM instances
+//! (`imaging.instance-stored`, and `imaging.study-completed` with several
+//! series: see `imaging_events`), and from hand-written edge cases, validates
 //! with a validator nobody here wrote: PyPI `fhir.resources` 6.2.2 (R4), run
 //! by scripts/fhir_validate.py from the venv scripts/test.sh creates. The
 //! transaction Bundles of the same events validate too.
@@ -8,6 +10,8 @@
 //! `~/.cache/medbus/fhir-venv/bin/python`; without it the test skips, or
 //! fails under `MEDBUS_REQUIRE_SERVICES=1`. `MEDBUS_TEST_FHIR_OUT=<dir>` keeps the
 //! NDJSON files it validated.
+
+mod imaging_events;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -160,6 +164,7 @@ fn every_resource_and_bundle_from_the_corpus_and_edge_cases_validates() {
     let mut events = events_of(&corpus());
     let from_corpus = events.len();
     events.extend(events_of(&edge_cases()));
+    events.extend(imaging_events::imaging_events());
     let kinds: BTreeSet<&str> = events.iter().map(|e| e.kind().as_str()).collect();
     let missing: Vec<&str> = EventKind::ALL
         .iter()
@@ -201,6 +206,9 @@ fn the_validator_refuses_what_r4_forbids() {
     let result = events.iter().find(|e| e.kind() == EventKind::ResultReported).unwrap();
     let rs = to_fhir(result).unwrap();
     let (patient, observation) = (&rs[0], &rs[1]);
+    let imaging = imaging_events::imaging_events();
+    let study = to_fhir(&imaging[0]).unwrap().remove(1);
+    assert_eq!(study["resourceType"], "ImagingStudy");
     let broken = |base: &Value, edit: &dyn Fn(&mut serde_json::Map<String, Value>)| {
         let mut v = base.clone();
         edit(v.as_object_mut().unwrap());
@@ -214,6 +222,17 @@ fn the_validator_refuses_what_r4_forbids() {
         broken(patient, &|p| drop(p.insert("favouriteColour".into(), "blue".into()))),
         broken(patient, &|p| drop(p.insert("gender".into(), "".into()))),
         broken(patient, &|p| drop(p.insert("birthDate".into(), "1980-13-45".into()))),
+        broken(&study, &|s| drop(s.remove("subject"))),
+        broken(&study, &|s| {
+            drop(s["series"][0].as_object_mut().map(|x| x.remove("modality")))
+        }),
+        broken(&study, &|s| {
+            drop(
+                s["series"][0]
+                    .as_object_mut()
+                    .map(|x| x.insert("uid".into(), "1.2 3".into())),
+            )
+        }),
     ];
     let (ok, report) = run(&py, "broken", &cases);
     assert!(!ok, "the validator accepted broken resources:\n{report}");
