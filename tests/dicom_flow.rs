@@ -150,7 +150,8 @@ fn view(row: &ResourceRow) -> StudyView {
 
 /// Messages on `subject` from the start of the backbone.
 async fn count_on(bb: &SharedBackbone, subject: &str) -> usize {
-    let mut tail = bb.open_tail(subject, None).await.expect("tail opens");
+    // After sequence 0: from the start of the stream.
+    let mut tail = bb.open_tail(subject, Some(0)).await.expect("tail opens");
     let mut n = 0;
     loop {
         let got = tail.next(1000, Duration::from_millis(300)).await.expect("tail reads");
