@@ -5,11 +5,13 @@
 //! first), with its FHIR status and every identifier token, so a later event
 //! about the same order replaces its state and results or charges that named
 //! it by placer or filler number are linked to it (the store's late link).
+//! An accession number (`ACSN`) is indexed under `urn:medbus:accession` too,
+//! so an imaging study that names the order by accession links to it.
 //! A batch of events is one store transaction; an event this service already
 //! applied changes nothing, so redeliveries and resends are harmless.
 
 use actix::{Actor, Context, Handler, ResponseActFuture, Supervised};
-use medbus_bus::canonical::{CanonicalEvent, EventBody, EventKind};
+use medbus_bus::canonical::{CanonicalEvent, EventBody, EventKind, Identifier, ImagingStudy};
 use medbus_bus::store::clinical::ClinicalChange;
 use medbus_bus::store::SharedStore;
 
@@ -98,6 +100,22 @@ impl Handler<ApplyBatch> for OrdersActor {
     }
 }
 
+/// An order's identifier tokens, and for each accession number (type `ACSN`)
+/// also [`ImagingStudy::accession_token`]: a study names its order by
+/// accession alone (the modality knows no issuer), so the order must be
+/// found by it whatever system the RIS or EMR gave the number.
+fn order_tokens(identifiers: &[Identifier]) -> Vec<String> {
+    let mut out = tokens(identifiers);
+    for i in identifiers.iter().filter(|i| i.has_type("ACSN")) {
+        if let Some(token) = i.value.as_deref().map(ImagingStudy::accession_token) {
+            if !out.contains(&token) {
+                out.push(token);
+            }
+        }
+    }
+    out
+}
+
 /// The store changes one event makes: one upsert of its order or appointment.
 pub fn changes_for(event: &CanonicalEvent) -> Result<Vec<ClinicalChange>, ApplyError> {
     let patient_key = event.patient_key();
@@ -111,7 +129,7 @@ pub fn changes_for(event: &CanonicalEvent) -> Result<Vec<ClinicalChange>, ApplyE
                     .ok_or_else(|| ApplyError::BadInput("order without a placer or filler number".into()))?,
                 patient_key,
                 status: status_code(&sr.status),
-                identifiers: tokens(&sr.identifier),
+                identifiers: order_tokens(&sr.identifier),
                 order_tokens: Vec::new(),
                 resource: sr,
             }
@@ -141,4 +159,29 @@ pub fn changes_for(event: &CanonicalEvent) -> Result<Vec<ClinicalChange>, ApplyE
         }
     };
     Ok(vec![change])
+}
+
+#[cfg(test)]
+mod tests {
+    use medbus_bus::canonical::{Identifier, ImagingStudy};
+
+    #[test]
+    fn an_accession_is_indexed_under_the_accession_system_too() {
+        let placer = Identifier {
+            system: Some("urn:medbus:authority:RIS".into()),
+            value: Some("PL1".into()),
+            ..Identifier::default()
+        };
+        let issued = ImagingStudy::accession_identifier("ACC1", Some("urn:oid:1.2.3"));
+        let ours = ImagingStudy::accession_identifier("ACC2", Some(medbus_bus::canonical::systems::MEDBUS_ACCESSION));
+        assert_eq!(
+            super::order_tokens(&[placer, issued, ours]),
+            [
+                "urn:medbus:authority:RIS|PL1",
+                "urn:oid:1.2.3|ACC1",
+                "urn:medbus:accession|ACC2",
+                "urn:medbus:accession|ACC1",
+            ]
+        );
+    }
 }
