@@ -212,6 +212,21 @@ mod tests {
     }
 
     #[test]
+    fn patient_id_authority_is_set_from_the_environment_and_empty_means_none() {
+        let table: toml::Table = toml::from_str("[dicom.modalities]\nae_title = \"MEDBUS\"").unwrap();
+        assert_eq!(
+            env_key(&table, "MEDBUS_DICOM_MODALITIES_PATIENT_ID_AUTHORITY").as_deref(),
+            Some("dicom.modalities.patient_id_authority")
+        );
+        assert_eq!(patient_id_authority(&DicomChannelConfig::default()), None);
+        let set = DicomChannelConfig {
+            patient_id_authority: "HOSP".into(),
+            ..Default::default()
+        };
+        assert_eq!(patient_id_authority(&set), Some("HOSP"));
+    }
+
+    #[test]
     fn storage_defaults_under_the_data_dir() {
         let c = DicomChannelConfig::default();
         assert_eq!(
