@@ -203,6 +203,7 @@ on_both_stores!(
     a_quiet_study_completes_once_and_again_after_a_new_instance,
     injected_panics_lose_nothing_and_double_nothing,
     sweeps_racing_in_several_processes_complete_each_study_once,
+    folds_racing_in_two_processes_lose_no_instance,
 );
 
 /// The `imaging.instance-stored` body of instance `n` of study `study` (two
@@ -470,4 +471,55 @@ async fn sweeps_racing_in_several_processes_complete_each_study_once(r: Rig) {
     }
     let out = r.completions(studies.len()).await;
     assert_eq!(out.len(), studies.len(), "one completion per study, whoever swept it");
+}
+
+/// An `imaging.instance-stored` as the feed hands it to the actor.
+fn apply_of(body: Value) -> feed::Apply {
+    let kind = EventKind::ImagingInstanceStored;
+    let event = medbus_bus::canonical::CanonicalEvent::from_json(kind, body.clone()).unwrap();
+    let id = uuid::Uuid::now_v7();
+    feed::Apply {
+        record: medbus_bus::store::EventRecord {
+            id,
+            correlation_id: id,
+            causation_id: None,
+            kind: kind.as_str().into(),
+            subject: kind.subject().to_string(),
+            patient_id: event.patient_key(),
+            body,
+            occurred_at: chrono::Utc::now(),
+        },
+        event,
+    }
+}
+
+async fn folds_racing_in_two_processes_lose_no_instance(r: Rig) {
+    // Two services, each with its own lock (as two processes sharing the
+    // consumer), fold batches of one study at the same moment: the loser of
+    // each race folds again from a fresh read, so every instance is kept.
+    let actor = || {
+        let shared = Imaging::new(r.store.clone(), r.backbone.clone(), NEVER);
+        r.system
+            .as_ref()
+            .unwrap()
+            .supervise(move || ImagingActor::new(shared, FaultInjector::default()))
+    };
+    let (a, b) = (actor().await.unwrap(), actor().await.unwrap());
+    for round in 0..10u32 {
+        let batch = |side: u32| feed::ApplyBatch {
+            items: (0..10)
+                .map(|n| apply_of(instance("1.2.9.11", round * 20 + side * 10 + n, "M11", None)))
+                .collect(),
+        };
+        let (x, y) = tokio::join!(a.send(batch(0)), b.send(batch(1)));
+        assert_eq!(x.unwrap().unwrap(), [true; 10]);
+        assert_eq!(y.unwrap().unwrap(), [true; 10]);
+    }
+    let row = r.study("1.2.9.11").await.unwrap();
+    assert_counts(&row, 200);
+    assert!(
+        row.version <= 20,
+        "one write per batch that won (version {})",
+        row.version
+    );
 }

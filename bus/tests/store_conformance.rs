@@ -145,6 +145,7 @@ conformance!(
     clinical_error_rolls_back_the_whole_batch,
     clinical_concurrent_redelivery_applies_once_per_service,
     clinical_order_and_result_written_at_once_are_linked,
+    clinical_conditional_write_refuses_a_stale_read,
     fhir_create_read_round_trip,
     fhir_update_bumps_version_and_replaces_identifiers,
     fhir_same_id_twice_in_one_batch,

@@ -20,7 +20,7 @@ use medbus_bus::canonical::{
     DateTime, EventKind, HumanName, ImagingEvent, ImagingStudy, ImagingStudyStatus, Patient, Reference,
 };
 use medbus_bus::store::clinical::{ClinicalChange, ResourceRow};
-use medbus_bus::store::{EventRecord, SharedStore};
+use medbus_bus::store::{EventRecord, SharedStore, StoreError};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -124,11 +124,15 @@ async fn complete(imaging: &Imaging, seen: &ResourceRow) -> Result<bool, ApplyEr
         occurred_at: now,
     };
     let changes = vec![
-        study_write(row.key.clone(), row.patient_key.clone(), &study)?,
+        study_write(row.key.clone(), row.patient_key.clone(), &study, Some(row.version))?,
         ClinicalChange::Emit(event.clone()),
     ];
-    let applied = store.clinical().apply_clinical(SERVICE, &[(event, changes)]).await?;
-    Ok(applied.first().copied().unwrap_or(false))
+    match store.clinical().apply_clinical(SERVICE, &[(event, changes)]).await {
+        Ok(applied) => Ok(applied.first().copied().unwrap_or(false)),
+        // Another process folded an instance in since the read: not quiet after all.
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The id of the `imaging.study-completed` that completes version `version`

@@ -11,6 +11,12 @@
 //! changes nothing. Events that change nothing carry no write; the ledger
 //! still records them. So a redelivered batch writes nothing, and a batch
 //! mixing redelivered and new events writes the study once, on a new event.
+//!
+//! **Another writer meanwhile.** The write is conditional on the version the
+//! study was read at ([`ClinicalChange::UpsertIfVersion`]): when another
+//! process folded into the same study, or a sweep completed it, between the
+//! read and the commit, the batch fails with a conflict, nothing is written,
+//! and the caller folds again from a fresh read.
 
 use std::collections::HashMap;
 
@@ -26,6 +32,8 @@ use crate::feed::{Apply, ApplyError};
 /// One study touched by the batch.
 struct Touched {
     fold: StudyFold,
+    /// The version it was read at; None when it was not stored.
+    version: Option<i64>,
     patient_key: Option<String>,
     /// The index (in the batch) of the last event that changed it, if any did.
     carrier: Option<usize>,
@@ -35,12 +43,12 @@ struct Touched {
 /// every event, and each changed study's write on its carrier.
 pub async fn fold_batch(
     store: &SharedStore,
-    items: Vec<Apply>,
+    items: &[Apply],
 ) -> Result<Vec<(EventRecord, Vec<ClinicalChange>)>, ApplyError> {
     let mut studies: HashMap<String, Touched> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
-    for (n, Apply { event, record }) in items.into_iter().enumerate() {
-        let (key, incoming) = instance_of(&event).map_err(clinical::naming(&record))?;
+    for (n, Apply { event, record }) in items.iter().enumerate() {
+        let (key, incoming) = instance_of(event).map_err(clinical::naming(record))?;
         let touched = match studies.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -56,11 +64,11 @@ pub async fn fold_batch(
             touched.fold.set_status(ImagingStudyStatus::Registered);
             touched.carrier = Some(n);
         }
-        out.push((record, Vec::new()));
+        out.push((record.clone(), Vec::new()));
     }
     for (key, t) in studies {
         let Some(carrier) = t.carrier else { continue };
-        let write = study_write(key, t.patient_key, t.fold.study())?;
+        let write = study_write(key, t.patient_key, t.fold.study(), t.version)?;
         if let Some((_, changes)) = out.get_mut(carrier) {
             changes.push(write);
         }
@@ -93,6 +101,7 @@ async fn load(store: &SharedStore, key: &str, first: &ImagingStudy) -> Result<To
     let Some(row) = store.clinical().resource(RESOURCE_TYPE, key).await? else {
         return Ok(Touched {
             fold: StudyFold::empty_like(first),
+            version: None,
             patient_key: None,
             carrier: None,
         });
@@ -103,20 +112,23 @@ async fn load(store: &SharedStore, key: &str, first: &ImagingStudy) -> Result<To
         .map_err(|e| StoreError::Database(format!("stored ImagingStudy does not read back: {e}")))?;
     Ok(Touched {
         fold: StudyFold::new(study),
+        version: Some(row.version),
         patient_key: row.patient_key,
         carrier: None,
     })
 }
 
-/// The store write of `study` under `key`: indexed by its identifiers, and
-/// naming its order by accession number so it links to the ServiceRequest
-/// with that accession, now or when the order arrives.
+/// The store write of `study` under `key`, read at version `expected`
+/// (None: not stored), and applied only if it is still there: indexed by its
+/// identifiers, and naming its order by accession number so it links to the
+/// ServiceRequest with that accession, now or when the order arrives.
 pub fn study_write(
     key: String,
     patient_key: Option<String>,
     study: &ImagingStudy,
+    expected: Option<i64>,
 ) -> Result<ClinicalChange, ApplyError> {
-    Upsert {
+    let upsert = Upsert {
         resource_type: RESOURCE_TYPE,
         key,
         patient_key,
@@ -128,7 +140,11 @@ pub fn study_write(
             .unwrap_or_default(),
         resource: study,
     }
-    .change()
+    .change()?;
+    match upsert {
+        ClinicalChange::Upsert(write) => Ok(ClinicalChange::UpsertIfVersion { write, expected }),
+        other => Ok(other),
+    }
 }
 
 #[cfg(test)]

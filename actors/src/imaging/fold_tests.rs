@@ -90,7 +90,7 @@ async fn sqlite() -> (tempfile::TempDir, SharedStore) {
 async fn the_write_rides_on_the_last_event_that_added_something() {
     let (_dir, store) = sqlite().await;
     let (a, b) = (apply(Uuid::now_v7(), "1.2.3.1.1"), apply(Uuid::now_v7(), "1.2.3.1.2"));
-    let first = fold_batch(&store, vec![again(&a), again(&b)]).await.unwrap();
+    let first = fold_batch(&store, &[again(&a), again(&b)]).await.unwrap();
     assert_eq!(writers(&first), [1], "one write for the batch");
     store.clinical().apply_clinical("imaging", &first).await.unwrap();
 
@@ -98,7 +98,7 @@ async fn the_write_rides_on_the_last_event_that_added_something() {
     let (c, d) = (apply(Uuid::now_v7(), "1.2.3.1.3"), apply(Uuid::now_v7(), "1.2.3.1.4"));
     let resent_c = apply(Uuid::now_v7(), "1.2.3.1.3");
     let batch = vec![again(&a), again(&c), again(&b), again(&d), resent_c];
-    let folded = fold_batch(&store, batch).await.unwrap();
+    let folded = fold_batch(&store, &batch).await.unwrap();
     assert_eq!(writers(&folded), [3], "on D, new, so never skipped by the ledger");
     let applied = store.clinical().apply_clinical("imaging", &folded).await.unwrap();
     assert_eq!(applied, [false, true, false, true, true]);
@@ -112,7 +112,7 @@ async fn the_write_rides_on_the_last_event_that_added_something() {
     assert_eq!(row.version, 2, "written once per batch");
 
     // Only redeliveries: nothing to write.
-    let folded = fold_batch(&store, vec![again(&a), again(&b), again(&c), again(&d)])
+    let folded = fold_batch(&store, &[again(&a), again(&b), again(&c), again(&d)])
         .await
         .unwrap();
     assert!(writers(&folded).is_empty());
@@ -126,7 +126,7 @@ async fn an_event_without_an_instance_is_bad_input_naming_it() {
         b.imaging_study.series.clear();
     }
     let id = bad.record.id;
-    match fold_batch(&store, vec![bad]).await {
+    match fold_batch(&store, &[bad]).await {
         Err(crate::feed::ApplyError::BadInput(why)) => assert!(why.contains(&id.to_string()), "{why}"),
         other => panic!("wanted bad input, got {other:?}"),
     }

@@ -16,11 +16,12 @@
 //! with the whole study; a new instance after that makes it `registered`
 //! again and it completes again after the next quiet time.
 //!
-//! Folds and the sweep of one process take one lock (see [`Imaging`]), so the
-//! sweep never writes back an older copy of a study a batch just grew.
-//! Several processes sharing the `imaging` consumer would fold one study in
-//! two places at once; run the imaging service in one process (the sweep's
-//! completion itself is safe across processes: its id is its ledger entry).
+//! Every study write is conditional on the version it was read at, so no
+//! writer ever puts back an older copy of a study another one grew: a fold
+//! that lost the race folds again from a fresh read, a sweep that lost it
+//! leaves the study for later. Several processes may share the `imaging`
+//! consumer. Within one process folds and the sweep also take turns on one
+//! lock (see [`Imaging`]), so they do not make each other redo their work.
 
 pub mod complete;
 pub mod fold;
@@ -32,7 +33,7 @@ use std::time::Duration;
 use actix::{Actor, AsyncContext, Context, Handler, ResponseActFuture, Supervised, WrapFuture};
 use medbus_bus::backbone::SharedBackbone;
 use medbus_bus::canonical::EventKind;
-use medbus_bus::store::SharedStore;
+use medbus_bus::store::{SharedStore, StoreError};
 
 pub use self::complete::run_sweeps;
 use crate::faults::FaultInjector;
@@ -58,6 +59,9 @@ pub fn feed_spec() -> FeedSpec {
     }
 }
 
+/// Folds of one batch before a conflict goes back to the feed (which retries later).
+const FOLD_ATTEMPTS: u32 = 5;
+
 /// What the actor and the completion sweep share.
 pub struct Imaging {
     store: SharedStore,
@@ -81,12 +85,27 @@ impl Imaging {
     }
 
     /// Folds `items` (one or a batch) in one store transaction; one flag per
-    /// event: true when applied now, false when applied before.
+    /// event: true when applied now, false when applied before. When another
+    /// process wrote one of its studies between the read and the commit, it
+    /// folds again from a fresh read, a few times, before the feed retries.
     async fn apply(&self, items: Vec<Apply>) -> Result<Vec<bool>, ApplyError> {
-        let applied = {
+        let mut attempt = 1;
+        let applied = loop {
             let _guard = self.study_lock.lock().await;
-            let batch = fold::fold_batch(&self.store, items).await?;
-            self.store.clinical().apply_clinical(SERVICE, &batch).await?
+            let batch = fold::fold_batch(&self.store, &items).await?;
+            match self.store.clinical().apply_clinical(SERVICE, &batch).await {
+                Ok(applied) => break applied,
+                Err(StoreError::Conflict(why)) if attempt < FOLD_ATTEMPTS => {
+                    tracing::debug!(
+                        service = SERVICE,
+                        attempt,
+                        why,
+                        "a study moved on while folding; folding again"
+                    );
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
         // Also when already applied: a retry after a failed publish publishes now.
         outbox::publish_pending(&self.store, &self.backbone, SERVICE).await?;

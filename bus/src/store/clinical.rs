@@ -79,6 +79,17 @@ pub enum ClinicalChange {
     /// include one of its identifiers and whose order_key is unset gets
     /// order_key = this key (the late link).
     Upsert(ResourceWrite),
+    /// [`ClinicalChange::Upsert`], but only if the resource is still at
+    /// version `expected` (`None`: not stored yet) — for a service that read
+    /// the resource before the transaction and wrote back what it made of it.
+    /// When another writer moved it on meanwhile, the whole batch fails with
+    /// [`StoreError::Conflict`] and nothing is written: read again and redo.
+    UpsertIfVersion {
+        /// The resource.
+        write: ResourceWrite,
+        /// The version it was read at; `None` when it was not stored.
+        expected: Option<i64>,
+    },
     /// A follow-up event: appended to the event log and to the outbox (to be
     /// published after the commit), and marked applied for the service.
     Emit(EventRecord),
@@ -149,6 +160,20 @@ pub trait ClinicalStore: Send + Sync {
 
     /// Marks outbox events published; unknown ids are ignored.
     async fn mark_published(&self, ids: &[Uuid]) -> Result<(), StoreError>;
+}
+
+/// Refuses a conditional write whose upsert gave `version`: the resource was
+/// not at `expected` any more. Names neither the key nor the resource (they
+/// can carry PHI).
+pub(crate) fn check_version(write: &ResourceWrite, expected: Option<i64>, version: i64) -> Result<(), StoreError> {
+    if version == expected.map_or(1, |v| v + 1) {
+        return Ok(());
+    }
+    Err(StoreError::Conflict(format!(
+        "a {} resource changed since it was read (version {version} written, {} expected)",
+        write.resource_type,
+        expected.map_or(1, |v| v + 1)
+    )))
 }
 
 /// The resource type whose identifiers `order_tokens` resolve against.

@@ -633,3 +633,48 @@ pub async fn clinical_order_and_result_written_at_once_are_linked(h: &Harness) {
         );
     }
 }
+
+/// A conditional write applies at the version it was read at, and fails the
+/// whole batch (nothing written, no event marked) once the resource moved on.
+pub async fn clinical_conditional_write_refuses_a_stale_read(h: &Harness) {
+    let ty = "ImagingStudy";
+    let at = |expected| ClinicalChange::UpsertIfVersion {
+        write: res(ty, "study-1"),
+        expected,
+    };
+    assert!(apply_one(h, "imaging", &ev("imaging.instance-stored"), vec![at(None)]).await);
+    assert!(apply_one(h, "imaging", &ev("imaging.instance-stored"), vec![at(Some(1))]).await);
+    assert_eq!(get(h, ty, "study-1").await.expect("stored").version, 2);
+    for stale in [None, Some(1), Some(3)] {
+        let e = ev("imaging.instance-stored");
+        let out = h
+            .store
+            .clinical()
+            .apply_clinical("imaging", &[(e.clone(), vec![at(stale)])])
+            .await;
+        assert!(matches!(out, Err(StoreError::Conflict(_))), "{stale:?}: {out:?}");
+        // Rolled back: the event is not marked, so applying it fresh works.
+        assert!(apply_one(h, "imaging", &e, vec![]).await, "{stale:?}");
+    }
+    assert_eq!(get(h, ty, "study-1").await.expect("stored").version, 2);
+
+    // Writers racing from the same read: exactly one wins each round.
+    for round in 2..6 {
+        let tasks = (0..4).map(|_| {
+            let s = h.store.clone();
+            tokio::spawn(async move {
+                let change = ClinicalChange::UpsertIfVersion {
+                    write: res("ImagingStudy", "study-1"),
+                    expected: Some(round),
+                };
+                s.clinical()
+                    .apply_clinical("imaging", &[(ev("imaging.instance-stored"), vec![change])])
+                    .await
+            })
+        });
+        let results = futures::future::join_all(tasks).await;
+        let won = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        assert_eq!(won, 1, "round {round}: {results:?}");
+    }
+    assert_eq!(get(h, ty, "study-1").await.expect("stored").version, 6);
+}

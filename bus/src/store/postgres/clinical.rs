@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::rows::{event, map_err};
 use super::{insert_event, PostgresStore};
-use crate::store::clinical::{link_lock_keys, unique_tokens, validate, validate_service, ORDER_TYPE};
+use crate::store::clinical::{check_version, link_lock_keys, unique_tokens, validate, validate_service, ORDER_TYPE};
 use crate::store::registration::count;
 use crate::store::{ClinicalChange, ClinicalStore, EventRecord, OutboxEntry, ResourceRow, ResourceWrite, StoreError};
 
@@ -205,7 +205,7 @@ impl ClinicalStore for PostgresStore {
             insert_event(e).execute(&mut *tx).await.map_err(map_err)?;
         }
         let writes = batch.iter().flat_map(|(_, changes)| changes).filter_map(|c| match c {
-            ClinicalChange::Upsert(w) => Some(w),
+            ClinicalChange::Upsert(w) | ClinicalChange::UpsertIfVersion { write: w, .. } => Some(w),
             ClinicalChange::Emit(_) => None,
         });
         lock_links(&mut tx, &link_lock_keys(writes)).await?;
@@ -218,6 +218,11 @@ impl ClinicalStore for PostgresStore {
                     match change {
                         ClinicalChange::Upsert(w) => {
                             upsert(&mut tx, w, now).await?;
+                        }
+                        ClinicalChange::UpsertIfVersion { write, expected } => {
+                            // The upsert locks the row, so the version it returns is the truth.
+                            let version = upsert(&mut tx, write, now).await?;
+                            check_version(write, *expected, version)?;
                         }
                         ClinicalChange::Emit(follow_up) => emit(&mut tx, service, follow_up, now).await?,
                     }

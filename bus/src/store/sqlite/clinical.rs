@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::rows::{event, get, get_json, get_time, json, map_err, micros};
 use super::{insert_event, SqliteStore, BEGIN_WRITE};
-use crate::store::clinical::{unique_tokens, validate, validate_service, ORDER_TYPE};
+use crate::store::clinical::{check_version, unique_tokens, validate, validate_service, ORDER_TYPE};
 use crate::store::registration::count;
 use crate::store::{ClinicalChange, ClinicalStore, EventRecord, OutboxEntry, ResourceRow, ResourceWrite, StoreError};
 
@@ -196,6 +196,10 @@ impl ClinicalStore for SqliteStore {
                     match change {
                         ClinicalChange::Upsert(w) => {
                             upsert(&mut tx, w, now).await?;
+                        }
+                        ClinicalChange::UpsertIfVersion { write, expected } => {
+                            let version = upsert(&mut tx, write, now).await?;
+                            check_version(write, *expected, version)?;
                         }
                         ClinicalChange::Emit(follow_up) => emit(&mut tx, service, follow_up, now).await?,
                     }
