@@ -209,3 +209,34 @@ async fn a_body_that_is_not_metadata_is_dead_lettered_and_kept() {
     assert!(collect(&r.backbone, "none", "medbus.events.>", 0).await.is_empty());
     r.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn one_patients_instances_are_published_in_the_order_received() {
+    let r = rig().await;
+    // Two patients interleaved; each one's instances must come out in order.
+    let mut sent = Vec::new();
+    for n in 0..40 {
+        let sop = format!("1.2.3.4.{}", 100 + n);
+        let mrn = if n % 2 == 0 { "MRN-A" } else { "MRN-B" };
+        let env = ingress(&sop, serde_json::to_vec(&metadata(&sop, Some(mrn))).unwrap());
+        publish(&r.backbone, &env, &format!("dicom:modalities:{sop}")).await;
+        sent.push((mrn, sop));
+    }
+    let got = collect(&r.backbone, "ordered", "medbus.events.>", 40).await;
+    assert_eq!(got.len(), 40);
+    for mrn in ["MRN-A", "MRN-B"] {
+        let want: Vec<&str> = sent
+            .iter()
+            .filter(|(m, _)| *m == mrn)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        let bodies: Vec<Value> = got.iter().map(body).collect();
+        let seen: Vec<&str> = bodies
+            .iter()
+            .filter(|b| b["patient"]["identifier"][0]["value"] == mrn)
+            .filter_map(|b| b["imagingStudy"]["series"][0]["instance"][0]["uid"].as_str())
+            .collect();
+        assert_eq!(seen, want, "{mrn}");
+    }
+    r.shutdown.cancel();
+}
