@@ -60,14 +60,18 @@ pub const URI: &str = "urn:ietf:rfc:3986";
 pub const MEDBUS_ACCESSION: &str = "urn:medbus:accession";
 
 /// The identifier system of an assigning authority known by its local name:
-/// `urn:medbus:authority:<name>`, every byte but RFC 3986 unreserved ones
-/// percent-encoded so that any name makes a valid URI (the form HL7 v2
-/// mapping gives a CX-4 namespace, so a DICOM channel's configured authority
-/// meets the same patients).
+/// `urn:medbus:authority:<name>`, percent-encoded (see [`percent_encode`]),
+/// the form HL7 v2 mapping gives a CX-4 namespace, so a DICOM channel's
+/// configured authority meets the same patients.
 pub fn authority(name: &str) -> String {
-    let mut out = String::with_capacity(MEDBUS_AUTHORITY_PREFIX.len() + name.len());
-    out.push_str(MEDBUS_AUTHORITY_PREFIX);
-    for b in name.bytes() {
+    format!("{MEDBUS_AUTHORITY_PREFIX}{}", percent_encode(name))
+}
+
+/// Percent-encodes all but RFC 3986 unreserved characters, so that any local
+/// name makes a valid URI (authority and code system names).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));
         } else {

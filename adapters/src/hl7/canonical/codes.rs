@@ -4,7 +4,6 @@
 
 use medbus_bus::canonical::{systems, CodeableConcept, Coding};
 
-use super::entity::percent_encode;
 use super::types::{code, comp};
 use crate::hl7::parser::Repetition;
 
@@ -29,7 +28,11 @@ pub(super) fn system_uri(name: &str) -> String {
         Some(table) if table.len() == 4 && table.bytes().all(|b| b.is_ascii_digit()) => {
             format!("{}{table}", systems::V2_TABLE_PREFIX)
         }
-        _ => format!("{}{}", systems::MEDBUS_CODE_SYSTEM_PREFIX, percent_encode(name)),
+        _ => format!(
+            "{}{}",
+            systems::MEDBUS_CODE_SYSTEM_PREFIX,
+            systems::percent_encode(name)
+        ),
     }
 }
 

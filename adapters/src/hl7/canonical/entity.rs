@@ -30,20 +30,6 @@ fn is_oid(s: &str) -> bool {
             .all(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) && (a.len() == 1 || !a.starts_with('0')))
 }
 
-/// Percent-encodes all but RFC 3986 unreserved characters, so that any local
-/// name makes a valid URI.
-pub(super) fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The identifier system and assigner name for an authority given as
 /// namespace id, universal id and universal id type.
 pub(super) fn authority_of(
@@ -56,10 +42,7 @@ pub(super) fn authority_of(
         (Some(u), Some("ISO")) if is_oid(u) => Some(format!("urn:oid:{u}")),
         (Some(u), Some("UUID")) if is_uuid(u) => Some(format!("urn:uuid:{}", u.to_ascii_lowercase())),
         (Some(u), Some("URI" | "URL")) if u.contains(':') && !u.contains(char::is_whitespace) => Some(u.to_string()),
-        _ => namespace
-            .as_deref()
-            .or(universal.as_deref())
-            .map(|n| format!("{}{}", systems::MEDBUS_AUTHORITY_PREFIX, percent_encode(n))),
+        _ => namespace.as_deref().or(universal.as_deref()).map(systems::authority),
     };
     (system, namespace.or(universal))
 }

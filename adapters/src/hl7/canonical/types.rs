@@ -100,20 +100,6 @@ fn is_oid(s: &str) -> bool {
             .all(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) && (a.len() == 1 || !a.starts_with('0')))
 }
 
-/// Percent-encodes all but RFC 3986 unreserved characters, so that any local
-/// authority name makes a valid URI.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// HD (namespace & universal id & universal id type) → identifier system and
 /// a display name for the assigner. A universal id of type ISO, UUID or URI
 /// is used as itself; otherwise the local name becomes
@@ -126,10 +112,7 @@ pub(super) fn authority(hd: Option<Component<'_>>) -> (Option<String>, Option<St
         (Some(u), Some("ISO")) if is_oid(u) => Some(format!("urn:oid:{u}")),
         (Some(u), Some("UUID")) if is_uuid(u) => Some(format!("urn:uuid:{}", u.to_ascii_lowercase())),
         (Some(u), Some("URI" | "URL")) if u.contains(':') && !u.contains(char::is_whitespace) => Some(u.to_string()),
-        _ => namespace
-            .as_deref()
-            .or(universal.as_deref())
-            .map(|n| format!("{}{}", systems::MEDBUS_AUTHORITY_PREFIX, percent_encode(n))),
+        _ => namespace.as_deref().or(universal.as_deref()).map(systems::authority),
     };
     (system, namespace.or(universal))
 }
@@ -356,8 +339,8 @@ mod tests {
         assert!(!is_oid("1") && !is_oid("3.1") && !is_oid("1.02") && !is_oid("1..2") && !is_oid("UCH"));
         assert!(is_uuid("6ba7b810-9dad-11d1-80b4-00c04fd430c8"));
         assert!(!is_uuid("6ba7b810-9dad-11d1-80b4"));
-        assert_eq!(percent_encode("St Mary's/East"), "St%20Mary%27s%2FEast");
-        assert_eq!(percent_encode("GENERAL_HOSP"), "GENERAL_HOSP");
+        assert_eq!(systems::percent_encode("St Mary's/East"), "St%20Mary%27s%2FEast");
+        assert_eq!(systems::percent_encode("GENERAL_HOSP"), "GENERAL_HOSP");
         assert_eq!(clean("  a\u{1}b  ").as_deref(), Some("a b"));
         assert_eq!(clean(" \t "), None);
         assert_eq!(code(Some(" M  R ".into())).as_deref(), Some("M R"));
