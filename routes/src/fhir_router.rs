@@ -1,5 +1,5 @@
 //! The FHIR router stage: what the FHIR server kept becomes canonical events.
-//! The batching, ordering and settling are [`crate::batch`]'s.
+//! The batching, ordering and settling are `batch`'s (crate-private).
 //!
 //! Each ingress message on `medbus.ingress.fhir.<channel>` is a transaction
 //! Bundle of the resources one request wrote, as the server resolved them

@@ -18,7 +18,7 @@
 //!
 //! Lanes go by the patient's key, else the Study Instance UID, so one
 //! patient's (and one study's) instances are published in the order received.
-//! Batching, lanes and settling are [`crate::batch`]'s; store or backbone
+//! Batching, lanes and settling are `batch`'s (crate-private); store or backbone
 //! trouble naks with a delay.
 
 mod read;
