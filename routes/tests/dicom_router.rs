@@ -155,6 +155,8 @@ async fn each_instance_is_one_event_whatever_is_redelivered_or_resent() {
     assert_eq!(named["instance"]["file"], "1.2.3/1.2.3.4/1.2.3.4.1.dcm");
     assert_eq!(named["instance"]["callingAe"], "CT1");
     assert_eq!(named["sourceMessageType"], "C-STORE");
+    let occurred = named["occurred"].as_str().expect("when it was received");
+    assert!(occurred.ends_with('Z') && occurred.contains('T'), "{occurred}");
     let anonymous = body(&got[1]);
     assert!(anonymous["patient"].get("identifier").is_none());
     assert_eq!(anonymous["imagingStudy"]["subject"]["display"], "Doe, Jane");
