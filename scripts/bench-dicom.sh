@@ -26,7 +26,7 @@ count=${2:-1000}
 assocs=${3:-4}
 pixel=${4:-524288}
 
-if [[ -z "${MEDBUS_BENCH_IN_NETNS:-}" ]]; then
+if [[ -z "${BENCH_DICOM_IN_NETNS:-}" ]]; then
     if [[ $(id -u) != 0 ]]; then
         echo "bench-dicom.sh needs root to make a private network namespace (Orthanc binds every interface)" >&2
         exit 1
@@ -36,7 +36,7 @@ if [[ -z "${MEDBUS_BENCH_IN_NETNS:-}" ]]; then
     done
     # Build before entering the namespace (crate downloads need the network).
     (cd "$(dirname "$0")/.." && cargo build --release -q -p medbus -p medbus-simulators)
-    exec unshare --net env MEDBUS_BENCH_IN_NETNS=1 bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
+    exec unshare --net env BENCH_DICOM_IN_NETNS=1 bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
 fi
 
 pg_socket=${PGSOCKET:-/var/run/postgresql}

@@ -218,7 +218,7 @@ mod tests {
     fn a_data_set_holds_its_bytes_in_the_budget_until_dropped() {
         let budget = MemoryBudget::new(10_000);
         let mut f = Fragments::default();
-        let held = store(&mut f, &budget, 4, 1000).ok().expect("kept");
+        let held = store(&mut f, &budget, 4, 1000).expect("kept");
         assert_eq!(held.bytes.len(), 4000);
         assert_eq!(budget.used(), 4000);
         drop(held);
@@ -229,7 +229,7 @@ mod tests {
     fn a_data_set_over_the_shared_budget_is_read_to_its_end_and_dropped() {
         let budget = MemoryBudget::new(5000);
         let mut a = Fragments::default();
-        let held = store(&mut a, &budget, 3, 1000).ok().expect("first fits");
+        let held = store(&mut a, &budget, 3, 1000).expect("first fits");
         let mut b = Fragments::default();
         assert_eq!(store(&mut b, &budget, 3, 1000).err(), Some(Dropped::OverBudget));
         assert_eq!(budget.used(), 3000, "the dropped one gave its part back");
