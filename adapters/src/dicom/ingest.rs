@@ -116,11 +116,15 @@ impl InstanceSink for FileAndBackboneSink {
             "{}/{}/{}.dcm",
             m.study_instance_uid, m.series_instance_uid, m.sop_instance_uid
         );
-        let file = instance.to_part10().map_err(|e| SinkError::Rejected(e.to_string()))?;
-        let file_bytes = file.len();
+        let header = instance
+            .part10_header()
+            .map_err(|e| SinkError::Rejected(e.to_string()))?;
+        let file_bytes = header.len() + instance.dataset.len();
         let write_path = path.clone();
+        // The data set is written as received, after the header: no copy of it into a file buffer.
+        let dataset = instance.dataset.clone();
         // Disk writes and fsyncs block: off the async workers.
-        tokio::task::spawn_blocking(move || storage::write_atomically(&write_path, &file))
+        tokio::task::spawn_blocking(move || storage::write_atomically(&write_path, &[&header, &dataset]))
             .await
             .map_err(|e| SinkError::Unavailable(format!("file write task failed: {e}")))?
             .map_err(|e| {

@@ -73,6 +73,17 @@ pub struct ReceivedInstance {
 }
 
 impl ReceivedInstance {
+    /// The start of its Part-10 file (preamble, `DICM`, file meta group); the
+    /// data set as received follows it.
+    pub fn part10_header(&self) -> Result<Vec<u8>, Part10Error> {
+        part10::header_bytes(
+            &self.metadata.sop_class_uid,
+            &self.metadata.sop_instance_uid,
+            &self.transfer_syntax,
+            &self.calling_ae,
+        )
+    }
+
     /// The DICOM Part-10 file: preamble, `DICM`, file meta group, then the data set as received.
     pub fn to_part10(&self) -> Result<Vec<u8>, Part10Error> {
         part10::file_bytes(

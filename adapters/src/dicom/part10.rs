@@ -25,6 +25,20 @@ pub fn file_bytes(
     source_ae: &str,
     dataset: &[u8],
 ) -> Result<Vec<u8>, Part10Error> {
+    let mut out = header_bytes(sop_class_uid, sop_instance_uid, transfer_syntax_uid, source_ae)?;
+    out.extend_from_slice(dataset);
+    Ok(out)
+}
+
+/// What comes before the data set in the Part-10 file: preamble, `DICM` and
+/// the file meta group. Written before the data set as received, it makes the
+/// file without copying the data set into a new buffer.
+pub fn header_bytes(
+    sop_class_uid: &str,
+    sop_instance_uid: &str,
+    transfer_syntax_uid: &str,
+    source_ae: &str,
+) -> Result<Vec<u8>, Part10Error> {
     let mut builder = FileMetaTableBuilder::new()
         .media_storage_sop_class_uid(sop_class_uid)
         .media_storage_sop_instance_uid(sop_instance_uid)
@@ -36,12 +50,11 @@ pub fn file_bytes(
         builder = builder.source_application_entity_title(source_ae);
     }
     let meta = builder.build().map_err(|e| Part10Error(e.to_string()))?;
-    let mut out = Vec::with_capacity(128 + 256 + dataset.len());
+    let mut out = Vec::with_capacity(128 + 256);
     out.resize(128, 0);
     // `FileMetaTable::write` writes the group alone: the magic is ours to add.
     out.extend_from_slice(b"DICM");
     meta.write(&mut out).map_err(|e| Part10Error(e.to_string()))?;
-    out.extend_from_slice(dataset);
     Ok(out)
 }
 

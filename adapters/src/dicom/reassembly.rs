@@ -16,6 +16,9 @@ use super::budget::{MemoryBudget, Reservation};
 use super::dimse::{self, Command};
 use super::sop_classes::trim_uid;
 
+/// Capacity a data set's buffer starts with.
+const FIRST_RESERVE: usize = 1 << 20;
+
 /// Largest command set accepted (real ones are a few hundred bytes).
 const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
@@ -114,6 +117,11 @@ impl Fragments {
                 metrics::counter!("medbus_dicom_received_bytes_total", "ae" => ae.to_string())
                     .increment(pdv.data.len() as u64);
                 if pending.dropped.is_none() {
+                    if pending.data.capacity() == 0 {
+                        // One allocation for most data sets instead of doubling (and copying)
+                        // from the first fragment up; only touched pages take memory.
+                        pending.data.reserve(FIRST_RESERVE.min(max_dataset));
+                    }
                     let dropped = if pending.data.len() + pdv.data.len() > max_dataset {
                         Some(Dropped::OverLimit)
                     } else if !pending.reservation.grow(pdv.data.len()) {

@@ -80,7 +80,7 @@ fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
 
 /// Writes `bytes` to `path` atomically and durably (creating its directories).
 /// A file already there is replaced whole.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path without a directory"))?;
@@ -90,7 +90,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::now_v7().simple()));
     let written = (|| {
         let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        for part in parts {
+            f.write_all(part)?;
+        }
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();
@@ -132,8 +134,8 @@ mod tests {
     fn writes_then_replaces_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.2").join("1.2.3").join("4.dcm");
-        write_atomically(&path, b"first").unwrap();
-        write_atomically(&path, b"second").unwrap();
+        write_atomically(&path, &[b"fir", b"st"]).unwrap();
+        write_atomically(&path, &[b"second"]).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"second");
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temp files left behind");
