@@ -38,13 +38,14 @@ use medbus_bus::backbone::renew::{renew_interval, renewing};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, SharedBackbone};
-use medbus_bus::canonical::{CanonicalEvent, DestinationStatusEvent, EventKind, SystemEventKind};
+use medbus_bus::canonical::{CanonicalEvent, EventKind, SystemEventKind};
 use medbus_bus::config::fhir_destinations::{consumer_name, FhirDestinationConfig};
 use medbus_bus::config::{redact_url, BackboneConfig};
 use medbus_bus::envelope::{Body, Envelope};
 use tokio_util::sync::CancellationToken;
+
+use crate::destination_status::Health;
 
 /// The consumer's filter: every event; the configured patterns select among them.
 const FILTER: &str = "medbus.events.>";
@@ -96,7 +97,7 @@ pub async fn run(ctx: FhirDestinationContext) -> Result<(), BackboneError> {
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
     tracing::info!(destination = %ctx.name, url = %redact_url(&ctx.config.url), "FHIR destination pushing");
     let (name, shutdown) = (consumer_name(&ctx.name), ctx.shutdown.clone());
-    let health = Health::default();
+    let health = Health::new(&ctx.name, "fhir", redact_url(&ctx.config.url));
     consumer
         .run_batches(&name, BATCH, Duration::from_secs(1), &shutdown, |batch| {
             deliver_in_order(&ctx, &http, &health, batch)
@@ -185,7 +186,7 @@ async fn deliver_one(ctx: &FhirDestinationContext, http: &reqwest::Client, healt
             .record(started.elapsed().as_secs_f64());
         let failure = match result {
             Ok(status) => {
-                health.answered(ctx).await;
+                health.answered(&ctx.backbone, &ctx.backbone_config).await;
                 return Outcome::Delivered {
                     status,
                     attempts: attempt,
@@ -196,13 +197,15 @@ async fn deliver_one(ctx: &FhirDestinationContext, http: &reqwest::Client, healt
         let status = failure.status.map_or("none".to_string(), |s| s.to_string());
         if !failure.retryable {
             // It answered, so it is reachable; the content is what it refuses.
-            health.answered(ctx).await;
+            health.answered(&ctx.backbone, &ctx.backbone_config).await;
             return Outcome::Refused(format!(
                 "refused by the FHIR server (status {status}, attempt {attempt}): {}",
                 failure.message
             ));
         }
-        health.failed(ctx, &failure.message).await;
+        health
+            .failed(&ctx.backbone, &ctx.backbone_config, &failure.message)
+            .await;
         if attempt >= cfg.max_attempts {
             return Outcome::Refused(format!(
                 "not accepted after {attempt} attempts (last status {status}): {}",
@@ -248,82 +251,4 @@ async fn settle(ctx: &FhirDestinationContext, d: Delivery, outcome: Outcome) {
         tracing::warn!(destination = name, error = %e, "could not settle a delivery");
     }
     metrics::counter!("medbus_fhir_push_total", "destination" => name.to_string(), "outcome" => label).increment(1);
-}
-
-/// Whether the server has been answering, so each change is reported once.
-/// A lock rather than `&mut`: the batch handler borrows it from the loop that
-/// outlives each batch; it is never held across an await.
-#[derive(Default)]
-struct Health {
-    /// When pushing first failed, while it keeps failing.
-    down_since: std::sync::Mutex<Option<DateTime<Utc>>>,
-}
-
-impl Health {
-    fn swap(&self, f: impl FnOnce(&mut Option<DateTime<Utc>>) -> Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-        // A poisoned lock only means a panic elsewhere; the timestamp inside is still usable.
-        let mut guard = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
-    }
-
-    /// A failure that may pass: reported the first time.
-    async fn failed(&self, ctx: &FhirDestinationContext, reason: &str) {
-        let now = Utc::now();
-        let newly_down = self.swap(|d| match d {
-            Some(_) => None,
-            None => {
-                *d = Some(now);
-                Some(now)
-            }
-        });
-        if newly_down.is_some() {
-            report(
-                ctx,
-                SystemEventKind::DestinationUnreachable,
-                now,
-                Some(reason.to_string()),
-                None,
-            )
-            .await;
-        }
-    }
-
-    /// The server answered for good (accepted or refused): recovered, when it was down.
-    async fn answered(&self, ctx: &FhirDestinationContext) {
-        if let Some(since) = self.swap(Option::take) {
-            report(
-                ctx,
-                SystemEventKind::DestinationRecovered,
-                since,
-                None,
-                Some(Utc::now()),
-            )
-            .await;
-        }
-    }
-}
-
-/// Publishes a destination status event; best effort (logged when it fails).
-async fn report(
-    ctx: &FhirDestinationContext,
-    kind: SystemEventKind,
-    since: DateTime<Utc>,
-    reason: Option<String>,
-    recovered_at: Option<DateTime<Utc>>,
-) {
-    let up = recovered_at.is_some();
-    if up {
-        tracing::info!(destination = %ctx.name, down_since = %since, "FHIR server answering again");
-    } else {
-        tracing::warn!(destination = %ctx.name, "FHIR server unreachable");
-    }
-    let body = DestinationStatusEvent {
-        destination: ctx.name.clone(),
-        protocol: "fhir".into(),
-        addr: redact_url(&ctx.config.url),
-        since,
-        reason,
-        recovered_at,
-    };
-    crate::destination_status::publish(&ctx.backbone, &ctx.backbone_config, kind, body).await;
 }
