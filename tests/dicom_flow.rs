@@ -7,7 +7,8 @@
 //! - 1,000 instances over 4 associations → 1,000 files, 1,000 instance
 //!   events, one ImagingStudy per study with exact series and instance
 //!   counts, linked to an order that came first and to one that came second;
-//!   the same 1,000 sent again → no new file, event or instance.
+//!   the same 1,000 sent again after the backbone's dedupe window → no new
+//!   file, event or instance (the router knows each SOP instance).
 //! - kill -9 during a transfer: every instance that was answered with
 //!   success is on disk and in its study after the restart.
 
@@ -76,7 +77,8 @@ fn write_config(dir: &Path, mllp: u16, dicom: u16) -> PathBuf {
              [dicom.modalities]\nlisten = \"127.0.0.1:{dicom}\"\nae_title = \"MEDBUS\"\n\
              [services.results]\ncritical_values = \"tables/critical_values.csv\"\n\
              [services.billing]\ncharge_master = \"tables/charge_master.csv\"\n\
-             [services.imaging]\nquiet_time = \"2s\"\n"
+             [services.imaging]\nquiet_time = \"2s\"\n\
+             [backbone]\nduplicate_window = \"1s\"\n"
         ),
     )
     .expect("config written");
@@ -206,8 +208,11 @@ async fn a_thousand_instances_over_four_associations_become_files_events_and_lin
     let store = store::connect(&servers.store_config(), &dir.path().join("data"))
         .await
         .expect("store");
+    // The stream's dedupe window as medbus set it (1 s): a resend later than
+    // that reaches the DICOM router, whose own record must keep it out.
     let bb_config = BackboneConfig {
         url: servers.nats_url(),
+        duplicate_window: Duration::from_secs(1),
         ..Default::default()
     };
     let bb = backbone::connect(&bb_config, &dir.path().join("test-backbone"))
@@ -335,12 +340,36 @@ async fn a_thousand_instances_over_four_associations_become_files_events_and_lin
     .await;
     assert_eq!(completed, 4);
 
-    // The same instances again: stored again (success), but nothing new.
+    // The same instances again, long after the backbone's 1 s dedupe window:
+    // stored again (success) and kept on the backbone again, but the router
+    // knows each SOP instance, so nothing new comes of them.
     let again = send_all(dicom, gen.clone(), 4).await;
     assert_eq!((again.succeeded, again.failed), (1000, 0), "{:?}", again.failures);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(count_files(&dir.path().join("data/dicom/modalities")), 1000);
-    assert_eq!(count_on(&bb, INSTANCE_STORED).await, 1000, "no instance event twice");
+    // Then a new study of 2 instances: once their events are out, the router has worked
+    // through what came before them (plus a margin for its other lanes).
+    let sentinel = Arc::new(generator(8, 1, 2));
+    let sent = send_all(dicom, sentinel, 1).await;
+    assert_eq!(sent.succeeded, 2, "{:?}", sent.failures);
+    eventually("the sentinel's events", || {
+        let bb = bb.clone();
+        async move {
+            let n = count_on(&bb, INSTANCE_STORED).await;
+            Some(()).filter(|_| n >= 1002)
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count_files(&dir.path().join("data/dicom/modalities")), 1002);
+    assert_eq!(
+        count_on(&bb, "medbus.ingress.dicom.modalities").await,
+        2002,
+        "the resend was kept on the backbone again (past its dedupe window), so the router saw it"
+    );
+    assert_eq!(
+        count_on(&bb, INSTANCE_STORED).await,
+        1002,
+        "no instance event twice: 1,000 and the sentinel's 2"
+    );
     for (uid, expected) in &by_study {
         let row = study(&store, uid).await.expect("study");
         assert_eq!(
@@ -351,7 +380,8 @@ async fn a_thousand_instances_over_four_associations_become_files_events_and_lin
     }
     assert_eq!(
         store.clinical().count_resources("ImagingStudy").await.expect("count"),
-        4
+        5,
+        "the four studies and the sentinel's"
     );
 }
 

@@ -395,7 +395,8 @@ async fn while_storescp_is_down_the_destination_retries_then_delivers() {
     for n in 1..=3 {
         sent.push(bus.receive(uids::CT_IMAGE_STORAGE, "CT", n).await);
     }
-    let fwd = bus.forward(addr, "STORESCP", |c| c.max_attempts = 1000);
+    // One attempt per instance: the outage must not use it up (no association, no attempt).
+    let fwd = bus.forward(addr, "STORESCP", |c| c.max_attempts = 1);
     let down = bus.status_events(1).await;
     assert_eq!(down.len(), 1, "{down:?}");
     assert_eq!(down[0].0, SystemEventKind::DestinationUnreachable.subject().to_string());
@@ -529,6 +530,33 @@ async fn out_of_resources_is_retried_and_cannot_understand_dead_letters_with_the
         h["Medbus-Raw-Sop-Instance-Uid"], b.sop_instance,
         "the instance is named"
     );
+    fwd.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pacs_rejecting_our_association_dead_letters_nothing_and_is_reported_unreachable() {
+    // The PACS knows itself as OTHER: every association calling MEDBUS is rejected (permanent).
+    let options = ScpOptions {
+        ae_title: "OTHER".into(),
+        ..ScpOptions::default()
+    };
+    let peer = Peer::start_with(options, |_| Ok(())).await;
+    let bus = Bus::new().await;
+    bus.receive(uids::CT_IMAGE_STORAGE, "CT", 1).await;
+    bus.receive(uids::CT_IMAGE_STORAGE, "CT", 2).await;
+    let fwd = bus.forward(peer.addr, "MEDBUS", |c| c.max_attempts = 1);
+    let down = bus.status_events(1).await;
+    assert_eq!(down.len(), 1, "{down:?}");
+    assert_eq!(down[0].0, SystemEventKind::DestinationUnreachable.subject().to_string());
+    let reason = down[0].1["reason"].as_str().unwrap_or("").to_string();
+    assert!(reason.contains("rejected the association (permanent)"), "{reason}");
+    // Many rejections later (backoff 50–400 ms), still nothing dead-lettered or stored.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        bus.dead_letters(0).await.is_empty(),
+        "a config mistake must not empty the queue"
+    );
+    assert_eq!(peer.calls(), 0);
     fwd.stop().await;
 }
 

@@ -6,6 +6,10 @@
 //! kept and answered "out of resources" (0xA700): the sender retries later,
 //! and no association waits on another (waiting could deadlock when every
 //! association holds part of the budget).
+//!
+//! It counts the bytes received, not the buffers' capacity: a buffer starts at
+//! 1 MiB and doubles as it grows, so the memory really held can be up to about
+//! twice the budget (untouched capacity costs address space only).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

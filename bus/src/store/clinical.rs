@@ -84,6 +84,9 @@ pub enum ClinicalChange {
     /// the resource before the transaction and wrote back what it made of it.
     /// When another writer moved it on meanwhile, the whole batch fails with
     /// [`StoreError::Conflict`] and nothing is written: read again and redo.
+    /// It fails the same way when it rides on an event already applied: the
+    /// write may carry other events' changes (a fold of several), which a
+    /// skipped event would drop without a word.
     UpsertIfVersion {
         /// The resource.
         write: ResourceWrite,
@@ -174,6 +177,23 @@ pub(crate) fn check_version(write: &ResourceWrite, expected: Option<i64>, versio
         write.resource_type,
         expected.map_or(1, |v| v + 1)
     )))
+}
+
+/// Refuses to skip an already-applied event that carries a conditional write:
+/// the writer folded it together with others from a read that may now be
+/// stale, so the batch must be read and folded again (see
+/// [`ClinicalChange::UpsertIfVersion`]).
+pub(crate) fn refuse_skipped_conditional(changes: &[ClinicalChange]) -> Result<(), StoreError> {
+    match changes.iter().find_map(|c| match c {
+        ClinicalChange::UpsertIfVersion { write, .. } => Some(write),
+        _ => None,
+    }) {
+        Some(write) => Err(StoreError::Conflict(format!(
+            "a {} write rides on an event already applied; read again and redo",
+            write.resource_type
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The resource type whose identifiers `order_tokens` resolve against.

@@ -658,8 +658,29 @@ pub async fn clinical_conditional_write_refuses_a_stale_read(h: &Harness) {
     }
     assert_eq!(get(h, ty, "study-1").await.expect("stored").version, 2);
 
+    // A conditional write riding on an event already applied (a redelivery
+    // folded with new events) is a conflict too, not a silent skip that would
+    // drop the new events' part of the write.
+    let applied = ev("imaging.instance-stored");
+    assert!(apply_one(h, "imaging", &applied, vec![at(Some(2))]).await);
+    let fresh = ev("imaging.instance-stored");
+    let out = h
+        .store
+        .clinical()
+        .apply_clinical(
+            "imaging",
+            &[(fresh.clone(), vec![]), (applied.clone(), vec![at(Some(3))])],
+        )
+        .await;
+    assert!(matches!(out, Err(StoreError::Conflict(_))), "{out:?}");
+    assert!(
+        apply_one(h, "imaging", &fresh, vec![]).await,
+        "rolled back: the fresh event is not marked"
+    );
+    assert_eq!(get(h, ty, "study-1").await.expect("stored").version, 3);
+
     // Writers racing from the same read: exactly one wins each round.
-    for round in 2..6 {
+    for round in 3..7 {
         let tasks = (0..4).map(|_| {
             let s = h.store.clone();
             tokio::spawn(async move {
@@ -676,5 +697,5 @@ pub async fn clinical_conditional_write_refuses_a_stale_read(h: &Harness) {
         let won = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
         assert_eq!(won, 1, "round {round}: {results:?}");
     }
-    assert_eq!(get(h, ty, "study-1").await.expect("stored").version, 6);
+    assert_eq!(get(h, ty, "study-1").await.expect("stored").version, 7);
 }

@@ -30,7 +30,7 @@ pub struct SendReport {
     pub sent: u64,
     /// Answered with success or a warning status: stored.
     pub succeeded: u64,
-    /// Of those, answered with a warning (0xB000, 0xB006, 0xB007).
+    /// Of those, answered with a warning (0xB000, 0xB006, 0xB007, 0x0107, 0x0116).
     pub warnings: u64,
     /// Answered with a failure status, or never answered (timeout, connection lost).
     pub failed: u64,

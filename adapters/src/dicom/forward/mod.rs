@@ -194,6 +194,16 @@ async fn forward_one(ctx: &DicomForwardContext, session: &mut Session, health: &
                 });
             }
             Verdict::Retry(f) => f,
+            Verdict::Unreachable(f) => {
+                health.failed(&ctx.backbone, &ctx.backbone_config, &f.why).await;
+                tracing::debug!(destination = name, retry_in = ?wait, error = %f.why, "no association with the PACS");
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => return Outcome::Shutdown,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = wait.saturating_mul(2).min(cfg.backoff_max);
+                continue;
+            }
         };
         health.failed(&ctx.backbone, &ctx.backbone_config, &failure.why).await;
         if attempt >= cfg.max_attempts {

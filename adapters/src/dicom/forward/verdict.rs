@@ -2,13 +2,16 @@
 //! another attempt (backoff), or refused for good (dead letter now).
 //!
 //! Statuses (PS3.4 B.2.3, PS3.7 C): success and the warnings 0xB000, 0xB006,
-//! 0xB007 mean the PACS stored it. 0xA7xx (out of resources) and 0xA9xx (data
-//! set does not match SOP class; some PACS answer it while their storage is
-//! unwell) are retried, as is any status not named here, a dropped connection,
-//! a timeout or a transient association rejection. 0xCxxx (cannot
-//! understand), the 0x01xx/0x02xx refusals (SOP class not supported 0x0122,
-//! not authorized 0x0124, invalid instance, unrecognized operation), a refused
-//! presentation context and a permanent association rejection will not change
+//! 0xB007, 0x0107, 0x0116 mean the PACS stored it. 0xA7xx (out of resources)
+//! and 0xA9xx (data set does not match SOP class; some PACS answer it while
+//! their storage is unwell) are retried, as is any status not named here, a
+//! dropped connection or a timeout. No association at all (connection
+//! refused, association rejected — a permanent rejection too: it is about us,
+//! an AE title the PACS does not know, not about the instance) is retried
+//! without counting attempts: dead-lettering would empty the whole queue and
+//! break its order; the destination reports itself unreachable and waits. 0xCxxx (cannot understand), the other 0x01xx/0x02xx refusals (SOP
+//! class not supported 0x0122, not authorized 0x0124, invalid instance,
+//! unrecognized operation) and a refused presentation context will not change
 //! by trying again: dead-lettered at once.
 
 use crate::dicom::scu::{self, Outcome, Response, ScuError};
@@ -21,8 +24,14 @@ pub(super) enum Verdict {
         /// The C-STORE status.
         status: u16,
     },
-    /// May pass: try again after the backoff.
+    /// May pass: try again after the backoff; counts against `max_attempts`.
     Retry(Failure),
+    /// No association could be made (connection refused, association
+    /// rejected): the instance was never offered, so trying again costs it no
+    /// attempt. Retried with backoff until the PACS takes associations again,
+    /// so an outage or a config mistake never dead-letters the queue nor
+    /// breaks its order.
+    Unreachable(Failure),
     /// Will not pass: dead-letter now.
     Refuse(Failure),
 }
@@ -74,7 +83,9 @@ pub(super) fn judge(result: Result<Response, ScuError>) -> Verdict {
         Err(e @ ScuError::ContextRejected { .. }) => Verdict::Refuse(Failure::plain(format!(
             "refused SOP class: {e} (no presentation context; the PACS does not take it)"
         ))),
-        Err(e @ ScuError::Rejected { permanent: true, .. }) => Verdict::Refuse(Failure::plain(e.to_string())),
+        Err(e @ (ScuError::Associate { .. } | ScuError::Rejected { .. })) => {
+            Verdict::Unreachable(Failure::plain(e.to_string()))
+        }
         Err(e) => Verdict::Retry(Failure::plain(e.to_string())),
     }
 }
@@ -94,7 +105,7 @@ mod tests {
 
     #[test]
     fn statuses_sort_into_ack_retry_and_dead_letter() {
-        for s in [0x0000, 0xB000, 0xB006, 0xB007] {
+        for s in [0x0000, 0xB000, 0xB006, 0xB007, 0x0107, 0x0116] {
             assert_eq!(judge(rsp(s, None)), Verdict::Delivered { status: s });
         }
         for s in [0xA700, 0xA7FF, 0xA900, 0xFE00, 0xD000] {
@@ -111,20 +122,27 @@ mod tests {
     }
 
     #[test]
-    fn association_failures_retry_unless_permanent() {
+    fn association_failures_retry_even_when_permanent() {
         let addr = "127.0.0.1:104".parse().unwrap();
         let transient = ScuError::Rejected {
             addr,
             permanent: false,
             reason: "busy".into(),
         };
-        assert!(matches!(judge(Err(transient)), Verdict::Retry(_)));
+        assert!(matches!(judge(Err(transient)), Verdict::Unreachable(_)));
         let permanent = ScuError::Rejected {
             addr,
             permanent: true,
             reason: "called AE not recognized".into(),
         };
-        assert!(matches!(judge(Err(permanent)), Verdict::Refuse(_)));
+        // A rejection is about the association (our AE title, the PACS's
+        // config), not the instance: dead-lettering would empty the queue.
+        assert!(matches!(judge(Err(permanent)), Verdict::Unreachable(_)));
+        let refused_connection = ScuError::Associate {
+            addr,
+            reason: "connection refused".into(),
+        };
+        assert!(matches!(judge(Err(refused_connection)), Verdict::Unreachable(_)));
         let refused = ScuError::ContextRejected {
             addr,
             abstract_syntax: "1.2.3".into(),

@@ -104,7 +104,8 @@ impl Response {
 pub enum Outcome {
     /// 0x0000.
     Success,
-    /// 0xB000, 0xB006, 0xB007 (coercion, elements discarded, data set mismatch): stored.
+    /// 0xB000, 0xB006, 0xB007, 0x0107, 0x0116 (coercion, elements discarded, data set mismatch,
+    /// attribute list error, value out of range): stored.
     Warning,
     /// Anything else: refused, error, or failure.
     Failure,
@@ -114,7 +115,9 @@ pub enum Outcome {
 pub fn outcome(status: u16) -> Outcome {
     match status {
         0x0000 => Outcome::Success,
-        0xB000 | 0xB006 | 0xB007 => Outcome::Warning,
+        // Coercion, elements discarded, data set/SOP class mismatch; attribute list error and value
+        // out of range (PS3.7 C.4.2): stored, with a remark.
+        0xB000 | 0xB006 | 0xB007 | 0x0107 | 0x0116 => Outcome::Warning,
         _ => Outcome::Failure,
     }
 }

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::rows::{event, map_err};
 use super::{insert_event, PostgresStore};
-use crate::store::clinical::{check_version, link_lock_keys, unique_tokens, validate, validate_service, ORDER_TYPE};
+use crate::store::clinical::{
+    check_version, link_lock_keys, refuse_skipped_conditional, unique_tokens, validate, validate_service, ORDER_TYPE,
+};
 use crate::store::registration::count;
 use crate::store::{ClinicalChange, ClinicalStore, EventRecord, OutboxEntry, ResourceRow, ResourceWrite, StoreError};
 
@@ -227,6 +229,8 @@ impl ClinicalStore for PostgresStore {
                         ClinicalChange::Emit(follow_up) => emit(&mut tx, service, follow_up, now).await?,
                     }
                 }
+            } else {
+                refuse_skipped_conditional(changes)?;
             }
             out.push(new);
         }

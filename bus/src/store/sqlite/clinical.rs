@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::rows::{event, get, get_json, get_time, json, map_err, micros};
 use super::{insert_event, SqliteStore, BEGIN_WRITE};
-use crate::store::clinical::{check_version, unique_tokens, validate, validate_service, ORDER_TYPE};
+use crate::store::clinical::{
+    check_version, refuse_skipped_conditional, unique_tokens, validate, validate_service, ORDER_TYPE,
+};
 use crate::store::registration::count;
 use crate::store::{ClinicalChange, ClinicalStore, EventRecord, OutboxEntry, ResourceRow, ResourceWrite, StoreError};
 
@@ -204,6 +206,8 @@ impl ClinicalStore for SqliteStore {
                         ClinicalChange::Emit(follow_up) => emit(&mut tx, service, follow_up, now).await?,
                     }
                 }
+            } else {
+                refuse_skipped_conditional(changes)?;
             }
             out.push(new);
         }
