@@ -121,8 +121,10 @@ async fn forward_in_order(
     batch: Vec<Delivery>,
 ) -> bool {
     let mut session = session.lock().await;
+    // Every batch, not only empty ones: a steady flow of other channels'
+    // instances (skipped) must not keep an idle association open for ever.
+    session.close_if_idle().await;
     if batch.is_empty() {
-        session.close_if_idle().await;
         return true;
     }
     let mut pending: VecDeque<Delivery> = batch.into();
