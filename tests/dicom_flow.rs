@@ -188,11 +188,17 @@ fn file_of(dir: &Path, i: &Instance) -> PathBuf {
         .join(format!("{}.dcm", i.sop_instance_uid))
 }
 
+/// One test of this file at a time: each runs medbus, a sender and its own
+/// servers on ports picked free beforehand, and a neighbour's connections
+/// could take such a port between the pick and the bind (seen once in CI).
+static SERIAL: std::sync::LazyLock<tokio::sync::Mutex<()>> = std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
+
 const INSTANCE_STORED: &str = "medbus.events.imaging.instance-stored";
 const STUDY_COMPLETED: &str = "medbus.events.imaging.study-completed";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_instances_over_four_associations_become_files_events_and_linked_studies() {
+    let _serial = SERIAL.lock().await;
     let Some(servers) = support::Production::start().await else {
         return;
     };
@@ -469,6 +475,7 @@ async fn kill_during_transfer(env: Vec<(&'static str, String)>, store_config: me
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_transfer_on_nats_and_postgres_loses_no_acknowledged_instance() {
+    let _serial = SERIAL.lock().await;
     let Some(servers) = support::Production::start().await else {
         return;
     };
@@ -477,5 +484,6 @@ async fn kill_9_during_a_transfer_on_nats_and_postgres_loses_no_acknowledged_ins
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_transfer_on_the_embedded_default_loses_no_acknowledged_instance() {
+    let _serial = SERIAL.lock().await;
     kill_during_transfer(Vec::new(), medbus_bus::config::StoreConfig::default()).await;
 }
