@@ -47,8 +47,18 @@ pub(crate) trait Stage: Sync {
     fn record(r: &Self::Ready) -> &NewMessage;
     /// What keeps deliveries in order: the same key, the same lane. None spreads by position.
     fn lane_key(d: &Delivery, r: &Self::Ready) -> Option<String>;
+    /// What the stage reads once for a whole batch before deciding any of it
+    /// (one store round trip instead of one per delivery).
+    type Ahead: Send + Sync;
+    /// Reads [`Stage::Ahead`] for the deliveries about to be decided.
+    fn look_ahead<'a>(&'a self, ready: Vec<&'a Self::Ready>) -> impl Future<Output = Self::Ahead> + Send + 'a;
     /// Decides a recorded delivery: publishes its events, says what to record.
-    fn decide<'a>(&'a self, d: &'a Delivery, r: &'a Self::Ready) -> impl Future<Output = Decision> + Send + 'a;
+    fn decide<'a>(
+        &'a self,
+        d: &'a Delivery,
+        r: &'a Self::Ready,
+        ahead: &'a Self::Ahead,
+    ) -> impl Future<Output = Decision> + Send + 'a;
 }
 
 /// Routes a fetched batch (see the module documentation).
@@ -86,6 +96,8 @@ pub(crate) async fn route_batch<S: Stage>(stage: &S, batch: Vec<Delivery>) {
             _ => fresh.push((d, r)),
         }
     }
+    let ahead = stage.look_ahead(fresh.iter().map(|(_, r)| r).collect()).await;
+    let ahead = &ahead;
     let lanes = split_by_key(fresh, S::LANES, |(d, r)| S::lane_key(d, r));
     let decided: Vec<Vec<(Delivery, Decision)>> = futures::future::join_all(lanes.into_iter().map(|lane| async move {
         let mut out = Vec::with_capacity(lane.len());
@@ -98,7 +110,7 @@ pub(crate) async fn route_batch<S: Stage>(stage: &S, batch: Vec<Delivery>) {
                         "behind an earlier failure in its lane: {why}"
                     ))),
                 },
-                None => stage.decide(&d, &r).await,
+                None => stage.decide(&d, &r, ahead).await,
             };
             if let Err(Failure::Transient(why)) = &decision.result {
                 stopped.get_or_insert_with(|| why.clone());
@@ -134,7 +146,8 @@ async fn route_one<S: Stage>(stage: &S, d: Delivery, r: S::Ready) {
                 return Ok(0);
             }
         }
-        let decision = stage.decide(&d, &r).await;
+        let ahead = stage.look_ahead(vec![&r]).await;
+        let decision = stage.decide(&d, &r, &ahead).await;
         if let Some(outcome) = &decision.stage {
             stage.store().record_stages(std::slice::from_ref(outcome)).await?;
         }

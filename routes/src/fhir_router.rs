@@ -116,8 +116,32 @@ impl Stage for FhirRouterContext {
         lane_key(d)
     }
 
-    fn decide<'a>(&'a self, d: &'a Delivery, r: &'a Ready) -> impl std::future::Future<Output = Decision> + Send + 'a {
-        decide(self, d, r)
+    type Ahead = HashMap<String, FhirRequestState>;
+
+    /// The server's marks of the batch's requests, read at once; a request
+    /// not marked yet (or a failed read) is looked up again by `not_stored`.
+    async fn look_ahead<'a>(&'a self, ready: Vec<&'a Ready>) -> HashMap<String, FhirRequestState> {
+        let ids: Vec<String> = ready
+            .iter()
+            .filter(|r| r.entries.is_ok())
+            .map(|r| r.env.id.to_string())
+            .collect();
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        self.store.fhir().fhir_requests(&ids).await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "could not read the batch's request marks; one by one");
+            HashMap::new()
+        })
+    }
+
+    fn decide<'a>(
+        &'a self,
+        d: &'a Delivery,
+        r: &'a Ready,
+        marks: &'a HashMap<String, FhirRequestState>,
+    ) -> impl std::future::Future<Output = Decision> + Send + 'a {
+        decide(self, d, r, marks)
     }
 }
 
@@ -191,7 +215,12 @@ fn prepare(d: &Delivery) -> Result<Ready, Failure> {
 
 /// Decides a recorded delivery: waits for the request's commit, maps its
 /// resources and publishes the events.
-async fn decide(ctx: &FhirRouterContext, d: &Delivery, r: &Ready) -> Decision {
+async fn decide(
+    ctx: &FhirRouterContext,
+    d: &Delivery,
+    r: &Ready,
+    marks: &HashMap<String, FhirRequestState>,
+) -> Decision {
     let stage = |status, error: Option<String>| {
         Some(StageOutcome {
             message_id: r.env.id,
@@ -219,7 +248,7 @@ async fn decide(ctx: &FhirRouterContext, d: &Delivery, r: &Ready) -> Decision {
         stage: None,
         result: Err(f),
     };
-    match not_stored(ctx, d, &r.env).await {
+    match not_stored(ctx, d, &r.env, marks).await {
         Ok(None) => {}
         Ok(Some(why)) => {
             return Decision {
@@ -273,11 +302,21 @@ async fn decide(ctx: &FhirRouterContext, d: &Delivery, r: &Ready) -> Decision {
 /// request; when it does not yet, the commit is in flight, so wait for it up
 /// to [`COMMIT_GRACE`] after receipt (the server gives up on the store well
 /// before that), keeping the delivery alive meanwhile.
-async fn not_stored(ctx: &FhirRouterContext, d: &Delivery, env: &Envelope) -> Result<Option<String>, Failure> {
+async fn not_stored(
+    ctx: &FhirRouterContext,
+    d: &Delivery,
+    env: &Envelope,
+    marks: &HashMap<String, FhirRequestState>,
+) -> Result<Option<String>, Failure> {
     let request = env.id.to_string();
     let mut last_renew = std::time::Instant::now();
+    let mut read_ahead = marks.get(&request).cloned();
     loop {
-        match ctx.store.fhir().fhir_request(&request).await? {
+        let mark = match read_ahead.take() {
+            Some(mark) => Some(mark),
+            None => ctx.store.fhir().fhir_request(&request).await?,
+        };
+        match mark {
             Some(FhirRequestState::Committed) => return Ok(None),
             Some(FhirRequestState::Refused(why)) => {
                 return Ok(Some(format!(

@@ -9,6 +9,8 @@
 //! (HTTP 409/412), never retried. Identifiers are unique per resource type,
 //! so two clients creating the same patient at once end with one resource.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -138,6 +140,18 @@ pub trait FhirStore: Send + Sync {
 
     /// What became of `request`; None when nothing is known (yet).
     async fn fhir_request(&self, request: &str) -> Result<Option<FhirRequestState>, StoreError>;
+
+    /// What became of each of `requests` that something is known about, by
+    /// id (as [`fhir_request`](Self::fhir_request) for each).
+    async fn fhir_requests(&self, requests: &[String]) -> Result<HashMap<String, FhirRequestState>, StoreError> {
+        let mut out = HashMap::with_capacity(requests.len());
+        for r in requests {
+            if let Some(state) = self.fhir_request(r).await? {
+                out.insert(r.clone(), state);
+            }
+        }
+        Ok(out)
+    }
 
     /// The current version of the resource, or None.
     async fn fhir_read(&self, resource_type: &str, id: &str) -> Result<Option<FhirRow>, StoreError>;

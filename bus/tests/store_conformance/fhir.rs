@@ -471,6 +471,17 @@ pub async fn fhir_request_marks_follow_the_transaction(h: &Harness) {
         fhir.fhir_request("r3").await.expect("read"),
         Some(FhirRequestState::Committed)
     );
+    // Read together: what each single read says, nothing for an unknown id.
+    let ids: Vec<String> = ["r1", "r2", "r3", "unknown"].iter().map(|r| r.to_string()).collect();
+    let marks = fhir.fhir_requests(&ids).await.expect("read marks");
+    assert_eq!(marks.len(), 3, "{marks:?}");
+    assert_eq!(marks.get("r1"), Some(&FhirRequestState::Committed));
+    assert_eq!(
+        marks.get("r2"),
+        Some(&FhirRequestState::Refused("Patient/p1 already exists".into()))
+    );
+    assert_eq!(marks.get("r3"), Some(&FhirRequestState::Committed));
+    assert!(fhir.fhir_requests(&[]).await.expect("read none").is_empty());
 }
 
 pub async fn fhir_commit_many_isolates_a_failing_request(h: &Harness) {
@@ -497,6 +508,12 @@ pub async fn fhir_commit_many_isolates_a_failing_request(h: &Harness) {
             Some(FhirRequestState::Committed)
         );
     }
+    // Their identifiers are claimed with them.
+    assert_eq!(search(h, PATIENT, Some(MRN), "M2", 10).await, vec!["p2".to_string()]);
+    assert_eq!(
+        conflict(h, &[patient("other", "M1")]).await,
+        "an identifier of Patient/other is already held by Patient/p1"
+    );
     // The middle one claims an MRN p1 holds: it alone fails, the others are written and marked.
     let out = fhir
         .fhir_commit_many(&[
@@ -530,4 +547,28 @@ pub async fn fhir_commit_many_isolates_a_failing_request(h: &Harness) {
         out[0].is_ok() && matches!(out[1], Err(StoreError::Conflict(_))),
         "{out:?}"
     );
+    assert_eq!(read(h, PATIENT, "p7").await, None);
+    // Two requests of one batch creating one id, and a request marked already:
+    // each fails alone, the rest is written with its identifiers.
+    let out = fhir
+        .fhir_commit_many(&[
+            commit("d1", vec![patient("p8", "M8")]),
+            commit("d2", vec![patient("p8", "M9")]),
+            commit("a1", vec![patient("p10", "M10")]),
+            commit("d4", vec![patient("p11", "M11"), patient("p12", "M12")]),
+        ])
+        .await;
+    assert!(out[0].is_ok() && out[3].is_ok(), "{out:?}");
+    assert!(
+        matches!(&out[1], Err(StoreError::Conflict(m)) if m.contains("p8")),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out[2], Err(StoreError::Conflict(m)) if m.contains("a1")),
+        "{out:?}"
+    );
+    assert_eq!(read(h, PATIENT, "p10").await, None);
+    assert_eq!(search(h, PATIENT, Some(MRN), "M9", 10).await, Vec::<String>::new());
+    assert_eq!(search(h, PATIENT, Some(MRN), "M12", 10).await, vec!["p12".to_string()]);
+    assert_eq!(fhir.fhir_request("d2").await.expect("read"), None);
 }

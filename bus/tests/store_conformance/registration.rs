@@ -436,9 +436,27 @@ pub async fn registration_batch_applies_in_order_like_one_by_one(h: &Harness) {
                 merge("urn:mrn|P1", &["urn:mrn|P2", "urn:mrn|P3"]),
             ],
         ),
+        // Patients of different events written together: an identifier
+        // moving to another patient, the same patient again.
+        (
+            ev("patient.registered"),
+            vec![upsert_patient("urn:mrn|P4", &[(Some("urn:mrn"), "X")], "Four")],
+        ),
+        (
+            ev("patient.registered"),
+            vec![upsert_patient(
+                "urn:mrn|P5",
+                &[(Some("urn:mrn"), "X"), (None, "Y")],
+                "Five",
+            )],
+        ),
+        (
+            ev("patient.updated"),
+            vec![upsert_patient("urn:mrn|P4", &[(Some("urn:mrn"), "Z")], "Four again")],
+        ),
     ];
     let r = h.store.registration();
-    assert_eq!(r.apply_registrations(&batch).await.expect("batch"), [true; 6]);
+    assert_eq!(r.apply_registrations(&batch).await.expect("batch"), [true; 9]);
 
     let one_by_one = twin(h).await;
     for (e, changes) in &batch {
@@ -449,7 +467,7 @@ pub async fn registration_batch_applies_in_order_like_one_by_one(h: &Harness) {
             .await
             .expect("apply"));
     }
-    let keys = ["urn:mrn|P1", "urn:mrn|P2", "urn:mrn|P3"];
+    let keys = ["urn:mrn|P1", "urn:mrn|P2", "urn:mrn|P3", "urn:mrn|P4", "urn:mrn|P5"];
     let got = snapshot(h, &keys).await;
     assert_eq!(got, snapshot(&one_by_one, &keys).await);
     one_by_one.store.close().await;
@@ -464,6 +482,14 @@ pub async fn registration_batch_applies_in_order_like_one_by_one(h: &Harness) {
     let encs: Vec<_> = encs.iter().map(|e| (e.key.as_str(), e.status.as_str())).collect();
     assert_eq!(encs, [("V1", "finished"), ("V2", "in-progress")]);
     assert_eq!(key_of(h, Some("urn:mrn"), "P2").await.as_deref(), Some("urn:mrn|P1"));
+    assert_eq!(key_of(h, Some("urn:mrn"), "X").await.as_deref(), Some("urn:mrn|P5"));
+    assert_eq!(key_of(h, None, "Y").await.as_deref(), Some("urn:mrn|P5"));
+    assert_eq!(key_of(h, Some("urn:mrn"), "Z").await.as_deref(), Some("urn:mrn|P4"));
+    let p4 = r.patient("urn:mrn|P4").await.expect("patient").expect("stored");
+    assert_eq!(
+        (p4.version, p4.resource["name"][0]["family"].clone()),
+        (2, json!("Four again"))
+    );
     for (e, _) in &batch {
         assert_eq!(
             h.store.events_for(e.correlation_id).await.expect("events"),

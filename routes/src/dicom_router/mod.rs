@@ -135,7 +135,11 @@ impl Stage for DicomRouterContext {
         r.lane.clone()
     }
 
-    fn decide<'a>(&'a self, _: &'a Delivery, r: &'a Ready) -> impl Future<Output = Decision> + Send + 'a {
+    type Ahead = ();
+
+    async fn look_ahead<'a>(&'a self, _: Vec<&'a Ready>) {}
+
+    fn decide<'a>(&'a self, _: &'a Delivery, r: &'a Ready, _: &'a ()) -> impl Future<Output = Decision> + Send + 'a {
         decide(self, r)
     }
 }

@@ -17,6 +17,78 @@ use crate::store::{
     EncounterRow, EventRecord, PatientRow, RegistrationChange, RegistrationStore, StoreError, MAX_MERGE_HOPS,
 };
 
+/// Patient upserts gathered to be written in one statement: consecutive
+/// ones with distinct keys and distinct identifiers (one statement may not
+/// update the same row twice), so the result is the one-by-one result.
+#[derive(Default)]
+struct Upserts<'a> {
+    keys: Vec<&'a str>,
+    resources: Vec<Json<&'a serde_json::Value>>,
+    /// (patient key, system as stored, value) of every identifier.
+    identifiers: Vec<(&'a str, &'a str, &'a str)>,
+}
+
+impl<'a> Upserts<'a> {
+    /// False when `key` or one of `identifiers` is in the group already.
+    fn fits(&self, key: &str, identifiers: &[(Option<String>, String)]) -> bool {
+        !self.keys.contains(&key)
+            && identifiers.iter().all(|(s, v)| {
+                let s = system_text(s.as_deref());
+                !self
+                    .identifiers
+                    .iter()
+                    .any(|(k, gs, gv)| *k != key && *gs == s && *gv == v)
+            })
+    }
+
+    fn push(&mut self, key: &'a str, resource: &'a serde_json::Value, identifiers: &'a [(Option<String>, String)]) {
+        self.keys.push(key);
+        self.resources.push(Json(resource));
+        for (system, value) in identifiers {
+            let system = system_text(system.as_deref());
+            // Each identifier once per patient.
+            if !self
+                .identifiers
+                .iter()
+                .any(|(k, s, v)| *k == key && *s == system && *v == value)
+            {
+                self.identifiers.push((key, system, value));
+            }
+        }
+    }
+
+    /// Writes the group (one round trip: the patients, then their
+    /// identifiers, which read the patients' keys so are written after) and
+    /// empties it.
+    async fn flush(&mut self, tx: &mut PgConnection, now: DateTime<Utc>) -> Result<(), StoreError> {
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "WITH p AS (INSERT INTO patients (key, resource, merged_into, version, updated_at) \
+             SELECT b.k, b.r, NULL, 1, $3 FROM UNNEST($1::text[], $2::jsonb[]) WITH ORDINALITY AS b(k, r, ord) \
+             ORDER BY b.ord \
+             ON CONFLICT (key) DO UPDATE SET resource = EXCLUDED.resource, \
+             version = patients.version + 1, updated_at = EXCLUDED.updated_at RETURNING key) \
+             INSERT INTO patient_identifiers (system, value, patient_key) \
+             SELECT i.s, i.v, p.key FROM UNNEST($4::text[], $5::text[], $6::text[]) WITH ORDINALITY \
+             AS i(k, s, v, ord) JOIN p ON p.key = i.k ORDER BY i.ord \
+             ON CONFLICT (system, value) DO UPDATE SET patient_key = EXCLUDED.patient_key",
+        )
+        .bind(&self.keys)
+        .bind(&self.resources)
+        .bind(now)
+        .bind(self.identifiers.iter().map(|i| i.0).collect::<Vec<_>>())
+        .bind(self.identifiers.iter().map(|i| i.1).collect::<Vec<_>>())
+        .bind(self.identifiers.iter().map(|i| i.2).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        *self = Upserts::default();
+        Ok(())
+    }
+}
+
 /// Applies one change inside the caller's transaction.
 async fn apply(tx: &mut PgConnection, change: &RegistrationChange, now: DateTime<Utc>) -> Result<(), StoreError> {
     match change {
@@ -25,35 +97,9 @@ async fn apply(tx: &mut PgConnection, change: &RegistrationChange, now: DateTime
             identifiers,
             resource,
         } => {
-            // One round trip: the patient, then its identifiers (reading the
-            // patient's key, so written after it). Each identifier once: one
-            // statement may not update the same row twice.
-            let mut systems: Vec<&str> = Vec::with_capacity(identifiers.len());
-            let mut values: Vec<&str> = Vec::with_capacity(identifiers.len());
-            for (system, value) in identifiers {
-                let system = system_text(system.as_deref());
-                if !systems.iter().zip(&values).any(|(s, v)| *s == system && *v == value) {
-                    systems.push(system);
-                    values.push(value);
-                }
-            }
-            sqlx::query(
-                "WITH p AS (INSERT INTO patients (key, resource, merged_into, version, updated_at) \
-                 VALUES ($1, $2, NULL, 1, $3) \
-                 ON CONFLICT (key) DO UPDATE SET resource = EXCLUDED.resource, \
-                 version = patients.version + 1, updated_at = EXCLUDED.updated_at RETURNING key) \
-                 INSERT INTO patient_identifiers (system, value, patient_key) \
-                 SELECT i.system, i.value, p.key FROM p, UNNEST($4::text[], $5::text[]) AS i (system, value) \
-                 ON CONFLICT (system, value) DO UPDATE SET patient_key = EXCLUDED.patient_key",
-            )
-            .bind(key)
-            .bind(Json(resource))
-            .bind(now)
-            .bind(&systems)
-            .bind(&values)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            let mut one = Upserts::default();
+            one.push(key, resource, identifiers);
+            one.flush(tx, now).await?;
         }
         RegistrationChange::UpsertEncounter {
             key,
@@ -210,14 +256,32 @@ impl RegistrationStore for PostgresStore {
         // until the first commits, then inserts nothing: changes apply once.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let out = insert_events(&mut tx, batch, now).await?;
+        // Dropping `tx` on an error rolls the whole batch back.
+        let mut upserts = Upserts::default();
         for ((_, changes), new) in batch.iter().zip(&out) {
-            if *new {
-                for change in changes {
-                    // Dropping `tx` on an error rolls the whole batch back.
-                    apply(&mut tx, change, now).await?;
+            if !*new {
+                continue;
+            }
+            for change in changes {
+                match change {
+                    RegistrationChange::UpsertPatient {
+                        key,
+                        identifiers,
+                        resource,
+                    } => {
+                        if !upserts.fits(key, identifiers) {
+                            upserts.flush(&mut tx, now).await?;
+                        }
+                        upserts.push(key, resource, identifiers);
+                    }
+                    other => {
+                        upserts.flush(&mut tx, now).await?;
+                        apply(&mut tx, other, now).await?;
+                    }
                 }
             }
         }
+        upserts.flush(&mut tx, now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)
     }
