@@ -427,3 +427,46 @@ async fn apply_in_place<A: DomainActor>(name: &str, addr: &Addr<A>, apply: Apply
     }
     Err(last)
 }
+
+#[cfg(test)]
+mod filter_tests {
+    use crate::{billing, imaging, orders, registration, results};
+
+    /// True when the concrete `subject` lies under `filter` (an exact subject
+    /// or a prefix ending in `>`: the only shapes the services use).
+    fn under(filter: &str, subject: &str) -> bool {
+        match filter.strip_suffix('>') {
+            Some(prefix) => subject.starts_with(prefix) && subject.len() > prefix.len(),
+            None => subject == filter,
+        }
+    }
+
+    #[test]
+    fn every_service_filter_takes_every_kind_it_applies() {
+        let services = [
+            (registration::feed_spec(), registration::KINDS.to_vec()),
+            (orders::feed_spec(), orders::KINDS.to_vec()),
+            (results::feed_spec(), results::KINDS.to_vec()),
+            (billing::feed_spec(), billing::KINDS.to_vec()),
+            (imaging::feed_spec(), imaging::KINDS.to_vec()),
+        ];
+        for (spec, kinds) in services {
+            assert_eq!(spec.kinds, kinds, "{}", spec.name);
+            for kind in kinds {
+                let subject = kind.subject().to_string();
+                assert!(
+                    under(&spec.filter, &subject),
+                    "{}: filter {} misses {subject}",
+                    spec.name,
+                    spec.filter
+                );
+            }
+        }
+        // Narrowed where one filter can say it (one filter per consumer before NATS 2.10).
+        assert_eq!(results::feed_spec().filter, "medbus.events.result.>");
+        assert_eq!(
+            imaging::feed_spec().filter,
+            "medbus.events.imaging.instance-stored"
+        );
+    }
+}

@@ -49,11 +49,11 @@ pub const RESOURCE_TYPE: &str = "ImagingStudy";
 /// The event kinds this service applies (it raises `imaging.study-completed` itself).
 pub const KINDS: [EventKind; 1] = [EventKind::ImagingInstanceStored];
 
-/// Its feed: durable consumer `imaging` on every event, keeping the kind above.
+/// Its feed: durable consumer `imaging` on the one subject of the kind above.
 pub fn feed_spec() -> FeedSpec {
     FeedSpec {
         name: SERVICE.into(),
-        filter: "medbus.events.>".into(),
+        filter: EventKind::ImagingInstanceStored.subject().to_string(),
         kinds: KINDS.to_vec(),
         lanes: 16,
     }

@@ -34,11 +34,12 @@ pub const SERVICE: &str = "results";
 /// The event kinds this service applies.
 pub const KINDS: [EventKind; 2] = [EventKind::ResultReported, EventKind::ResultCorrected];
 
-/// Its feed: durable consumer `results` on every event, keeping the kinds above.
+/// Its feed: durable consumer `results` on the result events only (every
+/// other event would be delivered, skipped and acked: backbone work for nothing).
 pub fn feed_spec() -> FeedSpec {
     FeedSpec {
         name: SERVICE.into(),
-        filter: "medbus.events.>".into(),
+        filter: "medbus.events.result.>".into(),
         kinds: KINDS.to_vec(),
         lanes: 16,
     }
