@@ -122,6 +122,7 @@ conformance!(
     concurrent_inserts,
     batch_insert_reports_each_outcome_in_order,
     batch_stages_are_all_or_nothing,
+    record_messages_keeps_each_with_its_outcome,
     registration_upsert_reads_back,
     registration_redelivery_changes_nothing,
     registration_version_increments_on_replace,

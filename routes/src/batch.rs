@@ -14,6 +14,11 @@
 //!    settled: ack, nak with a growing delay, or dead-letter. A delivery whose
 //!    events are out but whose outcome was not recorded is delivered again
 //!    (publishing is idempotent by dedupe id).
+//!
+//! A stage whose messages have no control id ([`Stage::RECORD_FIRST`] false,
+//! the FHIR router) skips step 2: only a redelivery of the same id can repeat
+//! a message, so each message is recorded once, with its outcome, in step 4's
+//! transaction — one transaction per batch and one write per row.
 
 use std::future::Future;
 use std::time::Duration;
@@ -39,6 +44,12 @@ pub(crate) trait Stage: Sync {
     const PROTOCOL: &'static str;
     /// Lanes a batch is spread over.
     const LANES: usize;
+    /// True when a copy of a message can arrive under another id (a control
+    /// id the store dedupes by): messages are recorded before deciding, as
+    /// step 2 says. False when only a redelivery of the same id can repeat a
+    /// message: each message is recorded once, with its outcome, after
+    /// deciding (one transaction per batch, no second write of the row).
+    const RECORD_FIRST: bool;
     /// The store messages and outcomes are recorded in.
     fn store(&self) -> &SharedStore;
     /// Reads a delivery; an error is settled at once (a permanent one dead-letters).
@@ -73,6 +84,9 @@ pub(crate) async fn route_batch<S: Stage>(stage: &S, batch: Vec<Delivery>) {
     if ready.is_empty() {
         return;
     }
+    if !S::RECORD_FIRST {
+        return decide_then_record(stage, ready).await;
+    }
     let records: Vec<NewMessage> = ready.iter().map(|(_, r)| S::record(r).clone()).collect();
     let inserted = match stage.store().insert_messages(&records).await {
         Ok(out) => out,
@@ -96,9 +110,43 @@ pub(crate) async fn route_batch<S: Stage>(stage: &S, batch: Vec<Delivery>) {
             _ => fresh.push((d, r)),
         }
     }
-    let ahead = stage.look_ahead(fresh.iter().map(|(_, r)| r).collect()).await;
+    let decided = decide_in_lanes(stage, fresh).await;
+    let stages: Vec<StageOutcome> = decided.iter().filter_map(|(_, dec)| dec.stage.clone()).collect();
+    let recorded = if stages.is_empty() {
+        Ok(())
+    } else {
+        stage.store().record_stages(&stages).await.map_err(|e| e.to_string())
+    };
+    settle_decided::<S>(decided, recorded).await;
+}
+
+/// The batch of a stage that records after deciding: decide every delivery,
+/// then record each message with its outcome in one transaction (a delivery
+/// that failed transiently is recorded as received, to be decided again).
+async fn decide_then_record<S: Stage>(stage: &S, ready: Vec<(Delivery, S::Ready)>) {
+    let mut records: Vec<NewMessage> = ready.iter().map(|(_, r)| S::record(r).clone()).collect();
+    let decided = decide_in_lanes(stage, ready).await;
+    let stages: Vec<StageOutcome> = decided.iter().filter_map(|(_, dec)| dec.stage.clone()).collect();
+    for outcome in &stages {
+        if let Some(m) = records.iter_mut().find(|m| m.id == outcome.message_id) {
+            m.status = outcome.status;
+            m.error = outcome.error.clone();
+        }
+    }
+    let recorded = stage
+        .store()
+        .record_messages(&records, &stages)
+        .await
+        .map_err(|e| e.to_string());
+    settle_decided::<S>(decided, recorded).await;
+}
+
+/// Decides deliveries lane by lane after reading what the batch needs
+/// ([`Stage::look_ahead`]); a lane stops at its first transient failure.
+async fn decide_in_lanes<S: Stage>(stage: &S, ready: Vec<(Delivery, S::Ready)>) -> Vec<(Delivery, Decision)> {
+    let ahead = stage.look_ahead(ready.iter().map(|(_, r)| r).collect()).await;
     let ahead = &ahead;
-    let lanes = split_by_key(fresh, S::LANES, |(d, r)| S::lane_key(d, r));
+    let lanes = split_by_key(ready, S::LANES, |(d, r)| S::lane_key(d, r));
     let decided: Vec<Vec<(Delivery, Decision)>> = futures::future::join_all(lanes.into_iter().map(|lane| async move {
         let mut out = Vec::with_capacity(lane.len());
         let mut stopped: Option<String> = None;
@@ -120,13 +168,11 @@ pub(crate) async fn route_batch<S: Stage>(stage: &S, batch: Vec<Delivery>) {
         out
     }))
     .await;
-    let decided: Vec<(Delivery, Decision)> = decided.into_iter().flatten().collect();
-    let stages: Vec<StageOutcome> = decided.iter().filter_map(|(_, dec)| dec.stage.clone()).collect();
-    let recorded = if stages.is_empty() {
-        Ok(())
-    } else {
-        stage.store().record_stages(&stages).await.map_err(|e| e.to_string())
-    };
+    decided.into_iter().flatten().collect()
+}
+
+/// Settles decided deliveries once their outcomes were recorded (or not).
+async fn settle_decided<S: Stage>(decided: Vec<(Delivery, Decision)>, recorded: Result<(), String>) {
     futures::future::join_all(decided.into_iter().map(|(d, dec)| {
         let result = match (&recorded, dec.result) {
             // Events are out but the outcome is not recorded: deliver again (publishing is idempotent).

@@ -99,6 +99,8 @@ impl Stage for FhirRouterContext {
     type Ready = Ready;
     const PROTOCOL: &'static str = "fhir";
     const LANES: usize = LANES;
+    // No control id: only a redelivery of the same id repeats a request.
+    const RECORD_FIRST: bool = false;
 
     fn store(&self) -> &SharedStore {
         &self.store

@@ -345,6 +345,22 @@ pub trait Store: Send + Sync + 'static {
     /// rolls all of them back.
     async fn record_stages(&self, records: &[StageOutcome]) -> Result<(), StoreError>;
 
+    /// Keeps messages whose stage already decided, with their outcomes, in
+    /// one transaction: each message as [`Store::insert_messages`] keeps it
+    /// (its status and error as given), then each outcome as
+    /// [`Store::record_stages`] records it. A message kept before (the same
+    /// id delivered again) takes the outcome. The default takes two
+    /// transactions; a store overrides it to write each row once.
+    async fn record_messages(&self, ms: &[NewMessage], outcomes: &[StageOutcome]) -> Result<(), StoreError> {
+        if !ms.is_empty() {
+            self.insert_messages(ms).await?;
+        }
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        self.record_stages(outcomes).await
+    }
+
     /// The message with its stages, or None.
     async fn get_message(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError>;
 

@@ -490,3 +490,94 @@ pub async fn batch_stages_are_all_or_nothing(h: &Harness) {
         (MessageStatus::Processed, None, 3)
     );
 }
+
+pub async fn record_messages_keeps_each_with_its_outcome(h: &Harness) {
+    let s = &h.store;
+    let outcome = |id, status, error: Option<&str>| StageOutcome {
+        message_id: id,
+        stage: "router".into(),
+        status,
+        error: error.map(str::to_string),
+    };
+    let with = |mut m: NewMessage, status, error: Option<&str>| {
+        m.status = status;
+        m.error = error.map(str::to_string);
+        m
+    };
+    let a = msg("fhir", None, base());
+    let b = msg("fhir", None, base() + secs(1));
+    let waiting = msg("fhir", None, base() + secs(2));
+    s.record_messages(
+        &[
+            with(a.clone(), MessageStatus::Processed, None),
+            with(b.clone(), MessageStatus::DeadLettered, Some("no mapping")),
+            waiting.clone(),
+        ],
+        &[
+            outcome(a.id, MessageStatus::Processed, None),
+            outcome(b.id, MessageStatus::DeadLettered, Some("no mapping")),
+        ],
+    )
+    .await
+    .expect("record");
+    let view = |m: StoredMessage| {
+        let stages: Vec<_> = m
+            .stages
+            .iter()
+            .map(|r| (r.stage.clone(), r.status, r.error.clone(), r.attempts))
+            .collect();
+        (m.status, m.error, stages)
+    };
+    let get = |id| async move { s.get_message(id).await.expect("get").expect("stored") };
+    assert_eq!(
+        view(get(a.id).await),
+        (
+            MessageStatus::Processed,
+            None,
+            vec![("router".into(), MessageStatus::Processed, None, 1)]
+        )
+    );
+    assert_eq!(
+        view(get(b.id).await),
+        (
+            MessageStatus::DeadLettered,
+            Some("no mapping".into()),
+            vec![(
+                "router".into(),
+                MessageStatus::DeadLettered,
+                Some("no mapping".into()),
+                1
+            )]
+        )
+    );
+    assert_eq!(view(get(waiting.id).await), (MessageStatus::Received, None, vec![]));
+    assert_eq!(get(a.id).await.message.raw, a.raw);
+    // Delivered again (the same ids): the kept rows take the new outcome, not a second row.
+    s.record_messages(
+        &[
+            with(waiting.clone(), MessageStatus::Processed, None),
+            with(a.clone(), MessageStatus::Processed, None),
+        ],
+        &[
+            outcome(waiting.id, MessageStatus::Processed, None),
+            outcome(a.id, MessageStatus::Processed, None),
+        ],
+    )
+    .await
+    .expect("record again");
+    assert_eq!(
+        view(get(waiting.id).await),
+        (
+            MessageStatus::Processed,
+            None,
+            vec![("router".into(), MessageStatus::Processed, None, 1)]
+        )
+    );
+    assert_eq!(get(a.id).await.stages[0].attempts, 2);
+    assert_eq!(
+        ids(s, MessageFilter::default()).await.len(),
+        3,
+        "no second row for a message delivered again"
+    );
+    s.record_messages(&[], &[]).await.expect("nothing to record");
+}

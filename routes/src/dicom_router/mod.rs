@@ -118,6 +118,8 @@ impl Stage for DicomRouterContext {
     type Ready = Ready;
     const PROTOCOL: &'static str = "dicom";
     const LANES: usize = LANES;
+    // A resent instance comes under a new id: the SOP Instance UID (control id) finds it.
+    const RECORD_FIRST: bool = true;
 
     fn store(&self) -> &SharedStore {
         &self.store

@@ -111,7 +111,6 @@ pub(super) async fn record_stages(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let ids: Vec<Uuid> = records.iter().map(|r| r.message_id).collect();
-    let stages: Vec<&str> = records.iter().map(|r| r.stage.as_str()).collect();
     let statuses: Vec<&str> = records.iter().map(|r| r.status.as_str()).collect();
     let errors: Vec<Option<&str>> = records.iter().map(|r| r.error.as_deref()).collect();
     // Updating the messages first locks their rows, as one by one does.
@@ -136,6 +135,20 @@ pub(super) async fn record_stages(
             )));
         }
     }
+    upsert_stages(tx, records, now).await
+}
+
+/// The stage rows of `records` (attempts += 1 on a row already there),
+/// without touching the messages: for messages inserted with their outcome.
+pub(super) async fn upsert_stages(
+    tx: &mut PgConnection,
+    records: &[StageOutcome],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = records.iter().map(|r| r.message_id).collect();
+    let stages: Vec<&str> = records.iter().map(|r| r.stage.as_str()).collect();
+    let statuses: Vec<&str> = records.iter().map(|r| r.status.as_str()).collect();
+    let errors: Vec<Option<&str>> = records.iter().map(|r| r.error.as_deref()).collect();
     sqlx::query(
         "INSERT INTO message_stages (message_id, stage, status, error, attempts, first_at, updated_at) \
          SELECT id, stage, status, error, 1, $5, $5 \

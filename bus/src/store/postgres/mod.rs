@@ -11,6 +11,8 @@ mod fhir;
 mod registration;
 mod rows;
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
@@ -248,6 +250,39 @@ impl Store for PostgresStore {
             batch::record_stages(&mut tx, records, now).await?;
         } else {
             for r in records {
+                record_one(&mut tx, r, now).await?;
+            }
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn record_messages(&self, ms: &[NewMessage], outcomes: &[StageOutcome]) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let inserted = match ms {
+            [] => Vec::new(),
+            [m] => vec![insert_one(&mut tx, m).await?],
+            _ => batch::insert_messages(&mut tx, ms).await?,
+        };
+        if batch::set_based(outcomes) {
+            // A message inserted now carries its outcome already: only its
+            // stage row is written. One kept before is updated as well.
+            let fresh: HashSet<Uuid> = ms
+                .iter()
+                .zip(&inserted)
+                .filter(|(_, o)| matches!(o, InsertOutcome::Inserted))
+                .map(|(m, _)| m.id)
+                .collect();
+            let (new, old): (Vec<StageOutcome>, Vec<StageOutcome>) =
+                outcomes.iter().cloned().partition(|o| fresh.contains(&o.message_id));
+            if !new.is_empty() {
+                batch::upsert_stages(&mut tx, &new, now).await?;
+            }
+            if !old.is_empty() {
+                batch::record_stages(&mut tx, &old, now).await?;
+            }
+        } else {
+            for r in outcomes {
                 record_one(&mut tx, r, now).await?;
             }
         }
