@@ -89,18 +89,31 @@ impl<'a> Upserts<'a> {
     }
 }
 
-/// Applies one change inside the caller's transaction.
-async fn apply(tx: &mut PgConnection, change: &RegistrationChange, now: DateTime<Utc>) -> Result<(), StoreError> {
-    match change {
-        RegistrationChange::UpsertPatient {
-            key,
-            identifiers,
-            resource,
-        } => {
-            let mut one = Upserts::default();
-            one.push(key, resource, identifiers);
-            one.flush(tx, now).await?;
+/// Applies one change inside the caller's transaction, in order with the
+/// ones before it: a patient upsert joins `upserts` (written when the group
+/// ends), any other change first writes the group, then itself.
+async fn apply<'a>(
+    tx: &mut PgConnection,
+    upserts: &mut Upserts<'a>,
+    change: &'a RegistrationChange,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if let RegistrationChange::UpsertPatient {
+        key,
+        identifiers,
+        resource,
+    } = change
+    {
+        if !upserts.fits(key, identifiers) {
+            upserts.flush(tx, now).await?;
         }
+        upserts.push(key, resource, identifiers);
+        return Ok(());
+    }
+    upserts.flush(tx, now).await?;
+    match change {
+        // Joined the group above.
+        RegistrationChange::UpsertPatient { .. } => {}
         RegistrationChange::UpsertEncounter {
             key,
             patient_key,
@@ -263,22 +276,7 @@ impl RegistrationStore for PostgresStore {
                 continue;
             }
             for change in changes {
-                match change {
-                    RegistrationChange::UpsertPatient {
-                        key,
-                        identifiers,
-                        resource,
-                    } => {
-                        if !upserts.fits(key, identifiers) {
-                            upserts.flush(&mut tx, now).await?;
-                        }
-                        upserts.push(key, resource, identifiers);
-                    }
-                    other => {
-                        upserts.flush(&mut tx, now).await?;
-                        apply(&mut tx, other, now).await?;
-                    }
-                }
+                apply(&mut tx, &mut upserts, change, now).await?;
             }
         }
         upserts.flush(&mut tx, now).await?;
