@@ -464,9 +464,6 @@ mod filter_tests {
         }
         // Narrowed where one filter can say it (one filter per consumer before NATS 2.10).
         assert_eq!(results::feed_spec().filter, "medbus.events.result.>");
-        assert_eq!(
-            imaging::feed_spec().filter,
-            "medbus.events.imaging.instance-stored"
-        );
+        assert_eq!(imaging::feed_spec().filter, "medbus.events.imaging.instance-stored");
     }
 }
