@@ -3,6 +3,8 @@
 //! from the first statement, so checking who holds an id or identifier and
 //! then writing cannot race with another writer.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
@@ -345,6 +347,24 @@ impl FhirStore for SqliteStore {
                 .await
                 .map_err(map_err)?;
         Ok(row.map(|(committed, reason)| request_state(committed != 0, reason)))
+    }
+
+    async fn fhir_requests(&self, requests: &[String]) -> Result<HashMap<String, FhirRequestState>, StoreError> {
+        if requests.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // One statement for the batch (each is a hop to the driver's worker thread).
+        let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, committed, reason FROM fhir_request WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json(&requests, "FHIR request ids")?)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, committed, reason)| (id, request_state(committed != 0, reason)))
+            .collect())
     }
 
     async fn fhir_read(&self, resource_type: &str, id: &str) -> Result<Option<FhirRow>, StoreError> {
