@@ -136,6 +136,54 @@ pub trait RegistrationStore: Send + Sync {
     async fn registration_counts(&self) -> Result<(u64, u64), StoreError>;
 }
 
+/// Patient upserts gathered to be written in one statement: consecutive
+/// ones with distinct keys and distinct identifiers (one statement may not
+/// update the same row twice), so the result is the one-by-one result.
+#[derive(Default)]
+pub(crate) struct PatientUpserts<'a> {
+    /// Patient keys, in order.
+    pub keys: Vec<&'a str>,
+    /// Their resources, in the same order.
+    pub resources: Vec<&'a serde_json::Value>,
+    /// (patient key, system as stored, value) of every identifier.
+    pub identifiers: Vec<(&'a str, &'a str, &'a str)>,
+}
+
+impl<'a> PatientUpserts<'a> {
+    /// False when `key` or one of `identifiers` (held by another key) is in the group already.
+    pub fn fits(&self, key: &str, identifiers: &[(Option<String>, String)]) -> bool {
+        !self.keys.contains(&key)
+            && identifiers.iter().all(|(s, v)| {
+                let s = system_text(s.as_deref());
+                !self
+                    .identifiers
+                    .iter()
+                    .any(|(k, gs, gv)| *k != key && *gs == s && *gv == v)
+            })
+    }
+
+    /// Adds one upsert (each identifier once).
+    pub fn push(&mut self, key: &'a str, resource: &'a serde_json::Value, identifiers: &'a [(Option<String>, String)]) {
+        self.keys.push(key);
+        self.resources.push(resource);
+        for (system, value) in identifiers {
+            let system = system_text(system.as_deref());
+            if !self
+                .identifiers
+                .iter()
+                .any(|(k, s, v)| *k == key && *s == system && *v == value)
+            {
+                self.identifiers.push((key, system, value));
+            }
+        }
+    }
+
+    /// True when nothing is gathered.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// The identifier system as stored: `None` is `''`.
 pub(crate) fn system_text(system: Option<&str>) -> &str {
     system.unwrap_or("")

@@ -12,60 +12,20 @@ use uuid::Uuid;
 
 use super::rows::map_err;
 use super::PostgresStore;
-use crate::store::registration::{chain_too_long, count, merged_keys, system_text};
+use crate::store::registration::{chain_too_long, count, merged_keys, system_text, PatientUpserts};
 use crate::store::{
     EncounterRow, EventRecord, PatientRow, RegistrationChange, RegistrationStore, StoreError, MAX_MERGE_HOPS,
 };
 
-/// Patient upserts gathered to be written in one statement: consecutive
-/// ones with distinct keys and distinct identifiers (one statement may not
-/// update the same row twice), so the result is the one-by-one result.
-#[derive(Default)]
-struct Upserts<'a> {
-    keys: Vec<&'a str>,
-    resources: Vec<Json<&'a serde_json::Value>>,
-    /// (patient key, system as stored, value) of every identifier.
-    identifiers: Vec<(&'a str, &'a str, &'a str)>,
-}
-
-impl<'a> Upserts<'a> {
-    /// False when `key` or one of `identifiers` is in the group already.
-    fn fits(&self, key: &str, identifiers: &[(Option<String>, String)]) -> bool {
-        !self.keys.contains(&key)
-            && identifiers.iter().all(|(s, v)| {
-                let s = system_text(s.as_deref());
-                !self
-                    .identifiers
-                    .iter()
-                    .any(|(k, gs, gv)| *k != key && *gs == s && *gv == v)
-            })
+/// Writes a [`PatientUpserts`] group (one round trip: the patients, then
+/// their identifiers, which read the patients' keys so are written after)
+/// and empties it.
+async fn flush(group: &mut PatientUpserts<'_>, tx: &mut PgConnection, now: DateTime<Utc>) -> Result<(), StoreError> {
+    if group.is_empty() {
+        return Ok(());
     }
-
-    fn push(&mut self, key: &'a str, resource: &'a serde_json::Value, identifiers: &'a [(Option<String>, String)]) {
-        self.keys.push(key);
-        self.resources.push(Json(resource));
-        for (system, value) in identifiers {
-            let system = system_text(system.as_deref());
-            // Each identifier once per patient.
-            if !self
-                .identifiers
-                .iter()
-                .any(|(k, s, v)| *k == key && *s == system && *v == value)
-            {
-                self.identifiers.push((key, system, value));
-            }
-        }
-    }
-
-    /// Writes the group (one round trip: the patients, then their
-    /// identifiers, which read the patients' keys so are written after) and
-    /// empties it.
-    async fn flush(&mut self, tx: &mut PgConnection, now: DateTime<Utc>) -> Result<(), StoreError> {
-        if self.keys.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "WITH p AS (INSERT INTO patients (key, resource, merged_into, version, updated_at) \
+    sqlx::query(
+        "WITH p AS (INSERT INTO patients (key, resource, merged_into, version, updated_at) \
              SELECT b.k, b.r, NULL, 1, $3 FROM UNNEST($1::text[], $2::jsonb[]) WITH ORDINALITY AS b(k, r, ord) \
              ORDER BY b.ord \
              ON CONFLICT (key) DO UPDATE SET resource = EXCLUDED.resource, \
@@ -74,19 +34,18 @@ impl<'a> Upserts<'a> {
              SELECT i.s, i.v, p.key FROM UNNEST($4::text[], $5::text[], $6::text[]) WITH ORDINALITY \
              AS i(k, s, v, ord) JOIN p ON p.key = i.k ORDER BY i.ord \
              ON CONFLICT (system, value) DO UPDATE SET patient_key = EXCLUDED.patient_key",
-        )
-        .bind(&self.keys)
-        .bind(&self.resources)
-        .bind(now)
-        .bind(self.identifiers.iter().map(|i| i.0).collect::<Vec<_>>())
-        .bind(self.identifiers.iter().map(|i| i.1).collect::<Vec<_>>())
-        .bind(self.identifiers.iter().map(|i| i.2).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        *self = Upserts::default();
-        Ok(())
-    }
+    )
+    .bind(&group.keys)
+    .bind(group.resources.iter().map(Json).collect::<Vec<_>>())
+    .bind(now)
+    .bind(group.identifiers.iter().map(|i| i.0).collect::<Vec<_>>())
+    .bind(group.identifiers.iter().map(|i| i.1).collect::<Vec<_>>())
+    .bind(group.identifiers.iter().map(|i| i.2).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    *group = PatientUpserts::default();
+    Ok(())
 }
 
 /// Applies one change inside the caller's transaction, in order with the
@@ -94,7 +53,7 @@ impl<'a> Upserts<'a> {
 /// ends), any other change first writes the group, then itself.
 async fn apply<'a>(
     tx: &mut PgConnection,
-    upserts: &mut Upserts<'a>,
+    upserts: &mut PatientUpserts<'a>,
     change: &'a RegistrationChange,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -105,12 +64,12 @@ async fn apply<'a>(
     } = change
     {
         if !upserts.fits(key, identifiers) {
-            upserts.flush(tx, now).await?;
+            flush(upserts, tx, now).await?;
         }
         upserts.push(key, resource, identifiers);
         return Ok(());
     }
-    upserts.flush(tx, now).await?;
+    flush(upserts, tx, now).await?;
     match change {
         // Joined the group above.
         RegistrationChange::UpsertPatient { .. } => {}
@@ -270,7 +229,7 @@ impl RegistrationStore for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let out = insert_events(&mut tx, batch, now).await?;
         // Dropping `tx` on an error rolls the whole batch back.
-        let mut upserts = Upserts::default();
+        let mut upserts = PatientUpserts::default();
         for ((_, changes), new) in batch.iter().zip(&out) {
             if !*new {
                 continue;
@@ -279,7 +238,7 @@ impl RegistrationStore for PostgresStore {
                 apply(&mut tx, &mut upserts, change, now).await?;
             }
         }
-        upserts.flush(&mut tx, now).await?;
+        flush(&mut upserts, &mut tx, now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)
     }

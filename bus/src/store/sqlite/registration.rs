@@ -9,44 +9,81 @@ use sqlx::SqliteConnection;
 
 use super::rows::{get, get_json, get_time, json, map_err, micros};
 use super::{insert_event, SqliteStore, BEGIN_WRITE};
-use crate::store::registration::{chain_too_long, count, merged_keys, system_text};
+use crate::store::registration::{chain_too_long, count, merged_keys, system_text, PatientUpserts};
 use crate::store::{
     EncounterRow, EventRecord, PatientRow, RegistrationChange, RegistrationStore, StoreError, MAX_MERGE_HOPS,
 };
 
-/// Applies one change inside the caller's write transaction (`now` in microseconds).
-async fn apply(tx: &mut SqliteConnection, change: &RegistrationChange, now: i64) -> Result<(), StoreError> {
-    match change {
-        RegistrationChange::UpsertPatient {
-            key,
-            identifiers,
-            resource,
-        } => {
-            sqlx::query(
-                "INSERT INTO patients (key, resource, merged_into, version, updated_at) \
-                 VALUES (?1, ?2, NULL, 1, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET resource = excluded.resource, \
-                 version = patients.version + 1, updated_at = excluded.updated_at",
-            )
-            .bind(key)
-            .bind(json(resource, "patient resource")?)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            for (system, value) in identifiers {
-                sqlx::query(
-                    "INSERT INTO patient_identifiers (system, value, patient_key) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (system, value) DO UPDATE SET patient_key = excluded.patient_key",
-                )
-                .bind(system_text(system.as_deref()))
-                .bind(value)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            }
+/// Writes a [`PatientUpserts`] group and empties it: two statements (the
+/// patients, then their identifiers), each row from a `json_each` over one
+/// parameter, instead of one per patient and one per identifier — every
+/// statement is a hop to the driver's worker thread.
+async fn flush(group: &mut PatientUpserts<'_>, tx: &mut SqliteConnection, now: i64) -> Result<(), StoreError> {
+    if group.is_empty() {
+        return Ok(());
+    }
+    let mut patients = Vec::with_capacity(group.keys.len());
+    for (key, resource) in group.keys.iter().zip(&group.resources) {
+        patients.push(serde_json::json!([key, json(resource, "patient resource")?]));
+    }
+    // `WHERE true`: SQLite's parser needs it between INSERT … SELECT and ON CONFLICT.
+    sqlx::query(
+        "INSERT INTO patients (key, resource, merged_into, version, updated_at) \
+         SELECT j.value ->> 0, j.value ->> 1, NULL, 1, ?2 FROM json_each(?1) AS j WHERE true ORDER BY j.key \
+         ON CONFLICT (key) DO UPDATE SET resource = excluded.resource, \
+         version = patients.version + 1, updated_at = excluded.updated_at",
+    )
+    .bind(json(&patients, "patients")?)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    if !group.identifiers.is_empty() {
+        let identifiers: Vec<serde_json::Value> = group
+            .identifiers
+            .iter()
+            .map(|(key, system, value)| serde_json::json!([system, value, key]))
+            .collect();
+        sqlx::query(
+            "INSERT INTO patient_identifiers (system, value, patient_key) \
+             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each(?1) AS j WHERE true ORDER BY j.key \
+             ON CONFLICT (system, value) DO UPDATE SET patient_key = excluded.patient_key",
+        )
+        .bind(json(&identifiers, "patient identifiers")?)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    }
+    *group = PatientUpserts::default();
+    Ok(())
+}
+
+/// Applies one change inside the caller's write transaction (`now` in
+/// microseconds), in order with the ones before it: a patient upsert joins
+/// `upserts` (written when the group ends), any other change first writes
+/// the group, then itself.
+async fn apply<'a>(
+    tx: &mut SqliteConnection,
+    upserts: &mut PatientUpserts<'a>,
+    change: &'a RegistrationChange,
+    now: i64,
+) -> Result<(), StoreError> {
+    if let RegistrationChange::UpsertPatient {
+        key,
+        identifiers,
+        resource,
+    } = change
+    {
+        if !upserts.fits(key, identifiers) {
+            flush(upserts, tx, now).await?;
         }
+        upserts.push(key, resource, identifiers);
+        return Ok(());
+    }
+    flush(upserts, tx, now).await?;
+    match change {
+        // Joined the group above.
+        RegistrationChange::UpsertPatient { .. } => {}
         RegistrationChange::UpsertEncounter {
             key,
             patient_key,
@@ -160,17 +197,19 @@ impl RegistrationStore for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
         let mut out = Vec::with_capacity(batch.len());
+        // Dropping `tx` on an error rolls the whole batch back.
+        let mut upserts = PatientUpserts::default();
         for (insert, (_, changes)) in inserts.into_iter().zip(batch) {
             let done = insert.execute(&mut *tx).await.map_err(map_err)?;
             let new = done.rows_affected() == 1;
             if new {
                 for change in changes {
-                    // Dropping `tx` on an error rolls the whole batch back.
-                    apply(&mut tx, change, now).await?;
+                    apply(&mut tx, &mut upserts, change, now).await?;
                 }
             }
             out.push(new);
         }
+        flush(&mut upserts, &mut tx, now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)
     }
