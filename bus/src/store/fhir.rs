@@ -217,6 +217,29 @@ pub(crate) fn stored_identifiers(w: &FhirWrite) -> Vec<(&str, &str)> {
     out
 }
 
+/// The rows a batch of creating requests wrote (version 1, `last_updated`),
+/// per request in order.
+pub(crate) fn created_rows(
+    requests: &[(Option<&str>, &[FhirWrite])],
+    last_updated: DateTime<Utc>,
+) -> Vec<Vec<FhirRow>> {
+    requests
+        .iter()
+        .map(|(_, writes)| {
+            writes
+                .iter()
+                .map(|w| FhirRow {
+                    resource_type: w.resource_type.clone(),
+                    id: w.id.clone(),
+                    version: 1,
+                    last_updated,
+                    resource: w.resource.clone(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The conflict of a request marked a second time.
 pub(crate) fn request_marked(request: &str) -> StoreError {
     StoreError::Conflict(format!("FHIR request {request} is marked committed or refused already"))

@@ -182,6 +182,31 @@ impl<'a> PatientUpserts<'a> {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+
+    /// True when the group must be written before `change` (which does not
+    /// fit in it, or is not a patient upsert).
+    pub fn must_flush_before(&self, change: &RegistrationChange) -> bool {
+        match change {
+            RegistrationChange::UpsertPatient { key, identifiers, .. } => !self.fits(key, identifiers),
+            _ => !self.is_empty(),
+        }
+    }
+
+    /// Takes `change` into the group when it is a patient upsert (true);
+    /// any other change is the caller's to apply (false).
+    pub fn absorb(&mut self, change: &'a RegistrationChange) -> bool {
+        match change {
+            RegistrationChange::UpsertPatient {
+                key,
+                identifiers,
+                resource,
+            } => {
+                self.push(key, resource, identifiers);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The identifier system as stored: `None` is `''`.

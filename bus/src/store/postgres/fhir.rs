@@ -21,8 +21,8 @@ use sqlx::{PgConnection, Row};
 use super::rows::map_err;
 use super::PostgresStore;
 use crate::store::fhir::{
-    id_taken, identifier_held, request_marked, request_state, stored_identifiers, unique_violation, validate,
-    version_moved,
+    created_rows, id_taken, identifier_held, request_marked, request_state, stored_identifiers, unique_violation,
+    validate, version_moved,
 };
 use crate::store::registration::count;
 use crate::store::{FhirCommit, FhirRequestState, FhirRow, FhirStore, FhirWrite, StoreError, WriteMode};
@@ -275,23 +275,7 @@ async fn create_all(
         return Ok(None);
     }
     tx.commit().await.map_err(map_err)?;
-    Ok(Some(
-        requests
-            .iter()
-            .map(|(_, writes)| {
-                writes
-                    .iter()
-                    .map(|w| FhirRow {
-                        resource_type: w.resource_type.clone(),
-                        id: w.id.clone(),
-                        version: 1,
-                        last_updated: now,
-                        resource: w.resource.clone(),
-                    })
-                    .collect()
-            })
-            .collect(),
-    ))
+    Ok(Some(created_rows(requests, now)))
 }
 
 /// One request's writes in one transaction (see [`write_requests`]).

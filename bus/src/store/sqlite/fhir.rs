@@ -13,8 +13,8 @@ use sqlx::SqliteConnection;
 use super::rows::{get, get_json, get_time, json, map_err, micros};
 use super::{SqliteStore, BEGIN_WRITE};
 use crate::store::fhir::{
-    id_taken, identifier_held, request_marked, request_state, stored_identifiers, unique_violation, validate,
-    version_moved,
+    created_rows, id_taken, identifier_held, request_marked, request_state, stored_identifiers, unique_violation,
+    validate, version_moved,
 };
 use crate::store::registration::count;
 use crate::store::{FhirCommit, FhirRequestState, FhirRow, FhirStore, FhirWrite, StoreError, WriteMode};
@@ -276,23 +276,7 @@ async fn create_all(
     }
     tx.commit().await.map_err(map_err)?;
     let last_updated = time(now)?;
-    Ok(Some(
-        requests
-            .iter()
-            .map(|(_, writes)| {
-                writes
-                    .iter()
-                    .map(|w| FhirRow {
-                        resource_type: w.resource_type.clone(),
-                        id: w.id.clone(),
-                        version: 1,
-                        last_updated,
-                        resource: w.resource.clone(),
-                    })
-                    .collect()
-            })
-            .collect(),
-    ))
+    Ok(Some(created_rows(requests, last_updated)))
 }
 
 /// One request's writes in one transaction (see [`write_requests`]).

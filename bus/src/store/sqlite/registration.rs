@@ -68,19 +68,12 @@ async fn apply<'a>(
     change: &'a RegistrationChange,
     now: i64,
 ) -> Result<(), StoreError> {
-    if let RegistrationChange::UpsertPatient {
-        key,
-        identifiers,
-        resource,
-    } = change
-    {
-        if !upserts.fits(key, identifiers) {
-            flush(upserts, tx, now).await?;
-        }
-        upserts.push(key, resource, identifiers);
+    if upserts.must_flush_before(change) {
+        flush(upserts, tx, now).await?;
+    }
+    if upserts.absorb(change) {
         return Ok(());
     }
-    flush(upserts, tx, now).await?;
     match change {
         // Joined the group above.
         RegistrationChange::UpsertPatient { .. } => {}
