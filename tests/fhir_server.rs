@@ -170,6 +170,29 @@ async fn fhir_create_read_search_conditional_transaction_and_malformed_input() {
     .await;
     let error = rejected.error.unwrap_or_default();
     assert!(error.contains("not stored"), "{error}");
+    // The created one is recorded processed, with its router stage, once.
+    let processed = medbus_bus::store::MessageFilter {
+        status: Some(medbus_bus::store::MessageStatus::Processed),
+        ..filter.clone()
+    };
+    let created_record = eventually("the created request recorded processed by the router", || {
+        let (store, processed) = (store.clone(), processed.clone());
+        async move { store.list_messages(&processed).await.unwrap().into_iter().next() }
+    })
+    .await;
+    let kept = store.get_message(created_record.id).await.unwrap().unwrap();
+    let stages: Vec<_> = kept
+        .stages
+        .iter()
+        .map(|s| (s.stage.as_str(), s.status, s.attempts))
+        .collect();
+    assert_eq!(
+        stages,
+        [("router", medbus_bus::store::MessageStatus::Processed, 1)],
+        "{kept:?}"
+    );
+    assert_eq!(kept.message.message_type.as_deref(), Some("create Patient"), "{kept:?}");
+    assert!(!kept.message.raw.is_empty());
 
     // Update by id, a stale If-Match, and a conditional update by identifier.
     let mut changed = read.clone();

@@ -63,7 +63,8 @@ pub(crate) trait Stage: Sync {
     type Ahead: Send + Sync;
     /// Reads [`Stage::Ahead`] for the deliveries about to be decided.
     fn look_ahead<'a>(&'a self, ready: Vec<&'a Self::Ready>) -> impl Future<Output = Self::Ahead> + Send + 'a;
-    /// Decides a recorded delivery: publishes its events, says what to record.
+    /// Decides a delivery (recorded already when [`Stage::RECORD_FIRST`]):
+    /// publishes its events, says what to record.
     fn decide<'a>(
         &'a self,
         d: &'a Delivery,

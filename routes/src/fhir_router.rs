@@ -6,11 +6,12 @@
 //! (ids assigned, references rewritten; `POST` entries were created, `PUT`
 //! ones updated). Deliveries go in lanes by the request's Patient (the
 //! `Medbus-Raw-Patient` header the server sets), one at a time per lane, so
-//! one patient's events keep the order of its requests. A fetched batch is
-//! recorded in one store transaction and its outcomes in another (one by one
-//! when the batch insert fails). For each delivery:
-//! 1. record the message in the store (raw bytes, channel, interaction);
-//!    a body the server refused is recorded as rejected and acked;
+//! one patient's events keep the order of its requests. The server's marks
+//! of a fetched batch's requests are read in one statement, and the batch's
+//! messages are recorded, each with its outcome, in one transaction after
+//! deciding (`batch`, [`Stage::RECORD_FIRST`] false: a request has no control
+//! id, only a redelivery of the same id repeats it). For each delivery:
+//! 1. a body the server refused is recorded as rejected and acked;
 //! 2. wait for the server's commit of the request (the store marks it in the
 //!    resources' transaction); a request the store refused, or that was not
 //!    committed within [`COMMIT_GRACE`], is recorded rejected: its client got
@@ -21,7 +22,8 @@
 //!    server's stored resources (a reference was checked before the request
 //!    was accepted, so it names something that exists);
 //! 4. publish each event with dedupe id `<ingress id>:<n>` (a redelivery
-//!    publishes nothing new), record the outcome, ack.
+//!    publishes nothing new); then the message is recorded with its outcome
+//!    (raw bytes, channel, interaction, status) and acked.
 //!
 //! The server dry-ran the same mapping before it answered, so a mapping
 //! failure here means the referenced data changed in between: dead-lettered
