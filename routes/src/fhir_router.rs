@@ -9,7 +9,7 @@
 //! one patient's events keep the order of its requests. The server's marks
 //! of a fetched batch's requests are read in one statement, and the batch's
 //! messages are recorded, each with its outcome, in one transaction after
-//! deciding (`batch`, [`Stage::RECORD_FIRST`] false: a request has no control
+//! deciding (`batch`, `Stage::RECORD_FIRST` false: a request has no control
 //! id, only a redelivery of the same id repeats it). For each delivery:
 //! 1. a body the server refused is recorded as rejected and acked;
 //! 2. wait for the server's commit of the request (the store marks it in the
