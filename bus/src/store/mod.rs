@@ -12,6 +12,7 @@
 
 pub mod clinical;
 pub mod fhir;
+mod messages;
 pub mod postgres;
 pub mod registration;
 pub mod sqlite;

@@ -415,9 +415,11 @@ pub async fn batch_insert_reports_each_outcome_in_order(h: &Harness) {
     let b = msg("adt", Some("B2"), base() + secs(3));
     // The same control id twice inside one batch: the second is a duplicate of the first.
     let twin = msg("adt", Some("B1"), base() + secs(4));
-    // The kept message itself again (same id, as a redelivery brings it): a duplicate of itself.
+    // The kept message itself again (same id, as a redelivery brings it): a
+    // duplicate of itself; and a new one twice in the batch: the second copy
+    // is a duplicate of the first.
     let out = s
-        .insert_messages(&[a.clone(), resend.clone(), b.clone(), twin.clone(), kept.clone()])
+        .insert_messages(&[a.clone(), resend.clone(), b.clone(), twin.clone(), kept.clone(), b.clone()])
         .await
         .expect("batch insert");
     assert_eq!(
@@ -428,6 +430,7 @@ pub async fn batch_insert_reports_each_outcome_in_order(h: &Harness) {
             InsertOutcome::Inserted,
             InsertOutcome::Duplicate { existing: a.id },
             InsertOutcome::Duplicate { existing: kept.id },
+            InsertOutcome::Duplicate { existing: b.id },
         ]
     );
     for m in [&a, &b] {
@@ -489,6 +492,19 @@ pub async fn batch_stages_are_all_or_nothing(h: &Harness) {
         (got.status, got.error.as_deref(), got.stages[0].attempts),
         (MessageStatus::Processed, None, 3)
     );
+    // A second stage on both in one batch: it comes after the first, in each message alone.
+    let forward = |id| StageOutcome {
+        stage: "forward".into(),
+        ..outcome(id, MessageStatus::Processed, None)
+    };
+    s.record_stages(&[forward(b.id), forward(a.id)]).await.expect("second stage");
+    for id in [a.id, b.id] {
+        let got = s.get_message(id).await.expect("get").expect("stored");
+        let stages: Vec<_> = got.stages.iter().map(|r| (r.stage.as_str(), r.attempts)).collect();
+        let router_attempts = if id == a.id { 3 } else { 1 };
+        assert_eq!(stages, vec![("router", router_attempts), ("forward", 1)]);
+        assert_eq!(got.status, MessageStatus::Processed);
+    }
 }
 
 pub async fn record_messages_keeps_each_with_its_outcome(h: &Harness) {

@@ -2,7 +2,7 @@
 //! one statement per row: against PostgreSQL the round trips, not the rows,
 //! are what a batch of hundreds of messages costs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -10,6 +10,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::rows::map_err;
+use crate::store::messages::insert_outcomes;
+#[cfg(doc)]
+use crate::store::messages::set_based;
 use crate::store::{InsertOutcome, NewMessage, StageOutcome, StoreError};
 
 /// Inserts `ms` with one INSERT and resolves the duplicates with one SELECT.
@@ -58,7 +61,7 @@ pub(super) async fn insert_messages(
         return Ok(vec![InsertOutcome::Inserted; ms.len()]);
     }
     // Rows are never deleted, so whatever a skipped row conflicted with is there.
-    let rows: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
+    let kept: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
         "SELECT id, channel, control_id FROM messages WHERE id = ANY($1) \
          OR (channel, control_id) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))",
     )
@@ -68,43 +71,11 @@ pub(super) async fn insert_messages(
     .fetch_all(&mut *tx)
     .await
     .map_err(map_err)?;
-    let by_id: HashSet<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
-    let by_key: HashMap<(&str, &str), Uuid> = rows
-        .iter()
-        .filter_map(|(id, ch, cid)| cid.as_deref().map(|cid| ((ch.as_str(), cid), *id)))
-        .collect();
-    ms.iter()
-        .map(|m| {
-            if inserted.contains(&m.id) {
-                return Ok(InsertOutcome::Inserted);
-            }
-            // An id match is reported before a channel + control id match.
-            if by_id.contains(&m.id) {
-                return Ok(InsertOutcome::Duplicate { existing: m.id });
-            }
-            m.control_id
-                .as_deref()
-                .and_then(|cid| by_key.get(&(m.channel.as_str(), cid)))
-                .map(|existing| InsertOutcome::Duplicate { existing: *existing })
-                .ok_or_else(|| {
-                    StoreError::Database(format!(
-                        "message {} conflicted on insert but no conflicting row was found",
-                        m.id
-                    ))
-                })
-        })
-        .collect()
+    insert_outcomes(ms, inserted, &kept)
 }
 
-/// Records stage outcomes with one UPDATE and one upsert. Needs each
-/// (message, stage) at most once and each message at most once, so the
-/// statements have one row per target; the caller goes row by row otherwise.
-pub(super) fn set_based(records: &[StageOutcome]) -> bool {
-    let mut seen = HashSet::with_capacity(records.len());
-    records.iter().all(|r| seen.insert(r.message_id))
-}
-
-/// See [`set_based`]; fails (the caller rolls back) when a message is not there.
+/// Records stage outcomes with one UPDATE and one upsert (see
+/// [`set_based`]); fails (the caller rolls back) when a message is not there.
 pub(super) async fn record_stages(
     tx: &mut PgConnection,
     records: &[StageOutcome],

@@ -11,8 +11,6 @@ mod fhir;
 mod registration;
 mod rows;
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
@@ -22,6 +20,7 @@ use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use self::rows::{dead_letter_columns, map_err, message_columns};
+use super::messages::{fresh_and_kept, set_based};
 use super::{
     AuditEntry, ClinicalStore, DeadLetter, EventRecord, FhirStore, InsertOutcome, MessageFilter, MessageSummary,
     NewMessage, RegistrationStore, StageOutcome, Store, StoreError, StoredMessage,
@@ -246,7 +245,7 @@ impl Store for PostgresStore {
     async fn record_stages(&self, records: &[StageOutcome]) -> Result<(), StoreError> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        if records.len() > 1 && batch::set_based(records) {
+        if records.len() > 1 && set_based(records) {
             batch::record_stages(&mut tx, records, now).await?;
         } else {
             for r in records {
@@ -264,17 +263,10 @@ impl Store for PostgresStore {
             [m] => vec![insert_one(&mut tx, m).await?],
             _ => batch::insert_messages(&mut tx, ms).await?,
         };
-        if batch::set_based(outcomes) {
+        if set_based(outcomes) {
             // A message inserted now carries its outcome already: only its
             // stage row is written. One kept before is updated as well.
-            let fresh: HashSet<Uuid> = ms
-                .iter()
-                .zip(&inserted)
-                .filter(|(_, o)| matches!(o, InsertOutcome::Inserted))
-                .map(|(m, _)| m.id)
-                .collect();
-            let (new, old): (Vec<StageOutcome>, Vec<StageOutcome>) =
-                outcomes.iter().cloned().partition(|o| fresh.contains(&o.message_id));
+            let (new, old) = fresh_and_kept(ms, &inserted, outcomes);
             if !new.is_empty() {
                 batch::upsert_stages(&mut tx, &new, now).await?;
             }

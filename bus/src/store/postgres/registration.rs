@@ -1,8 +1,6 @@
 //! PostgreSQL registration store: patients, identifiers and encounters,
 //! written in one transaction with the event that caused them.
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -12,7 +10,9 @@ use uuid::Uuid;
 
 use super::rows::map_err;
 use super::PostgresStore;
-use crate::store::registration::{chain_too_long, count, merged_keys, system_text, PatientUpserts};
+use crate::store::registration::{
+    appended, chain_too_long, count, first_copies, merged_keys, system_text, PatientUpserts,
+};
 use crate::store::{
     EncounterRow, EventRecord, PatientRow, RegistrationChange, RegistrationStore, StoreError, MAX_MERGE_HOPS,
 };
@@ -141,13 +141,7 @@ async fn insert_events(
     batch: &[(EventRecord, Vec<RegistrationChange>)],
     now: DateTime<Utc>,
 ) -> Result<Vec<bool>, StoreError> {
-    // The first copy of an id only: a later one is a redelivery (and one
-    // statement may not meet the same key twice).
-    let mut seen = HashSet::with_capacity(batch.len());
-    let mut firsts: Vec<&EventRecord> = batch.iter().map(|(e, _)| e).filter(|e| seen.insert(e.id)).collect();
-    // In id order, so two batches sharing events (a redelivery racing the
-    // first delivery) wait on each other's ids in the same order, never in a cycle.
-    firsts.sort_by_key(|e| e.id);
+    let firsts = first_copies(batch);
     let inserted: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO events (id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at, \
          recorded_at) \
@@ -167,9 +161,7 @@ async fn insert_events(
     .fetch_all(&mut *tx)
     .await
     .map_err(map_err)?;
-    let mut inserted: HashSet<Uuid> = inserted.into_iter().collect();
-    // `remove`: only the first copy of an appended id counts as new.
-    Ok(batch.iter().map(|(e, _)| inserted.remove(&e.id)).collect())
+    Ok(appended(batch, inserted.into_iter().collect()))
 }
 
 /// A `patients` row.

@@ -7,6 +7,7 @@
 //! Reads use their own pool: in WAL mode they run beside the writer. Opening
 //! and the pragmas are in `open.rs`.
 
+mod batch;
 mod clinical;
 mod fhir;
 mod open;
@@ -21,6 +22,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use self::rows::{dead_letter_columns, json, map_err, message_columns, micros};
+use super::messages::{fresh_and_kept, set_based};
 use super::{
     AuditEntry, ClinicalStore, DeadLetter, EventRecord, FhirStore, InsertOutcome, MessageFilter, MessageSummary,
     NewMessage, RegistrationStore, StageOutcome, Store, StoreError, StoredMessage,
@@ -35,59 +37,6 @@ enum Key<'a> {
     Id(Uuid),
     /// By channel + control id.
     Natural(&'a str, &'a str),
-}
-
-/// Inserts `m` inside the write transaction `tx`. No conflict target: the
-/// primary key and the partial unique index on (channel, control_id) both
-/// make a duplicate.
-async fn insert_one(tx: &mut sqlx::SqliteConnection, m: &NewMessage) -> Result<InsertOutcome, StoreError> {
-    let headers = json(&m.headers, "headers")?;
-    let done = sqlx::query(
-        "INSERT INTO messages (id, correlation_id, channel, protocol, control_id, message_type, patient_id, \
-         peer, raw, headers, received_at, status, error, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING",
-    )
-    .bind(m.id.to_string())
-    .bind(m.correlation_id.to_string())
-    .bind(&m.channel)
-    .bind(&m.protocol)
-    .bind(&m.control_id)
-    .bind(&m.message_type)
-    .bind(&m.patient_id)
-    .bind(&m.peer)
-    .bind(m.raw.as_ref())
-    .bind(headers)
-    .bind(micros(m.received_at))
-    .bind(m.status.as_str())
-    .bind(&m.error)
-    .bind(micros(Utc::now()))
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    if done.rows_affected() == 1 {
-        return Ok(InsertOutcome::Inserted);
-    }
-    // Still inside the write lock: the conflicting row is there. An id
-    // match is reported before a channel + control id match.
-    let existing: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM messages WHERE id = ?1 OR (channel = ?2 AND control_id = ?3) \
-         ORDER BY (id = ?1) DESC LIMIT 1",
-    )
-    .bind(m.id.to_string())
-    .bind(&m.channel)
-    .bind(&m.control_id)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    match existing {
-        Some(existing) => Uuid::parse_str(&existing)
-            .map(|existing| InsertOutcome::Duplicate { existing })
-            .map_err(|e| StoreError::Database(format!("stored message id {existing:?} is not a UUID: {e}"))),
-        None => Err(StoreError::Database(format!(
-            "message {} conflicted on insert but no conflicting row was found",
-            m.id
-        ))),
-    }
 }
 
 /// Records one stage outcome inside the write transaction `tx`.
@@ -124,6 +73,19 @@ async fn record_one(tx: &mut sqlx::SqliteConnection, r: &StageOutcome, now: i64)
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;
+    Ok(())
+}
+
+/// Records stage outcomes in order inside `tx`: set-based when each message
+/// is there once, else one by one (a message's later outcome must see its
+/// earlier one).
+async fn record_all(tx: &mut sqlx::SqliteConnection, records: &[StageOutcome], now: i64) -> Result<(), StoreError> {
+    if records.len() > 1 && set_based(records) {
+        return batch::record_stages(tx, records, now).await;
+    }
+    for r in records {
+        record_one(tx, r, now).await?;
+    }
     Ok(())
 }
 
@@ -217,10 +179,7 @@ impl Store for SqliteStore {
 
     async fn insert_messages(&self, ms: &[NewMessage]) -> Result<Vec<InsertOutcome>, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
-        let mut out = Vec::with_capacity(ms.len());
-        for m in ms {
-            out.push(insert_one(&mut tx, m).await?);
-        }
+        let out = batch::insert_messages(&mut tx, ms).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)
     }
@@ -228,8 +187,26 @@ impl Store for SqliteStore {
     async fn record_stages(&self, records: &[StageOutcome]) -> Result<(), StoreError> {
         let now = micros(Utc::now());
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
-        for r in records {
-            record_one(&mut tx, r, now).await?;
+        record_all(&mut tx, records, now).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn record_messages(&self, ms: &[NewMessage], outcomes: &[StageOutcome]) -> Result<(), StoreError> {
+        let now = micros(Utc::now());
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
+        let inserted = batch::insert_messages(&mut tx, ms).await?;
+        if set_based(outcomes) {
+            // A message inserted now carries its outcome already: only its
+            // stage row is written. One kept before is updated as well.
+            let (new, old) = fresh_and_kept(ms, &inserted, outcomes);
+            if !new.is_empty() {
+                batch::upsert_stages(&mut tx, &new, now).await?;
+            }
+            if !old.is_empty() {
+                batch::record_stages(&mut tx, &old, now).await?;
+            }
+        } else {
+            record_all(&mut tx, outcomes, now).await?;
         }
         tx.commit().await.map_err(map_err)
     }

@@ -8,8 +8,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqliteConnection;
 
 use super::rows::{get, get_json, get_time, json, map_err, micros};
-use super::{insert_event, SqliteStore, BEGIN_WRITE};
-use crate::store::registration::{chain_too_long, count, merged_keys, system_text, PatientUpserts};
+use super::{batch, SqliteStore, BEGIN_WRITE};
+use crate::store::registration::{
+    appended, chain_too_long, count, first_copies, merged_keys, system_text, PatientUpserts,
+};
 use crate::store::{
     EncounterRow, EventRecord, PatientRow, RegistrationChange, RegistrationStore, StoreError, MAX_MERGE_HOPS,
 };
@@ -184,27 +186,23 @@ impl RegistrationStore for SqliteStore {
     ) -> Result<Vec<bool>, StoreError> {
         let now = micros(Utc::now());
         // Encoded before the write lock is taken, so a bad body costs no transaction.
-        let inserts = batch
-            .iter()
-            .map(|(event, _)| insert_event(event))
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = first_copies(batch)
+            .into_iter()
+            .map(|e| Ok((e, json(&e.body, "event body")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
-        let mut out = Vec::with_capacity(batch.len());
-        // Dropping `tx` on an error rolls the whole batch back.
+        // The log is written in full before any change; dropping `tx` on an
+        // error rolls the whole batch back.
+        let new = appended(batch, batch::insert_events(&mut tx, &events, now).await?);
         let mut upserts = PatientUpserts::default();
-        for (insert, (_, changes)) in inserts.into_iter().zip(batch) {
-            let done = insert.execute(&mut *tx).await.map_err(map_err)?;
-            let new = done.rows_affected() == 1;
-            if new {
-                for change in changes {
-                    apply(&mut tx, &mut upserts, change, now).await?;
-                }
+        for ((_, changes), _) in batch.iter().zip(&new).filter(|(_, new)| **new) {
+            for change in changes {
+                apply(&mut tx, &mut upserts, change, now).await?;
             }
-            out.push(new);
         }
         flush(&mut upserts, &mut tx, now).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(out)
+        Ok(new)
     }
 
     async fn patient(&self, key: &str) -> Result<Option<PatientRow>, StoreError> {
