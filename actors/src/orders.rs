@@ -6,7 +6,14 @@
 //! about the same order replaces its state and results or charges that named
 //! it by placer or filler number are linked to it (the store's late link).
 //! An accession number (`ACSN`) is indexed under `urn:medbus:accession` too,
-//! so an imaging study that names the order by accession links to it.
+//! so an imaging study that names the order by accession links to it. That
+//! token has no issuer, so two departments reusing an accession number for
+//! different patients share it: the store links a study (or result, or
+//! charge) to an order only when their patient keys agree or either is
+//! unknown, so another patient's order is never linked. Patient keys are
+//! those the events name, not resolved through merges: after a merge, a study
+//! under the surviving key is linked only once the order is stored under it
+//! too (see `medbus_bus::store::clinical`).
 //! A batch of events is one store transaction; an event this service already
 //! applied changes nothing, so redeliveries and resends are harmless.
 

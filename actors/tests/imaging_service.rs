@@ -200,6 +200,7 @@ on_both_stores!(
     redeliveries_and_resent_instances_change_nothing,
     a_study_before_its_order_is_linked_when_the_order_arrives,
     a_study_after_its_order_is_linked_at_once,
+    a_study_with_another_patients_accession_stays_unlinked,
     a_quiet_study_completes_once_and_again_after_a_new_instance,
     injected_panics_lose_nothing_and_double_nothing,
     sweeps_racing_in_several_processes_complete_each_study_once,
@@ -335,11 +336,16 @@ async fn redeliveries_and_resent_instances_change_nothing(r: Rig) {
 
 /// A ServiceRequest with accession number `acsn`, as the orders service keeps it.
 async fn store_order(r: &Rig, placer: &str, acsn: &str) -> String {
+    store_order_of(r, placer, acsn, None).await
+}
+
+/// [`store_order`] for the patient with hospital number `mrn` (None: unknown).
+async fn store_order_of(r: &Rig, placer: &str, acsn: &str, mrn: Option<&str>) -> String {
     let key = format!("{RIS}|{placer}");
     let write = ResourceWrite {
         resource_type: "ServiceRequest".into(),
         key: key.clone(),
-        patient_key: None,
+        patient_key: mrn.map(|m| format!("{HOSP}|{m}")),
         status: "active".into(),
         identifiers: vec![key.clone(), ImagingStudy::accession_token(acsn)],
         order_tokens: Vec::new(),
@@ -386,6 +392,33 @@ async fn a_study_after_its_order_is_linked_at_once(r: Rig) {
     assert_eq!(row.order_key.as_deref(), Some(order.as_str()));
     let other = r.settled("1.2.9.5", 1, "registered").await;
     assert_eq!(other.order_key, None);
+}
+
+async fn a_study_with_another_patients_accession_stays_unlinked(r: Rig) {
+    // Two departments reuse accession numbers for different patients; the
+    // modality sends the accession alone, so only the patient tells them apart.
+    let m12 = store_order_of(&r, "P12", "A12", Some("M12")).await;
+    r.imaging(NEVER, &FaultInjector::default()).await;
+    r.publish(instance("1.2.9.12", 0, "N12", Some("A12"))).await;
+    r.publish(instance("1.2.9.13", 0, "M12", Some("A12"))).await;
+    let foreign = r.settled("1.2.9.12", 1, "registered").await;
+    assert_eq!(foreign.order_key, None, "not linked to another patient's order");
+    let own = r.settled("1.2.9.13", 1, "registered").await;
+    assert_eq!(own.order_key.as_deref(), Some(m12.as_str()));
+    // The order second: another patient's is not linked, the study's own is.
+    r.publish(instance("1.2.9.14", 0, "N14", Some("A14"))).await;
+    r.settled("1.2.9.14", 1, "registered").await;
+    store_order_of(&r, "P14", "A14", Some("M14")).await;
+    assert_eq!(r.study("1.2.9.14").await.unwrap().order_key, None);
+    let n14 = store_order_of(&r, "P14N", "A14", Some("N14")).await;
+    assert_eq!(
+        r.study("1.2.9.14").await.unwrap().order_key.as_deref(),
+        Some(n14.as_str())
+    );
+    // Later instances keep the link.
+    r.publish(instance("1.2.9.14", 1, "N14", Some("A14"))).await;
+    let row = r.settled("1.2.9.14", 2, "registered").await;
+    assert_eq!(row.order_key.as_deref(), Some(n14.as_str()));
 }
 
 async fn a_quiet_study_completes_once_and_again_after_a_new_instance(r: Rig) {

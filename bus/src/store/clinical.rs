@@ -10,6 +10,30 @@
 //! resolves that to `order_key` when it is written, or later when the order
 //! arrives — so a result that came first is linked when its order comes.
 //!
+//! **A link never crosses patients.** Order tokens are not unique across
+//! senders: an imaging study names its order by accession number alone
+//! (`urn:medbus:accession|<value>`, no issuer), and two departments may reuse
+//! an accession or placer number for different patients. So a resource is
+//! linked to an order (at write or late) only when the resource's
+//! `patient_key` equals the order's, or either is unknown (NULL). At write,
+//! orders of another patient are passed over and the first of its tokens
+//! naming an order of the right patient wins; a resource refused that way
+//! stays unlinked until an order of its patient with one of its tokens is
+//! stored (the token then moves to that order, and the late link takes it).
+//! A replace whose tokens resolve to nothing keeps its link unless its new
+//! patient differs from the kept order's, then it is unlinked. The link is
+//! checked when the resource or the order is written; an order replaced
+//! under another patient keeps the resources already linked to it.
+//!
+//! Patient keys are stored as the events name them; a merge (registration)
+//! rewrites none of them. After a merge, an order under the merged key and a
+//! result or study under the surviving key (or the other way round) are not
+//! linked until one is written again under the other's key: an order or
+//! result event under that key links them. A study keeps the patient of its
+//! first instance, so only its order, rewritten under that key, links it. A
+//! result linked before the merge and corrected under the surviving key loses
+//! its link while its order is still under the merged key.
+//!
 //! Idempotency is per service: several services apply the same event
 //! (billing and orders both take `order.completed`), so "already applied" is
 //! the pair (service, event id), not the event id alone. Follow-up events a
@@ -42,7 +66,8 @@ pub struct ResourceWrite {
     pub identifiers: Vec<String>,
     /// Tokens of the ServiceRequest identifiers it refers to (basedOn,
     /// supportingInformation). Resolved to `order_key` when an order with
-    /// one of those identifiers is stored, now or later. Replaced on replace.
+    /// one of those identifiers is stored, now or later, if the patients
+    /// agree (see the module doc). Replaced on replace.
     pub order_tokens: Vec<String>,
     /// The canonical FHIR JSON.
     pub resource: serde_json::Value,
@@ -60,7 +85,8 @@ pub struct ResourceRow {
     /// FHIR status code.
     pub status: String,
     /// The key of the ServiceRequest it belongs to, once one of its
-    /// `order_tokens` matched a stored order's identifier.
+    /// `order_tokens` matched the identifier of a stored order of the same
+    /// patient (or where either patient is unknown).
     pub order_key: Option<String>,
     /// The canonical FHIR JSON.
     pub resource: serde_json::Value,
@@ -74,10 +100,12 @@ pub struct ResourceRow {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClinicalChange {
     /// Insert the resource (version 1) or replace it (version + 1, same
-    /// order_key unless its new order_tokens resolve to another order).
+    /// order_key unless its new order_tokens resolve to another order, or
+    /// its new patient is not the kept order's: then none).
     /// For a `ServiceRequest`, every stored resource whose order_tokens
-    /// include one of its identifiers and whose order_key is unset gets
-    /// order_key = this key (the late link).
+    /// include one of its identifiers, whose order_key is unset and whose
+    /// patient agrees gets order_key = this key (the late link). Patients
+    /// agree when equal or when either is unknown (see the module doc).
     Upsert(ResourceWrite),
     /// [`ClinicalChange::Upsert`], but only if the resource is still at
     /// version `expected` (`None`: not stored yet) — for a service that read

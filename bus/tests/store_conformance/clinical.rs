@@ -699,3 +699,139 @@ pub async fn clinical_conditional_write_refuses_a_stale_read(h: &Harness) {
     }
     assert_eq!(get(h, ty, "study-1").await.expect("stored").version, 7);
 }
+
+const P1: Option<&str> = Some("urn:mrn|P1");
+const P2: Option<&str> = Some("urn:mrn|P2");
+
+/// `w` about `patient` (None: unknown).
+fn about(patient: Option<&str>, w: ResourceWrite) -> ResourceWrite {
+    ResourceWrite {
+        patient_key: patient.map(Into::into),
+        ..w
+    }
+}
+
+/// A resource written after an order of another patient that shares its
+/// token (two departments reusing accession A1) is not linked to it; among
+/// its tokens, the first that names an order of its own patient wins.
+pub async fn clinical_link_at_write_refused_across_patients(h: &Harness) {
+    upsert(h, about(P2, order("o-p2", &["urn:acc|A1"]))).await;
+    upsert(h, about(P1, order("o-p1", &["urn:placer|O1"]))).await;
+    upsert(h, about(P1, result_of("ImagingStudy", "st-1", &["urn:acc|A1"]))).await;
+    assert_eq!(order_key_of(h, "ImagingStudy", "st-1").await, None);
+    // The other patient's order comes first in the token list: passed over.
+    upsert(
+        h,
+        about(P1, result_of("Observation", "obs-1", &["urn:acc|A1", "urn:placer|O1"])),
+    )
+    .await;
+    assert_eq!(order_key_of(h, "Observation", "obs-1").await.as_deref(), Some("o-p1"));
+    // The order's own patient is linked as before.
+    upsert(h, about(P2, result_of("ImagingStudy", "st-2", &["urn:acc|A1"]))).await;
+    assert_eq!(order_key_of(h, "ImagingStudy", "st-2").await.as_deref(), Some("o-p2"));
+    let of_order = h
+        .store
+        .clinical()
+        .resources_of_order("ImagingStudy", "o-p2")
+        .await
+        .expect("of order");
+    assert_eq!(keys(&of_order), ["st-2"]);
+}
+
+/// An order arriving after resources that named it links only those of its
+/// patient.
+pub async fn clinical_late_link_refused_across_patients(h: &Harness) {
+    upsert(h, about(P1, result_of("ImagingStudy", "st-1", &["urn:acc|A1"]))).await;
+    upsert(h, about(P2, result_of("ImagingStudy", "st-2", &["urn:acc|A1"]))).await;
+    upsert(h, about(P2, order("o-p2", &["urn:acc|A1"]))).await;
+    assert_eq!(order_key_of(h, "ImagingStudy", "st-1").await, None);
+    assert_eq!(order_key_of(h, "ImagingStudy", "st-2").await.as_deref(), Some("o-p2"));
+    // The same in one batch with the resource that needs it.
+    let batch = vec![(
+        ev("order.placed"),
+        vec![
+            ClinicalChange::Upsert(about(P1, result_of("Observation", "obs-1", &["urn:placer|O3"]))),
+            ClinicalChange::Upsert(about(P2, order("o-3", &["urn:placer|O3"]))),
+        ],
+    )];
+    assert_eq!(
+        h.store
+            .clinical()
+            .apply_clinical("orders", &batch)
+            .await
+            .expect("apply"),
+        vec![true]
+    );
+    assert_eq!(order_key_of(h, "Observation", "obs-1").await, None);
+}
+
+/// An unknown patient on either side does not stop a link, at write or late;
+/// two known, different patients do.
+pub async fn clinical_unknown_patient_still_links(h: &Harness) {
+    upsert(h, about(P2, order("o-p2", &["urn:acc|A1"]))).await;
+    upsert(h, about(None, order("o-none", &["urn:acc|A2"]))).await;
+    upsert(h, about(None, result_of("Observation", "obs-1", &["urn:acc|A1"]))).await;
+    upsert(h, about(P1, result_of("Observation", "obs-2", &["urn:acc|A2"]))).await;
+    upsert(h, about(P1, result_of("Observation", "obs-3", &["urn:acc|A1"]))).await;
+    assert_eq!(order_key_of(h, "Observation", "obs-1").await.as_deref(), Some("o-p2"));
+    assert_eq!(order_key_of(h, "Observation", "obs-2").await.as_deref(), Some("o-none"));
+    assert_eq!(order_key_of(h, "Observation", "obs-3").await, None);
+    // Late: the order or the resource of unknown patient.
+    upsert(h, about(None, result_of("Observation", "obs-4", &["urn:acc|B1"]))).await;
+    upsert(h, about(P1, result_of("Observation", "obs-5", &["urn:acc|B2"]))).await;
+    upsert(h, about(P1, result_of("Observation", "obs-6", &["urn:acc|B1"]))).await;
+    upsert(h, about(P2, order("o-b1", &["urn:acc|B1"]))).await;
+    upsert(h, about(None, order("o-b2", &["urn:acc|B2"]))).await;
+    assert_eq!(order_key_of(h, "Observation", "obs-4").await.as_deref(), Some("o-b1"));
+    assert_eq!(order_key_of(h, "Observation", "obs-5").await.as_deref(), Some("o-b2"));
+    assert_eq!(order_key_of(h, "Observation", "obs-6").await, None);
+}
+
+/// A resource left unlinked because the order it named was another
+/// patient's is linked when an order of its own patient with that token
+/// comes (the token moves to it), whether it was refused at write or late.
+pub async fn clinical_refused_resource_linked_by_the_right_order(h: &Harness) {
+    upsert(h, about(P2, order("o-p2", &["urn:acc|A1"]))).await;
+    upsert(h, about(P1, result_of("ImagingStudy", "st-1", &["urn:acc|A1"]))).await;
+    upsert(h, about(P1, result_of("ImagingStudy", "st-2", &["urn:acc|A2"]))).await;
+    upsert(h, about(P2, order("o-p2b", &["urn:acc|A2"]))).await;
+    assert_eq!(order_key_of(h, "ImagingStudy", "st-1").await, None);
+    assert_eq!(order_key_of(h, "ImagingStudy", "st-2").await, None);
+    upsert(h, about(P1, order("o-p1", &["urn:acc|A1", "urn:acc|A2"]))).await;
+    assert_eq!(order_key_of(h, "ImagingStudy", "st-1").await.as_deref(), Some("o-p1"));
+    assert_eq!(order_key_of(h, "ImagingStudy", "st-2").await.as_deref(), Some("o-p1"));
+}
+
+/// A replace keeps its order when its tokens resolve to nothing, but not
+/// when its patient changed so that the kept order is another patient's.
+pub async fn clinical_replace_under_another_patient_drops_the_link(h: &Harness) {
+    upsert(h, about(P1, order("o-p1", &["urn:placer|O1"]))).await;
+    upsert(h, about(P2, order("o-p2", &["urn:placer|O2"]))).await;
+    upsert(h, about(None, order("o-none", &["urn:placer|ON"]))).await;
+    for key in ["obs-1", "obs-2", "obs-3", "obs-4"] {
+        upsert(h, about(P1, result_of("Observation", key, &["urn:placer|O1"]))).await;
+        assert_eq!(order_key_of(h, "Observation", key).await.as_deref(), Some("o-p1"));
+    }
+    // Same patient, or the patient now unknown: the link is kept.
+    upsert(h, about(P1, result_of("Observation", "obs-1", &[]))).await;
+    assert_eq!(order_key_of(h, "Observation", "obs-1").await.as_deref(), Some("o-p1"));
+    upsert(h, about(None, result_of("Observation", "obs-2", &["urn:none|Z"]))).await;
+    assert_eq!(order_key_of(h, "Observation", "obs-2").await.as_deref(), Some("o-p1"));
+    // Another patient, tokens resolving to nothing (or only to the old
+    // order): the kept order would be another patient's, so no link.
+    upsert(h, about(P2, result_of("Observation", "obs-3", &[]))).await;
+    assert_eq!(order_key_of(h, "Observation", "obs-3").await, None);
+    upsert(h, about(P2, result_of("Observation", "obs-4", &["urn:placer|O1"]))).await;
+    assert_eq!(order_key_of(h, "Observation", "obs-4").await, None);
+    // Another patient whose tokens name an order of theirs: moved to it.
+    upsert(h, about(P1, result_of("Observation", "obs-5", &["urn:placer|O1"]))).await;
+    upsert(h, about(P2, result_of("Observation", "obs-5", &["urn:placer|O2"]))).await;
+    assert_eq!(order_key_of(h, "Observation", "obs-5").await.as_deref(), Some("o-p2"));
+    // A kept order of unknown patient stays whatever the resource's patient.
+    upsert(h, about(P1, result_of("Observation", "obs-6", &["urn:placer|ON"]))).await;
+    upsert(h, about(P2, result_of("Observation", "obs-6", &[]))).await;
+    assert_eq!(order_key_of(h, "Observation", "obs-6").await.as_deref(), Some("o-none"));
+    // Once unlinked, the right patient's order can link it late.
+    upsert(h, about(P2, order("o-p2c", &["urn:placer|O1"]))).await;
+    assert_eq!(order_key_of(h, "Observation", "obs-4").await.as_deref(), Some("o-p2c"));
+}

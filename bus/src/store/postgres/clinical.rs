@@ -64,14 +64,23 @@ async fn upsert(tx: &mut PgConnection, w: &ResourceWrite, now: DateTime<Utc>) ->
     validate(w)?;
     let order_tokens = unique_tokens(&w.order_tokens);
     // One statement: the order link (the first of its order tokens that names
-    // a stored order; NULL keeps the one it had) and the row itself.
+    // a stored order of the same patient, or where either patient is unknown;
+    // NULL keeps the one it had unless that order is now another patient's)
+    // and the row itself. A shared accession or placer number must never tie
+    // one patient's resource to another patient's order.
     let version: i64 = sqlx::query_scalar(
         "INSERT INTO clinical_resources (resource_type, key, patient_key, status, order_key, resource, version, \
          updated_at) VALUES ($1, $2, $3, $4, \
-         (SELECT key FROM clinical_identifiers WHERE resource_type = $7 AND token = ANY($8::text[]) \
-          ORDER BY array_position($8::text[], token) LIMIT 1), $5, 1, $6) \
+         (SELECT i.key FROM clinical_identifiers i JOIN clinical_resources o \
+          ON o.resource_type = i.resource_type AND o.key = i.key \
+          WHERE i.resource_type = $7 AND i.token = ANY($8::text[]) \
+          AND ($3::text IS NULL OR o.patient_key IS NULL OR o.patient_key = $3::text) \
+          ORDER BY array_position($8::text[], i.token) LIMIT 1), $5, 1, $6) \
          ON CONFLICT (resource_type, key) DO UPDATE SET patient_key = EXCLUDED.patient_key, \
-         status = EXCLUDED.status, order_key = COALESCE(EXCLUDED.order_key, clinical_resources.order_key), \
+         status = EXCLUDED.status, order_key = COALESCE(EXCLUDED.order_key, \
+         CASE WHEN EXISTS (SELECT 1 FROM clinical_resources o WHERE o.resource_type = $7 \
+          AND o.key = clinical_resources.order_key AND o.patient_key <> EXCLUDED.patient_key) \
+         THEN NULL ELSE clinical_resources.order_key END), \
          resource = EXCLUDED.resource, version = clinical_resources.version + 1, updated_at = EXCLUDED.updated_at \
          RETURNING version",
     )
@@ -117,16 +126,19 @@ async fn upsert(tx: &mut PgConnection, w: &ResourceWrite, now: DateTime<Utc>) ->
     .await
     .map_err(map_err)?;
     if w.resource_type == ORDER_TYPE {
-        // The late link: rows that named this order before it was stored.
+        // The late link: rows that named this order before it was stored, of
+        // its patient (or where either patient is unknown).
         // Neither version nor updated_at moves: the resource itself is unchanged.
         sqlx::query(
             "UPDATE clinical_resources SET order_key = $1 \
-             WHERE order_key IS NULL AND (resource_type, key) IN ( \
+             WHERE order_key IS NULL AND ($3::text IS NULL OR patient_key IS NULL OR patient_key = $3::text) \
+             AND (resource_type, key) IN ( \
              SELECT t.resource_type, t.key FROM clinical_order_tokens t \
              JOIN clinical_identifiers i ON i.token = t.token WHERE i.resource_type = $2 AND i.key = $1)",
         )
         .bind(&w.key)
         .bind(ORDER_TYPE)
+        .bind(&w.patient_key)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;

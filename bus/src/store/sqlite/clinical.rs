@@ -38,16 +38,27 @@ async fn mark_applied(tx: &mut SqliteConnection, service: &str, id: Uuid, now: i
     Ok(done.rows_affected() == 1)
 }
 
-/// The key of the first of `tokens` that names a stored order.
-async fn resolve_order(tx: &mut SqliteConnection, tokens: &[&str]) -> Result<Option<String>, StoreError> {
+/// The key of the first of `tokens` that names a stored order of `patient`
+/// (or where either patient is unknown): a shared accession or placer number
+/// must never tie one patient's resource to another patient's order.
+async fn resolve_order(
+    tx: &mut SqliteConnection,
+    tokens: &[&str],
+    patient: Option<&str>,
+) -> Result<Option<String>, StoreError> {
     for token in tokens {
-        let key: Option<String> =
-            sqlx::query_scalar("SELECT key FROM clinical_identifiers WHERE resource_type = ?1 AND token = ?2")
-                .bind(ORDER_TYPE)
-                .bind(*token)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        let key: Option<String> = sqlx::query_scalar(
+            "SELECT i.key FROM clinical_identifiers i JOIN clinical_resources o \
+             ON o.resource_type = i.resource_type AND o.key = i.key \
+             WHERE i.resource_type = ?1 AND i.token = ?2 \
+             AND (?3 IS NULL OR o.patient_key IS NULL OR o.patient_key = ?3)",
+        )
+        .bind(ORDER_TYPE)
+        .bind(*token)
+        .bind(patient)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
         if key.is_some() {
             return Ok(key);
         }
@@ -60,14 +71,19 @@ async fn resolve_order(tx: &mut SqliteConnection, tokens: &[&str]) -> Result<Opt
 async fn upsert(tx: &mut SqliteConnection, w: &ResourceWrite, now: i64) -> Result<i64, StoreError> {
     validate(w)?;
     let order_tokens = unique_tokens(&w.order_tokens);
-    let order_key = resolve_order(tx, &order_tokens).await?;
+    let order_key = resolve_order(tx, &order_tokens, w.patient_key.as_deref()).await?;
     // seq: the write lock makes MAX() + 1 safe; a replace keeps the first seq.
+    // A replace whose tokens resolve to nothing keeps its order, unless that
+    // order is another patient's now that the resource's patient changed.
     let version: i64 = sqlx::query_scalar(
         "INSERT INTO clinical_resources (resource_type, key, seq, patient_key, status, order_key, resource, \
          version, updated_at) \
          VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM clinical_resources), ?3, ?4, ?5, ?6, 1, ?7) \
          ON CONFLICT (resource_type, key) DO UPDATE SET patient_key = excluded.patient_key, \
-         status = excluded.status, order_key = COALESCE(excluded.order_key, clinical_resources.order_key), \
+         status = excluded.status, order_key = COALESCE(excluded.order_key, \
+         CASE WHEN EXISTS (SELECT 1 FROM clinical_resources o WHERE o.resource_type = ?8 \
+          AND o.key = clinical_resources.order_key AND o.patient_key <> excluded.patient_key) \
+         THEN NULL ELSE clinical_resources.order_key END), \
          resource = excluded.resource, version = clinical_resources.version + 1, updated_at = excluded.updated_at \
          RETURNING version",
     )
@@ -78,6 +94,7 @@ async fn upsert(tx: &mut SqliteConnection, w: &ResourceWrite, now: i64) -> Resul
     .bind(&order_key)
     .bind(json(&w.resource, "clinical resource")?)
     .bind(now)
+    .bind(ORDER_TYPE)
     .fetch_one(&mut *tx)
     .await
     .map_err(map_err)?;
@@ -110,16 +127,19 @@ async fn upsert(tx: &mut SqliteConnection, w: &ResourceWrite, now: i64) -> Resul
             .map_err(map_err)?;
     }
     if w.resource_type == ORDER_TYPE {
-        // The late link: rows that named this order before it was stored.
+        // The late link: rows that named this order before it was stored, of
+        // its patient (or where either patient is unknown).
         // Neither version nor updated_at moves: the resource itself is unchanged.
         sqlx::query(
             "UPDATE clinical_resources SET order_key = ?1 \
-             WHERE order_key IS NULL AND (resource_type, key) IN ( \
+             WHERE order_key IS NULL AND (?3 IS NULL OR patient_key IS NULL OR patient_key = ?3) \
+             AND (resource_type, key) IN ( \
              SELECT t.resource_type, t.key FROM clinical_order_tokens t \
              JOIN clinical_identifiers i ON i.token = t.token WHERE i.resource_type = ?2 AND i.key = ?1)",
         )
         .bind(&w.key)
         .bind(ORDER_TYPE)
+        .bind(&w.patient_key)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
