@@ -1,6 +1,7 @@
 # Shared by the end-to-end benchmarks (bench-hl7.sh, bench-fhir.sh); sourced, not run.
 #
-# bench_setup MODE USAGE: builds the release binaries, makes a work dir
+# bench_setup MODE USAGE: builds the release binaries (or takes them from
+# BENCH_BIN, a directory, to compare builds of two commits), makes a work dir
 # (removed on exit with every process started and the database created),
 # picks the HTTP port and, for MODE=jetstream, starts a private nats-server
 # and creates a fresh PostgreSQL database on PGHOST/PGPORT (default
@@ -12,8 +13,13 @@ bench_setup() {
     local mode=$1 usage=$2
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     cd "$root"
-    cargo build --release -q -p medbus -p medbus-simulators
-    bin=$root/target/release
+    if [[ -n "${BENCH_BIN:-}" ]]; then
+        # Binaries built elsewhere (another commit, for an A/B run).
+        bin=$BENCH_BIN
+    else
+        cargo build --release -q -p medbus -p medbus-simulators
+        bin=$root/target/release
+    fi
     work=$(mktemp -d)
     pids=()
     trap bench_cleanup EXIT

@@ -43,6 +43,15 @@ use medbus_bus::store::{FhirRequestState, MessageStatus, NewMessage, SharedStore
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+/// Pauses before the batch's missing request marks are read again (about
+/// 40 ms in all): a commit in flight normally lands within a few milliseconds.
+const LOOK_AHEAD_PAUSES: [Duration; 4] = [
+    Duration::from_millis(2),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(20),
+];
+
 /// Durable consumer name, also the dead-letter stage (`medbus.dlq.router_fhir`).
 pub const CONSUMER: &str = "router_fhir";
 /// Stage name recorded in the store (the same stage as HL7's router).
@@ -122,21 +131,37 @@ impl Stage for FhirRouterContext {
 
     type Ahead = HashMap<String, FhirRequestState>;
 
-    /// The server's marks of the batch's requests, read at once; a request
-    /// not marked yet (or a failed read) is looked up again by `not_stored`.
+    /// The server's marks of the batch's requests, read at once. The server
+    /// keeps a request on the backbone a moment before its commit marks it,
+    /// so a busy router often reads a batch before the last commits land:
+    /// the missing marks are read again together, after short pauses, for
+    /// up to [`LOOK_AHEAD_PAUSES`] (one statement per pause instead of one
+    /// per request). A request still not marked (or a failed read) is looked
+    /// up again by `not_stored`, which waits up to [`COMMIT_GRACE`].
     async fn look_ahead<'a>(&'a self, ready: Vec<&'a Ready>) -> HashMap<String, FhirRequestState> {
-        let ids: Vec<String> = ready
+        let mut missing: Vec<String> = ready
             .iter()
             .filter(|r| r.entries.is_ok())
             .map(|r| r.env.id.to_string())
             .collect();
-        if ids.is_empty() {
-            return HashMap::new();
+        let mut marks = HashMap::with_capacity(missing.len());
+        for pause in std::iter::once(Duration::ZERO).chain(LOOK_AHEAD_PAUSES) {
+            if missing.is_empty() || self.shutdown.is_cancelled() {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            match self.store.fhir().fhir_requests(&missing).await {
+                Ok(found) => {
+                    missing.retain(|id| !found.contains_key(id));
+                    marks.extend(found);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not read the batch's request marks; one by one");
+                    break;
+                }
+            }
         }
-        self.store.fhir().fhir_requests(&ids).await.unwrap_or_else(|e| {
-            tracing::debug!(error = %e, "could not read the batch's request marks; one by one");
-            HashMap::new()
-        })
+        marks
     }
 
     fn decide<'a>(
