@@ -49,8 +49,8 @@ if [[ $mode == jetstream ]]; then
     env+=(MEDBUS_STORE_URL="postgres://${PGUSER:-postgres}@localhost/$db?host=$pg_socket")
 fi
 
-send() { # send PORT CALLED_AE LABEL: the same instances every time
-    "$bin/medbus-sim" dicom send --addr "127.0.0.1:$1" --called-ae "$2" --associations "$assocs" \
+send() { # send PORT CALLED_AE LABEL: the same instances every time (sender CPU in LABEL.sender-cpu)
+    /usr/bin/time -f "%U %S" -o "$work/$3.sender-cpu" "$bin/medbus-sim" dicom send --addr "127.0.0.1:$1" --called-ae "$2" --associations "$assocs" \
         --instances "$count" --patients 4 --series-per-study 2 --pixel-bytes "$pixel" --seed 42 \
         --json >"$work/$3.json"
 }
@@ -69,12 +69,16 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # 1. dcmtk storescp, one process per association.
 port=$(free_port)
 mkdir -p "$work/storescp"
-TCP_NODELAY=1 storescp --fork -aet STORESCP -od "$work/storescp" "$port" >"$work/storescp.log" 2>&1 &
-scp=$!
-pids+=($scp)
+# Under time(1): its forked children's CPU is counted once they are reaped.
+TCP_NODELAY=1 /usr/bin/time -f "%U %S" -o "$work/storescp.cpu" \
+    storescp --fork -aet STORESCP -od "$work/storescp" "$port" >"$work/storescp.log" 2>&1 &
+timer=$!
+pids+=($timer)
 wait_port "$port"
 send "$port" STORESCP storescp
-stop "$scp"
+sleep 0.5 # the last association's child exits and is reaped
+stop "$(pgrep -P "$timer" -x storescp)"
+wait "$timer" 2>/dev/null || true
 stored_storescp=$(find "$work/storescp" -type f | wc -l)
 
 # 2. Orthanc with its defaults for storage (SQLite index, files on disk).
@@ -94,7 +98,9 @@ TCP_NODELAY=1 Orthanc "$work/orthanc.json" >"$work/orthanc.log" 2>&1 &
 orthanc=$!
 pids+=($orthanc)
 wait_port "$dport"
+ocpu0=$(cpu_of Orthanc)
 send "$dport" ORTHANC orthanc
+ocpu1=$(cpu_of Orthanc)
 stored_orthanc=$(curl -sf "http://127.0.0.1:$hport/statistics" | python3 -c 'import json,sys; print(json.load(sys.stdin)["CountInstances"])')
 stop "$orthanc"
 
@@ -102,9 +108,12 @@ stop "$orthanc"
 mport=$(free_port)
 printf '[dicom.bench]\nlisten = "127.0.0.1:%s"\nae_title = "MEDBUS"\n' "$mport" >"$work/medbus.toml"
 start_medbus
+others() { echo "$(cpu_of nats-server) + $(cpu_of postgres)" | bc; }
 cpu0=$(cpu_of medbus)
+ncpu0=$(others)
 send "$mport" MEDBUS medbus
 cpu1=$(cpu_of medbus)
+ncpu1=$(others)
 stored_medbus=$(find "$work/data/dicom/bench" -type f -name '*.dcm' | wc -l)
 
 echo "DICOM C-STORE: $count instances, $pixel bytes of pixel data each, $assocs associations, one sender ($mode medbus)"
@@ -121,4 +130,12 @@ print(f"{sys.argv[2]:<10} {d['succeeded']:>8} {d['instances_per_s']:>11.1f} {d['
 EOF
 done
 echo "files/instances kept: storescp $stored_storescp, Orthanc $stored_orthanc, medbus $stored_medbus"
-echo "medbus CPU during its run: $(echo "$cpu1 - $cpu0" | bc) s"
+# CPU per instance: the receiver (for medbus also nats-server and PostgreSQL,
+# which count every process of those names on the machine) and the sender.
+sender() { awk '{print $1 + $2}' "$work/$1.sender-cpu"; }
+per() { echo "scale=3; 1000 * ($1) / $count" | bc; }
+scp_cpu=$(awk 'NF == 2 {print $1 + $2}' "$work/storescp.cpu" | tail -1)
+echo "CPU ms per instance (receiver / sender):" \
+    "storescp $(per "${scp_cpu:-0}") / $(per "$(sender storescp)")," \
+    "Orthanc $(per "$ocpu1 - $ocpu0") / $(per "$(sender orthanc)")," \
+    "medbus $(per "$cpu1 - $cpu0") + nats-server and postgres $(per "$ncpu1 - $ncpu0") / $(per "$(sender medbus)")"
