@@ -152,6 +152,7 @@ conformance!(
     clinical_unknown_patient_still_links,
     clinical_refused_resource_linked_by_the_right_order,
     clinical_replace_under_another_patient_drops_the_link,
+    clinical_order_moved_to_another_patient_lets_go,
     fhir_create_read_round_trip,
     fhir_update_bumps_version_and_replaces_identifiers,
     fhir_same_id_twice_in_one_batch,

@@ -21,9 +21,10 @@
 //! stays unlinked until an order of its patient with one of its tokens is
 //! stored (the token then moves to that order, and the late link takes it).
 //! A replace whose tokens resolve to nothing keeps its link unless its new
-//! patient differs from the kept order's, then it is unlinked. The link is
-//! checked when the resource or the order is written; an order replaced
-//! under another patient keeps the resources already linked to it.
+//! patient differs from the kept order's, then it is unlinked. An order
+//! replaced under another patient (a correction) lets go of the resources
+//! linked to it under another known patient; its own patient's are linked
+//! late as usual.
 //!
 //! Patient keys are stored as the events name them; a merge (registration)
 //! rewrites none of them. After a merge, an order under the merged key and a

@@ -419,7 +419,14 @@ pub async fn batch_insert_reports_each_outcome_in_order(h: &Harness) {
     // duplicate of itself; and a new one twice in the batch: the second copy
     // is a duplicate of the first.
     let out = s
-        .insert_messages(&[a.clone(), resend.clone(), b.clone(), twin.clone(), kept.clone(), b.clone()])
+        .insert_messages(&[
+            a.clone(),
+            resend.clone(),
+            b.clone(),
+            twin.clone(),
+            kept.clone(),
+            b.clone(),
+        ])
         .await
         .expect("batch insert");
     assert_eq!(
@@ -497,7 +504,9 @@ pub async fn batch_stages_are_all_or_nothing(h: &Harness) {
         stage: "forward".into(),
         ..outcome(id, MessageStatus::Processed, None)
     };
-    s.record_stages(&[forward(b.id), forward(a.id)]).await.expect("second stage");
+    s.record_stages(&[forward(b.id), forward(a.id)])
+        .await
+        .expect("second stage");
     for id in [a.id, b.id] {
         let got = s.get_message(id).await.expect("get").expect("stored");
         let stages: Vec<_> = got.stages.iter().map(|r| (r.stage.as_str(), r.attempts)).collect();

@@ -127,6 +127,18 @@ async fn upsert(tx: &mut SqliteConnection, w: &ResourceWrite, now: i64) -> Resul
             .map_err(map_err)?;
     }
     if w.resource_type == ORDER_TYPE {
+        // An order now of another patient (a correction moved it) lets go of
+        // the resources of the patient it was linked under: they must not stay
+        // tied to another patient's order. Neither version nor updated_at moves.
+        sqlx::query(
+            "UPDATE clinical_resources SET order_key = NULL \
+             WHERE order_key = ?1 AND patient_key IS NOT NULL AND ?2 IS NOT NULL AND patient_key <> ?2",
+        )
+        .bind(&w.key)
+        .bind(&w.patient_key)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         // The late link: rows that named this order before it was stored, of
         // its patient (or where either patient is unknown).
         // Neither version nor updated_at moves: the resource itself is unchanged.
