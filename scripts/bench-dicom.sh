@@ -34,8 +34,11 @@ if [[ -z "${BENCH_DICOM_IN_NETNS:-}" ]]; then
     for tool in storescp Orthanc unshare curl; do
         command -v "$tool" >/dev/null || { echo "bench-dicom.sh: $tool not found (apt-get install -y dcmtk orthanc)" >&2; exit 1; }
     done
-    # Build before entering the namespace (crate downloads need the network).
-    (cd "$(dirname "$0")/.." && cargo build --release -q -p medbus -p medbus-simulators)
+    # Build before entering the namespace (crate downloads need the network);
+    # BENCH_BIN (see bench-lib.sh) takes binaries built elsewhere instead.
+    if [[ -z "${BENCH_BIN:-}" ]]; then
+        (cd "$(dirname "$0")/.." && cargo build --release -q -p medbus -p medbus-simulators)
+    fi
     exec unshare --net env BENCH_DICOM_IN_NETNS=1 bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
 fi
 
