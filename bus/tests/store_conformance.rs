@@ -167,6 +167,8 @@ conformance!(
     fhir_concurrent_creates_of_one_id,
     fhir_request_marks_follow_the_transaction,
     fhir_commit_many_isolates_a_failing_request,
+    fhir_fresh_create_batch_takes_the_batched_path,
+    fhir_conflicting_create_batch_falls_back,
 );
 
 /// A fixed, microsecond-exact base time; each test has its own database.

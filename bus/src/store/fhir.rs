@@ -240,6 +240,18 @@ pub(crate) fn created_rows(
         .collect()
 }
 
+/// Counts a batch of several create-only requests by the path it took:
+/// `batched` (the set-based statements) or `fallback` (something differed
+/// from the plan, so it was redone statement by statement). The results are
+/// the same either way; only this tells a fast path that works from one that
+/// always falls back. A lone request is no batch and is not counted.
+pub(crate) fn count_create_batch(store: &'static str, requests: usize, batched: bool) {
+    if requests > 1 {
+        let path = if batched { "batched" } else { "fallback" };
+        metrics::counter!("medbus_store_fhir_create_batches_total", "store" => store, "path" => path).increment(1);
+    }
+}
+
 /// The conflict of a request marked a second time.
 pub(crate) fn request_marked(request: &str) -> StoreError {
     StoreError::Conflict(format!("FHIR request {request} is marked committed or refused already"))

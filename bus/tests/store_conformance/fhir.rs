@@ -572,3 +572,177 @@ pub async fn fhir_commit_many_isolates_a_failing_request(h: &Harness) {
     assert_eq!(search(h, PATIENT, Some(MRN), "M12", 10).await, vec!["p12".to_string()]);
     assert_eq!(fhir.fhir_request("d2").await.expect("read"), None);
 }
+
+/// The create batches of one store by the path they took, read from a
+/// recorder local to the case: cases run side by side in one process, so a
+/// global recorder would mix their counts.
+struct Batches {
+    recorder: metrics_util::debugging::DebuggingRecorder,
+    snapshots: metrics_util::debugging::Snapshotter,
+    store: &'static str,
+}
+
+impl Batches {
+    fn new(h: &Harness) -> Batches {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshots = recorder.snapshotter();
+        Batches {
+            recorder,
+            snapshots,
+            store: h.kind,
+        }
+    }
+
+    /// Runs `fut` with this recorder as the local recorder of whichever
+    /// thread polls it (the harness's runtime has several).
+    async fn run<F: std::future::Future>(&self, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| metrics::with_local_recorder(&self.recorder, || fut.as_mut().poll(cx))).await
+    }
+
+    /// (batched, fallback) since the last call (a snapshot resets counters).
+    fn taken(&self) -> (u64, u64) {
+        let (mut batched, mut fallback) = (0, 0);
+        for (key, _, _, value) in self.snapshots.snapshot().into_vec() {
+            let key = key.key();
+            if key.name() != "medbus_store_fhir_create_batches_total" {
+                continue;
+            }
+            let label = |name: &str| key.labels().find(|l| l.key() == name).map(|l| l.value().to_string());
+            assert_eq!(label("store").as_deref(), Some(self.store), "{key:?}");
+            let metrics_util::debugging::DebugValue::Counter(n) = value else {
+                panic!("{key:?} is not a counter");
+            };
+            match label("path").as_deref() {
+                Some("batched") => batched += n,
+                Some("fallback") => fallback += n,
+                other => panic!("unexpected path {other:?}"),
+            }
+        }
+        (batched, fallback)
+    }
+}
+
+fn commit(request: &str, writes: Vec<FhirWrite>) -> FhirCommit {
+    FhirCommit {
+        request: request.into(),
+        writes,
+    }
+}
+
+/// Fresh creates with identifiers go in the set-based statements, not
+/// statement by statement: the results alone cannot tell the two apart.
+pub async fn fhir_fresh_create_batch_takes_the_batched_path(h: &Harness) {
+    let fhir = h.store.fhir();
+    let batches = Batches::new(h);
+    let out = batches
+        .run(fhir.fhir_commit_many(&[
+            commit("a1", vec![patient("p1", "M1")]),
+            commit(
+                "a2",
+                vec![
+                    write(
+                        PATIENT,
+                        "p2",
+                        WriteMode::Create,
+                        vec![ident(Some(MRN), "M2"), ident(None, "M2")],
+                    ),
+                    write("Observation", "o2", WriteMode::Create, Vec::new()),
+                ],
+            ),
+            commit("a3", vec![patient("p3", "M3")]),
+        ]))
+        .await;
+    assert_eq!(batches.taken(), (1, 0), "{out:?}");
+    let ids: Vec<Vec<(String, i64)>> = out
+        .into_iter()
+        .map(|r| {
+            r.expect("commit")
+                .into_iter()
+                .map(|row| (row.id, row.version))
+                .collect()
+        })
+        .collect();
+    let v1 = |id: &str| (id.to_string(), 1);
+    assert_eq!(ids, vec![vec![v1("p1")], vec![v1("p2"), v1("o2")], vec![v1("p3")]]);
+    // Written as by the statement-per-write path: rows, identifiers, marks.
+    for (r, id, mrn) in [("a1", "p1", "M1"), ("a2", "p2", "M2"), ("a3", "p3", "M3")] {
+        assert_eq!(
+            fhir.fhir_request(r).await.expect("read"),
+            Some(FhirRequestState::Committed)
+        );
+        assert_eq!(read(h, PATIENT, id).await.map(|row| row.version), Some(1));
+        assert_eq!(search(h, PATIENT, Some(MRN), mrn, 10).await, [id]);
+    }
+    assert_eq!(search(h, PATIENT, Some(""), "M2", 10).await, ["p2"]);
+    assert!(read(h, "Observation", "o2").await.is_some());
+    // A lone request is no batch: not counted.
+    batches
+        .run(fhir.fhir_commit_many(&[commit("a4", vec![patient("p4", "M4")])]))
+        .await
+        .into_iter()
+        .for_each(|r| assert!(r.is_ok(), "{r:?}"));
+    assert_eq!(batches.taken(), (0, 0));
+}
+
+/// A batch that differs from the plan (an identifier held, one id created
+/// twice, a request marked already) falls back, with the results of before;
+/// the next fresh batch takes the batched path again.
+pub async fn fhir_conflicting_create_batch_falls_back(h: &Harness) {
+    let fhir = h.store.fhir();
+    let batches = Batches::new(h);
+    fhir.fhir_commit("a1", &[patient("p1", "M1")]).await.expect("commit");
+    // An identifier p1 holds.
+    let out = batches
+        .run(fhir.fhir_commit_many(&[
+            commit("b1", vec![patient("p2", "M2")]),
+            commit("b2", vec![patient("p3", "M1")]),
+        ]))
+        .await;
+    assert_eq!(batches.taken(), (0, 1), "{out:?}");
+    assert!(out[0].is_ok(), "{out:?}");
+    assert!(
+        matches!(&out[1], Err(StoreError::Conflict(m)) if m.contains("Patient/p1")),
+        "{out:?}"
+    );
+    assert_eq!(read(h, PATIENT, "p3").await, None);
+    assert_eq!(fhir.fhir_request("b2").await.expect("read"), None);
+    // One id created by two requests of the batch: the first wins.
+    let out = batches
+        .run(fhir.fhir_commit_many(&[
+            commit("c1", vec![patient("p4", "M4")]),
+            commit("c2", vec![patient("p4", "M5")]),
+        ]))
+        .await;
+    assert_eq!(batches.taken(), (0, 1), "{out:?}");
+    assert!(out[0].is_ok(), "{out:?}");
+    assert!(
+        matches!(&out[1], Err(StoreError::Conflict(m)) if m.contains("Patient/p4")),
+        "{out:?}"
+    );
+    assert_eq!(search(h, PATIENT, Some(MRN), "M4", 10).await, ["p4"]);
+    assert!(search(h, PATIENT, Some(MRN), "M5", 10).await.is_empty());
+    // A request marked already.
+    let out = batches
+        .run(fhir.fhir_commit_many(&[
+            commit("a1", vec![patient("p6", "M6")]),
+            commit("d2", vec![patient("p7", "M7")]),
+        ]))
+        .await;
+    assert_eq!(batches.taken(), (0, 1), "{out:?}");
+    assert!(
+        matches!(&out[0], Err(StoreError::Conflict(m)) if m.contains("a1")),
+        "{out:?}"
+    );
+    assert!(out[1].is_ok(), "{out:?}");
+    assert_eq!(read(h, PATIENT, "p6").await, None);
+    // The fallback leaves nothing behind that stops the next batch.
+    let out = batches
+        .run(fhir.fhir_commit_many(&[
+            commit("e1", vec![patient("p8", "M8")]),
+            commit("e2", vec![patient("p9", "M9")]),
+        ]))
+        .await;
+    assert_eq!(batches.taken(), (1, 0), "{out:?}");
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+}

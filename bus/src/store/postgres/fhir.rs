@@ -21,8 +21,8 @@ use sqlx::{PgConnection, Row};
 use super::rows::map_err;
 use super::PostgresStore;
 use crate::store::fhir::{
-    created_rows, id_taken, identifier_held, request_marked, request_state, stored_identifiers, unique_violation,
-    validate, version_moved,
+    count_create_batch, created_rows, id_taken, identifier_held, request_marked, request_state, stored_identifiers,
+    unique_violation, validate, version_moved,
 };
 use crate::store::registration::count;
 use crate::store::{FhirCommit, FhirRequestState, FhirRow, FhirStore, FhirWrite, StoreError, WriteMode};
@@ -194,7 +194,9 @@ async fn write_requests(
         .iter()
         .all(|(_, writes)| writes.iter().all(|w| w.mode == WriteMode::Create))
     {
-        if let Some(out) = create_all(store, requests, now).await? {
+        let created = create_all(store, requests, now).await?;
+        count_create_batch("postgres", requests.len(), created.is_some());
+        if let Some(out) = created {
             return Ok(out);
         }
     }
@@ -271,6 +273,17 @@ async fn create_all(
     .map_err(map_err)?;
     let as_planned = |done: i64, wanted: usize| usize::try_from(done).is_ok_and(|d| d == wanted);
     if !(as_planned(rows, writes.len()) && as_planned(claimed, claims.len()) && as_planned(marked, marks.len())) {
+        // Counts only: which id or identifier is taken is for the fallback to name (never a value: PHI).
+        tracing::debug!(
+            requests = requests.len(),
+            resources = writes.len(),
+            written = rows,
+            identifiers = claims.len(),
+            claimed,
+            marks = marks.len(),
+            marked,
+            "batched FHIR create did not go as planned; statement by statement"
+        );
         // Dropping `tx` rolls back whatever part went in.
         return Ok(None);
     }

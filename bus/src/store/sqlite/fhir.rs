@@ -13,8 +13,8 @@ use sqlx::SqliteConnection;
 use super::rows::{get, get_json, get_time, json, map_err, micros};
 use super::{SqliteStore, BEGIN_WRITE};
 use crate::store::fhir::{
-    created_rows, id_taken, identifier_held, request_marked, request_state, stored_identifiers, unique_violation,
-    validate, version_moved,
+    count_create_batch, created_rows, id_taken, identifier_held, request_marked, request_state, stored_identifiers,
+    unique_violation, validate, version_moved,
 };
 use crate::store::registration::count;
 use crate::store::{FhirCommit, FhirRequestState, FhirRow, FhirStore, FhirWrite, StoreError, WriteMode};
@@ -170,7 +170,9 @@ async fn write_requests(
         .iter()
         .all(|(_, writes)| writes.iter().all(|w| w.mode == WriteMode::Create))
     {
-        if let Some(out) = create_all(store, requests, now).await? {
+        let created = create_all(store, requests, now).await?;
+        count_create_batch("sqlite", requests.len(), created.is_some());
+        if let Some(out) = created {
             return Ok(out);
         }
     }
@@ -250,6 +252,13 @@ async fn create_all(
     .await
     .map_err(map_err)?;
     if rows.len() != writes.len() {
+        // Counts only: which id is taken is for the fallback to name.
+        tracing::debug!(
+            requests = requests.len(),
+            resources = writes.len(),
+            written = rows.len(),
+            "batched FHIR create did not go as planned; statement by statement"
+        );
         return Ok(None);
     }
     let claimed: Vec<(i64,)> = sqlx::query_as(
@@ -271,6 +280,15 @@ async fn create_all(
     .await
     .map_err(map_err)?;
     if claimed.len() != claim_count || marked.len() != mark_count {
+        // Counts only: which identifier or mark is taken is for the fallback to name (never a value: PHI).
+        tracing::debug!(
+            requests = requests.len(),
+            identifiers = claim_count,
+            claimed = claimed.len(),
+            marks = mark_count,
+            marked = marked.len(),
+            "batched FHIR create did not go as planned; statement by statement"
+        );
         // Dropping `tx` rolls back whatever part went in.
         return Ok(None);
     }
