@@ -2,8 +2,9 @@
 //! canonical resources into store writes, follow-up event records, and one
 //! event's trip through `apply_clinical`.
 
+use chrono::{DateTime, Utc};
 use medbus_bus::canonical::{EventKind, Identifier, Reference};
-use medbus_bus::store::clinical::{ClinicalChange, ResourceWrite};
+use medbus_bus::store::clinical::{ClinicalChange, ClinicalStore, ResourceRow, ResourceWrite};
 use medbus_bus::store::{EventRecord, SharedStore, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
@@ -113,4 +114,97 @@ pub async fn apply_one(
         .first()
         .copied()
         .ok_or_else(|| ApplyError::Store(StoreError::Database("no answer for an applied event".into())))
+}
+
+/// Pages through the resources of a type with a status, last changed before
+/// a time, oldest first, until every one was seen: a sweep must reach them
+/// all, and rows it leaves as they are (not due yet, or failing) would hide
+/// the rest if it only ever read the first page.
+pub struct StatusPages<'a> {
+    resource_type: &'a str,
+    status: &'a str,
+    before: DateTime<Utc>,
+    page: u32,
+    after: Option<(DateTime<Utc>, String)>,
+    done: bool,
+}
+
+impl<'a> StatusPages<'a> {
+    /// Pages of at most `page` rows.
+    pub fn new(resource_type: &'a str, status: &'a str, before: DateTime<Utc>, page: u32) -> Self {
+        StatusPages {
+            resource_type,
+            status,
+            before,
+            page: page.max(1),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The next page, or None when every row was seen.
+    pub async fn next(&mut self, store: &dyn ClinicalStore) -> Result<Option<Vec<ResourceRow>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let after = self.after.as_ref().map(|(at, key)| (*at, key.as_str()));
+        let rows = store
+            .resources_with_status(self.resource_type, self.status, self.before, after, self.page)
+            .await?;
+        self.done = rows.len() < self.page as usize;
+        self.after = rows.last().map(|r| (r.updated_at, r.key.clone()));
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(rows))
+    }
+}
+
+#[cfg(test)]
+mod status_pages_tests {
+    use super::*;
+    use medbus_bus::config::StoreConfig;
+    use medbus_bus::store;
+
+    fn write(key: &str, status: &str) -> ResourceWrite {
+        ResourceWrite {
+            resource_type: "Communication".into(),
+            key: key.into(),
+            patient_key: None,
+            status: status.into(),
+            identifiers: vec![],
+            order_tokens: vec![],
+            resource: serde_json::json!({"resourceType": "Communication", "status": status}),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_page_is_read_and_each_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::connect(&StoreConfig::default(), dir.path()).await.unwrap();
+        for n in 0..7 {
+            store
+                .clinical()
+                .upsert_resource(&write(&format!("c-{n}"), "in-progress"))
+                .await
+                .unwrap();
+        }
+        store.clinical().upsert_resource(&write("other", "completed")).await.unwrap();
+        let before = Utc::now() + chrono::Duration::seconds(1);
+        let mut pages = StatusPages::new("Communication", "in-progress", before, 3);
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(rows) = pages.next(store.clinical()).await.unwrap() {
+            sizes.push(rows.len());
+            seen.extend(rows.into_iter().map(|r| r.key));
+        }
+        assert_eq!(sizes, [3, 3, 1]);
+        seen.sort();
+        let want: Vec<String> = (0..7).map(|n| format!("c-{n}")).collect();
+        assert_eq!(seen, want, "every row once, none of another status");
+        // A full last page ends with one empty read.
+        let mut pages = StatusPages::new("Communication", "in-progress", before, 7);
+        assert_eq!(pages.next(store.clinical()).await.unwrap().map(|r| r.len()), Some(7));
+        assert!(pages.next(store.clinical()).await.unwrap().is_none());
+    }
 }

@@ -274,6 +274,7 @@ async fn records(store: &SharedStore) -> Vec<NotificationRecord> {
                 "Communication",
                 s.as_str(),
                 chrono::Utc::now() + chrono::Duration::hours(1),
+                None,
                 1000,
             )
             .await

@@ -26,11 +26,11 @@ use uuid::Uuid;
 
 use super::fold::study_write;
 use super::{Imaging, RESOURCE_TYPE, SERVICE};
-use crate::clinical::to_json;
+use crate::clinical::{to_json, StatusPages};
 use crate::feed::ApplyError;
 use crate::outbox;
 
-/// Most studies one sweep completes (the next sweep takes the rest).
+/// Studies read per page; a sweep reads every page.
 const PAGE: u32 = 200;
 
 /// How often the sweep runs for `quiet_time`: a quarter of it, so a study
@@ -55,20 +55,26 @@ pub async fn run_sweeps(imaging: Arc<Imaging>, shutdown: CancellationToken) {
     }
 }
 
-/// One sweep: completes every study quiet for the quiet time (up to a page)
-/// and publishes the outbox; returns how many it completed.
+/// One sweep: completes every study quiet for the quiet time and publishes
+/// the outbox; returns how many it completed. A study that fails is logged
+/// and counted (`medbus_imaging_completion_failures_total`), and tried again
+/// next sweep.
 pub async fn sweep(imaging: &Imaging) -> Result<usize, ApplyError> {
     let quiet = chrono::Duration::from_std(imaging.quiet_time).unwrap_or(chrono::Duration::MAX);
     let before = Utc::now() - quiet;
-    let rows = imaging
-        .store
-        .clinical()
-        .resources_with_status(RESOURCE_TYPE, ImagingStudyStatus::Registered.code(), before, PAGE)
-        .await?;
+    let mut pages = StatusPages::new(RESOURCE_TYPE, ImagingStudyStatus::Registered.code(), before, PAGE);
     let mut completed = 0;
-    for row in rows {
-        if complete(imaging, &row).await? {
-            completed += 1;
+    while let Some(rows) = pages.next(imaging.store.clinical()).await? {
+        for row in rows {
+            // One study that cannot be completed must not stop the others.
+            match complete(imaging, &row).await {
+                Ok(true) => completed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(service = SERVICE, version = row.version, error = %e, "a study could not be completed; trying again next sweep");
+                    metrics::counter!("medbus_imaging_completion_failures_total").increment(1);
+                }
+            }
         }
     }
     // Also when nothing completed now: what a crash left in the outbox goes out.

@@ -16,8 +16,9 @@ use super::ledger;
 use super::record::{NotificationRecord, Status, RESOURCE_TYPE};
 use super::rules::{record, with_siblings, Occurrence};
 use super::service::Notifier;
+use crate::clinical::StatusPages;
 
-/// Most records one sweep looks at per status.
+/// Records read per page; a sweep reads every page.
 const PAGE: u32 = 500;
 
 /// Runs the sweep every `sweep_every` until shutdown.
@@ -50,76 +51,75 @@ async fn escalate_due(notifier: &Arc<Notifier>) -> Result<(), StoreError> {
     };
     let now = Utc::now();
     let before = now - chrono::Duration::from_std(shortest).unwrap_or(chrono::Duration::MAX);
-    let rows = notifier
-        .store()
-        .clinical()
-        .resources_with_status(RESOURCE_TYPE, Status::AwaitingAck.as_str(), before, PAGE)
-        .await?;
-    for row in rows {
-        let Some(rec) = NotificationRecord::from_row(&row) else {
-            continue;
-        };
-        let rule = cfg.rules.get(&rec.rule).filter(|r| r.escalate_after.is_some());
-        let Some((after, rule)) = rule.and_then(|r| r.escalate_after.map(|a| (a, r))) else {
-            // The rule no longer escalates: stop looking at it.
-            ledger::update(&**notifier.store(), rec.id, |r| {
+    // Every page: notifications not due yet (a longer rule) must not hide later ones.
+    let mut pages = StatusPages::new(RESOURCE_TYPE, Status::AwaitingAck.as_str(), before, PAGE);
+    while let Some(rows) = pages.next(notifier.store().clinical()).await? {
+        for row in rows {
+            let Some(rec) = NotificationRecord::from_row(&row) else {
+                continue;
+            };
+            let rule = cfg.rules.get(&rec.rule).filter(|r| r.escalate_after.is_some());
+            let Some((after, rule)) = rule.and_then(|r| r.escalate_after.map(|a| (a, r))) else {
+                // The rule no longer escalates: stop looking at it.
+                ledger::update(&**notifier.store(), rec.id, |r| {
+                    let waiting = r.status == Status::AwaitingAck;
+                    if waiting {
+                        r.status = Status::Sent;
+                    }
+                    waiting
+                })
+                .await?;
+                continue;
+            };
+            let sent = rec.sent_at.unwrap_or(row.updated_at);
+            if now - sent < chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX) {
+                continue;
+            }
+            // Acknowledged since the query: nothing to escalate.
+            let current = ledger::load(&**notifier.store(), rec.id).await?;
+            if current.is_none_or(|c| c.status != Status::AwaitingAck) {
+                continue;
+            }
+            let new = {
+                let _guard = notifier.decision_lock().await;
+                let occ = escalation_of(&rec, after);
+                let planned = with_siblings(
+                    rule.escalate_to
+                        .iter()
+                        .map(|to| {
+                            let mut e = record(&rec.rule, &occ, to, now);
+                            e.escalation_of = Some(rec.id);
+                            e
+                        })
+                        .collect(),
+                );
+                let mut new = Vec::new();
+                for e in planned {
+                    // Made already for another recipient of the same event (or before a crash).
+                    if ledger::load(&**notifier.store(), e.id).await?.is_none() {
+                        notifier.store().clinical().upsert_resource(&e.to_write(false)).await?;
+                        new.push(e.id);
+                    }
+                }
+                new
+            };
+            let marked = ledger::update(&**notifier.store(), rec.id, |r| {
+                // Acknowledged in the last instant: it stays acknowledged (the escalation was due).
                 let waiting = r.status == Status::AwaitingAck;
                 if waiting {
-                    r.status = Status::Sent;
+                    r.status = Status::Escalated;
+                    r.escalated = true;
                 }
                 waiting
             })
             .await?;
-            continue;
-        };
-        let sent = rec.sent_at.unwrap_or(row.updated_at);
-        if now - sent < chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX) {
-            continue;
-        }
-        // Acknowledged since the query: nothing to escalate.
-        let current = ledger::load(&**notifier.store(), rec.id).await?;
-        if current.is_none_or(|c| c.status != Status::AwaitingAck) {
-            continue;
-        }
-        let new = {
-            let _guard = notifier.decision_lock().await;
-            let occ = escalation_of(&rec, after);
-            let planned = with_siblings(
-                rule.escalate_to
-                    .iter()
-                    .map(|to| {
-                        let mut e = record(&rec.rule, &occ, to, now);
-                        e.escalation_of = Some(rec.id);
-                        e
-                    })
-                    .collect(),
-            );
-            let mut new = Vec::new();
-            for e in planned {
-                // Made already for another recipient of the same event (or before a crash).
-                if ledger::load(&**notifier.store(), e.id).await?.is_none() {
-                    notifier.store().clinical().upsert_resource(&e.to_write(false)).await?;
-                    new.push(e.id);
-                }
+            if marked.is_some() && !new.is_empty() {
+                tracing::warn!(notification = %rec.id, rule = %rec.rule, "not acknowledged in time: escalated");
+                metrics::counter!("medbus_notifications_escalated_total", "rule" => rec.rule.clone()).increment(1);
             }
-            new
-        };
-        let marked = ledger::update(&**notifier.store(), rec.id, |r| {
-            // Acknowledged in the last instant: it stays acknowledged (the escalation was due).
-            let waiting = r.status == Status::AwaitingAck;
-            if waiting {
-                r.status = Status::Escalated;
-                r.escalated = true;
+            for id in new {
+                notifier.spawn_delivery(id);
             }
-            waiting
-        })
-        .await?;
-        if marked.is_some() && !new.is_empty() {
-            tracing::warn!(notification = %rec.id, rule = %rec.rule, "not acknowledged in time: escalated");
-            metrics::counter!("medbus_notifications_escalated_total", "rule" => rec.rule.clone()).increment(1);
-        }
-        for id in new {
-            notifier.spawn_delivery(id);
         }
     }
     Ok(())
@@ -153,16 +153,14 @@ fn escalation_of(rec: &NotificationRecord, after: Duration) -> Occurrence {
 /// (a crash or restart between recording and sending), unless a task here has them.
 async fn resume_pending(notifier: &Arc<Notifier>) -> Result<(), StoreError> {
     let before = Utc::now() - chrono::Duration::from_std(stale_after(notifier)).unwrap_or(chrono::Duration::MAX);
-    let rows = notifier
-        .store()
-        .clinical()
-        .resources_with_status(RESOURCE_TYPE, Status::Pending.as_str(), before, PAGE)
-        .await?;
-    for row in rows {
-        if let Ok(id) = uuid::Uuid::parse_str(&row.key) {
-            if !notifier.is_in_flight(id) {
-                tracing::info!(notification = %id, "resuming a notification left pending");
-                notifier.spawn_delivery(id);
+    let mut pages = StatusPages::new(RESOURCE_TYPE, Status::Pending.as_str(), before, PAGE);
+    while let Some(rows) = pages.next(notifier.store().clinical()).await? {
+        for row in rows {
+            if let Ok(id) = uuid::Uuid::parse_str(&row.key) {
+                if !notifier.is_in_flight(id) {
+                    tracing::info!(notification = %id, "resuming a notification left pending");
+                    notifier.spawn_delivery(id);
+                }
             }
         }
     }

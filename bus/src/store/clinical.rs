@@ -175,12 +175,16 @@ pub trait ClinicalStore: Send + Sync {
     ) -> Result<Vec<ResourceRow>, StoreError>;
 
     /// Resources of a type with `status` last changed before `before`,
-    /// oldest change first, at most `limit` (escalation and retry sweeps).
+    /// oldest change first (then by key), at most `limit`, starting after the
+    /// (`updated_at`, `key`) of the last row of the previous page when `after`
+    /// is given (escalation and completion sweeps, which must reach every row:
+    /// rows a sweep leaves as they are would otherwise hide the rest).
     async fn resources_with_status(
         &self,
         resource_type: &str,
         status: &str,
         before: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, &str)>,
         limit: u32,
     ) -> Result<Vec<ResourceRow>, StoreError>;
 

@@ -399,15 +399,40 @@ pub async fn clinical_queries_by_patient_status_and_count(h: &Harness) {
         .is_empty());
     let later = now_us() + secs(1);
     let sweep = c
-        .resources_with_status("Communication", "in-progress", later, 10)
+        .resources_with_status("Communication", "in-progress", later, None, 10)
         .await
         .expect("with status");
     assert_eq!(keys(&sweep), ["c-2", "c-3", "c-1"]);
     let page = c
-        .resources_with_status("Communication", "in-progress", later, 2)
+        .resources_with_status("Communication", "in-progress", later, None, 2)
         .await
         .expect("with status");
     assert_eq!(keys(&page), ["c-2", "c-3"]);
+    // The next page starts after the last row of this one.
+    let last = &page[1];
+    let next = c
+        .resources_with_status(
+            "Communication",
+            "in-progress",
+            later,
+            Some((last.updated_at, last.key.as_str())),
+            2,
+        )
+        .await
+        .expect("next page");
+    assert_eq!(keys(&next), ["c-1"]);
+    let first = &page[0];
+    let from_first = c
+        .resources_with_status(
+            "Communication",
+            "in-progress",
+            later,
+            Some((first.updated_at, first.key.as_str())),
+            10,
+        )
+        .await
+        .expect("from the first");
+    assert_eq!(keys(&from_first), ["c-3", "c-1"]);
     // Only changes strictly before `before`.
     let c2 = get(h, "Communication", "c-2").await.expect("stored");
     let until_c2 = c
@@ -415,18 +440,19 @@ pub async fn clinical_queries_by_patient_status_and_count(h: &Harness) {
             "Communication",
             "in-progress",
             c2.updated_at + TimeDelta::microseconds(1),
+            None,
             10,
         )
         .await
         .expect("with status");
     assert_eq!(keys(&until_c2), ["c-2"]);
     let none = c
-        .resources_with_status("Communication", "in-progress", start, 10)
+        .resources_with_status("Communication", "in-progress", start, None, 10)
         .await
         .expect("with status");
     assert!(none.is_empty());
     let completed = c
-        .resources_with_status("Communication", "completed", later, 10)
+        .resources_with_status("Communication", "completed", later, None, 10)
         .await
         .expect("with status");
     assert_eq!(keys(&completed), ["c-4"]);

@@ -321,17 +321,21 @@ impl ClinicalStore for SqliteStore {
         resource_type: &str,
         status: &str,
         before: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, &str)>,
         limit: u32,
     ) -> Result<Vec<ResourceRow>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             resource_columns!(),
             " FROM clinical_resources r WHERE r.resource_type = ?1 AND r.status = ?2 AND r.updated_at < ?3 \
-             ORDER BY r.updated_at, r.seq LIMIT ?4"
+             AND (?4 IS NULL OR r.updated_at > ?4 OR (r.updated_at = ?4 AND r.key > ?5)) \
+             ORDER BY r.updated_at, r.key LIMIT ?6"
         ))
         .bind(resource_type)
         .bind(status)
         .bind(micros(before))
+        .bind(after.map(|(at, _)| micros(at)))
+        .bind(after.map(|(_, key)| key))
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await
