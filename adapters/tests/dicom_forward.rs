@@ -13,6 +13,11 @@
 //!   always 0xA700: dead-lettered after `max_attempts`; a SOP class it does not
 //!   take, and a missing file: dead-lettered, and the next instance goes on.
 //! - Orthanc: N instances arrive, checked through its REST API.
+//! - a large instance through a throttled relay (a slow link) to storescp is
+//!   delivered although it takes longer than `timeout` in all.
+//! - shutdowns while the PACS is down, more than `max_deliver` of them (embedded
+//!   backbone and JetStream), dead-letter nothing; crashes still dead-letter after
+//!   `max_deliver`.
 //!
 //! `storescp` and Orthanc bind every interface, so they run in a private network
 //! namespace (testkit `netns`), reached through relays on 127.0.0.1. Without DCMTK,
@@ -52,11 +57,11 @@ const STUDY: &str = "1.2.826.0.1.3680043.10.77.1";
 
 // ---------------------------------------------------------------- instances --
 
-/// A small image instance (64×64, 16-bit; pixels vary with `n` so two differ).
-fn dataset(sop_class: &str, modality: &str, sop_instance: &str, series: &str, n: u16) -> Vec<u8> {
+/// An image instance of `side`×`side` 16-bit pixels (pixels vary with `n` so two differ).
+fn dataset_sized(sop_class: &str, modality: &str, sop_instance: &str, series: &str, n: u16, side: u16) -> Vec<u8> {
     let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
     let u = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
-    let pixels: Vec<u8> = (0..64 * 64u32)
+    let pixels: Vec<u8> = (0..u32::from(side) * u32::from(side))
         .flat_map(|i| ((i as u16).wrapping_mul(n + 1) & 0x0FFF).to_le_bytes())
         .collect();
     let obj = InMemDicomObject::from_element_iter([
@@ -74,8 +79,8 @@ fn dataset(sop_class: &str, modality: &str, sop_instance: &str, series: &str, n:
         s(tags::INSTANCE_NUMBER, VR::IS, &n.to_string()),
         u(tags::SAMPLES_PER_PIXEL, 1),
         s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
-        u(tags::ROWS, 64),
-        u(tags::COLUMNS, 64),
+        u(tags::ROWS, side),
+        u(tags::COLUMNS, side),
         u(tags::BITS_ALLOCATED, 16),
         u(tags::BITS_STORED, 12),
         u(tags::HIGH_BIT, 11),
@@ -107,11 +112,16 @@ struct Bus {
 
 impl Bus {
     async fn new() -> Bus {
-        let data = tempfile::tempdir().unwrap();
-        let cfg = BackboneConfig {
+        Self::with(BackboneConfig {
             ack_wait: Duration::from_secs(5),
             ..BackboneConfig::default()
-        };
+        })
+        .await
+    }
+
+    /// As [`Bus::new`] with backbone settings `cfg` (embedded, or a NATS url).
+    async fn with(cfg: BackboneConfig) -> Bus {
+        let data = tempfile::tempdir().unwrap();
         let bb = backbone::connect(&cfg, data.path()).await.unwrap();
         let sink = FileAndBackboneSink::new(data.path().join("dicom"), CHANNEL, bb.clone()).unwrap();
         Bus { data, bb, cfg, sink }
@@ -123,9 +133,14 @@ impl Bus {
 
     /// Receives instance `n` of class `sop_class` as the SCP would: file, then envelope.
     async fn receive(&self, sop_class: &str, modality: &str, n: u16) -> Sent {
+        self.receive_sized(sop_class, modality, n, 64).await
+    }
+
+    /// As [`Bus::receive`], with `side`×`side` pixels.
+    async fn receive_sized(&self, sop_class: &str, modality: &str, n: u16, side: u16) -> Sent {
         let sop_instance = format!("{STUDY}.{}.{n}", if modality == "MR" { 2 } else { 1 });
         let series = format!("{STUDY}.{}", if modality == "MR" { 2 } else { 1 });
-        let dataset = dataset(sop_class, modality, &sop_instance, &series, n);
+        let dataset = dataset_sized(sop_class, modality, &sop_instance, &series, n, side);
         let metadata = InstanceMetadata {
             study_instance_uid: STUDY.into(),
             series_instance_uid: series.clone(),
@@ -465,7 +480,15 @@ impl Peer {
         options: ScpOptions,
         plan: impl Fn(usize) -> Result<(), SinkError> + Send + Sync + 'static,
     ) -> Peer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_at("127.0.0.1:0".parse().unwrap(), options, plan).await
+    }
+
+    async fn start_at(
+        at: SocketAddr,
+        options: ScpOptions,
+        plan: impl Fn(usize) -> Result<(), SinkError> + Send + Sync + 'static,
+    ) -> Peer {
+        let listener = tokio::net::TcpListener::bind(at).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let sink = Arc::new(Scripted {
             calls: AtomicUsize::new(0),
@@ -670,5 +693,190 @@ async fn orthanc_stores_every_instance_forwarded() {
     assert_eq!(got, uids_sent);
     assert!(bus.dead_letters(0).await.is_empty());
     eprintln!("Orthanc: {N} instances in {elapsed:?}");
+    fwd.stop().await;
+}
+
+// ------------------------------------------------------ slow link --
+
+/// A TCP relay to `upstream` passing at most about `rate` bytes/s towards it: a slow
+/// link. Its small receive buffer makes the sender's writes wait on the link rather
+/// than vanish into buffers.
+async fn slow_relay(upstream: SocketAddr, rate: usize) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(16).unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = server.set_nodelay(true);
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let back = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                    let _ = to_client.shutdown().await;
+                });
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match from_client.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if to_server.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+                }
+                let _ = to_server.shutdown().await;
+                let _ = back.await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_instance_over_a_slow_link_is_delivered_not_timed_out() {
+    if have_storescp().is_none() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("in");
+    let Some(scp) = StoreScp::start(&dir, 0) else {
+        return;
+    };
+    // About 16 MiB at about 4 MB/s: some 4–5 s on the wire, against a 2 s timeout. The
+    // timeout bounds each PDU written and the answer after the last byte, not the whole.
+    let relay = slow_relay(scp.addr, 4_000_000).await;
+    let bus = Bus::new().await;
+    let sent = bus.receive_sized(uids::CT_IMAGE_STORAGE, "CT", 1, 2900).await;
+    let started = Instant::now();
+    // One attempt: a timeout would dead-letter it.
+    let fwd = bus.forward(relay, "STORESCP", |c| {
+        c.timeout = Duration::from_secs(2);
+        c.max_attempts = 1;
+    });
+    let delivered = Instant::now() + Duration::from_secs(60);
+    while written(&dir).is_empty() && Instant::now() < delivered {
+        let dead = bus.dead_letters(0).await;
+        assert!(dead.is_empty(), "dead-lettered: {dead:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elapsed = started.elapsed();
+    let files = written(&dir);
+    assert_eq!(files.len(), 1, "storescp log:\n{}", scp.log());
+    // storescp writes the file as it receives; wait for the answer to be settled too.
+    eventually("the file complete", Duration::from_secs(20), || {
+        std::fs::read(&files[&sent.sop_instance]).is_ok_and(|b| file::read(&b).is_ok_and(|p| p.dataset == sent.dataset))
+    })
+    .await;
+    assert!(
+        elapsed > Duration::from_secs(3),
+        "the link was not slow ({elapsed:?}): the test proves nothing"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(bus.dead_letters(0).await.is_empty());
+    eprintln!("slow link: {} bytes in {elapsed:?}", sent.dataset.len());
+    fwd.stop().await;
+}
+
+// ------------------------------------------------------ shutdown --
+
+/// Runs the destination against `addr` (nothing listening) until it has tried the
+/// instance (its unreachable report), then ends it: cleanly, or as a crash would.
+async fn run_until_tried(bus: &Bus, addr: SocketAddr, crash: bool) {
+    let fwd = bus.forward(addr, "MEDBUS", |_| {});
+    let down = bus.status_events(1).await;
+    assert_eq!(down.len(), 1, "tried, not dead-lettered: {down:?}");
+    assert_eq!(down[0].0, SystemEventKind::DestinationUnreachable.subject().to_string());
+    if crash {
+        // Dropped mid-work: nothing settled, nothing given back (the ack wait expires).
+        fwd.run.abort();
+        let _ = fwd.run.await;
+    } else {
+        fwd.stop().await;
+    }
+}
+
+/// More shutdowns than `max_deliver` while the PACS is down, then the PACS comes up:
+/// the instance is delivered, not dead-lettered.
+async fn restarts_never_dead_letter(bus: Bus) {
+    // The consumer as an earlier version made it (backbone max_deliver): it is updated.
+    drop(
+        open_consumer(
+            &bus.bb,
+            ConsumerSpec::new("dicom_pacs", "medbus.ingress.dicom.>", &bus.cfg),
+        )
+        .await
+        .unwrap(),
+    );
+    let port = medbus_testkit::free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let sent = bus.receive(uids::CT_IMAGE_STORAGE, "CT", 1).await;
+    for _ in 0..bus.cfg.max_deliver + 2 {
+        run_until_tried(&bus, addr, false).await;
+    }
+    assert!(bus.dead_letters(0).await.is_empty());
+    let peer = Peer::start_at(addr, ScpOptions::default(), |_| Ok(())).await;
+    let fwd = bus.forward(addr, "MEDBUS", |_| {});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while peer.kept().is_empty() {
+        let dead = bus.dead_letters(0).await;
+        assert!(dead.is_empty(), "dead-lettered: {dead:?}");
+        assert!(Instant::now() < deadline, "not kept within 30 s once the PACS is up");
+    }
+    // At least once: a redelivery (an ack wait run out on a loaded machine) may send it twice.
+    let kept: BTreeSet<String> = peer.kept().into_iter().collect();
+    assert_eq!(kept, BTreeSet::from([sent.sop_instance]));
+    assert!(bus.dead_letters(0).await.is_empty());
+    fwd.stop().await;
+}
+
+/// `max_deliver` 2; an ack wait of `ack_wait` (how soon a crashed run's deliveries come again).
+fn few_deliveries(url: &str, ack_wait: Duration) -> BackboneConfig {
+    BackboneConfig {
+        url: url.into(),
+        ack_wait,
+        max_deliver: 2,
+        ..BackboneConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdowns_while_the_pacs_is_down_never_dead_letter_embedded() {
+    restarts_never_dead_letter(Bus::with(few_deliveries("embedded", Duration::from_secs(5))).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdowns_while_the_pacs_is_down_never_dead_letter_jetstream() {
+    let Some(nats) = medbus_testkit::NatsServer::start() else {
+        return;
+    };
+    restarts_never_dead_letter(Bus::with(few_deliveries(&nats.url(), Duration::from_secs(5))).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_crashing_on_an_instance_every_time_still_dead_letters_it() {
+    let bus = Bus::with(few_deliveries("embedded", Duration::from_secs(2))).await;
+    let addr: SocketAddr = ([127, 0, 0, 1], medbus_testkit::free_port()).into();
+    let sent = bus.receive(uids::CT_IMAGE_STORAGE, "CT", 1).await;
+    // Shutdowns do not count; crashes do: max_deliver (2) of them dead-letter it.
+    for crash in [false, false, true, false, true] {
+        run_until_tried(&bus, addr, crash).await;
+    }
+    let fwd = bus.forward(addr, "MEDBUS", |_| {});
+    let dead = bus.dead_letters(1).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["Medbus-Raw-Sop-Instance-Uid"], sent.sop_instance);
+    let reason = &dead[0][dead_letter::header::REASON];
+    assert!(
+        reason.contains("not settled after 2 deliveries") && reason.contains("3 given back at shutdown"),
+        "{reason}"
+    );
     fwd.stop().await;
 }

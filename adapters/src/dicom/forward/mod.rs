@@ -32,10 +32,18 @@
 //! so order holds only with one instance per destination; an instance whose
 //! ack is lost is sent again (the PACS keeps one copy per SOP Instance UID).
 //!
+//! Shutdown gives the deliveries in hand back at once, and records that it did
+//! (`handback`): the backbone counts each delivery, and a restart must not
+//! bring an instance closer to the dead letter. The guard against a handler
+//! that crashes or hangs on the same instance every time (`backbone.max_deliver`
+//! unsettled deliveries) is kept, counting only deliveries not given back.
+//!
+//! - `handback`: the shutdown records and the crash guard's count;
 //! - `job`: a delivery decoded and its file read;
 //! - `session`: the kept-open association;
 //! - `verdict`: what a C-STORE status or error means.
 
+mod handback;
 mod job;
 mod session;
 mod verdict;
@@ -52,6 +60,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::destination_status::Health;
+use handback::Handbacks;
 use job::{Decoded, Job};
 use session::Session;
 use verdict::{Failure, Verdict};
@@ -66,6 +75,11 @@ const ALL_CHANNELS: &str = "medbus.ingress.dicom.>";
 
 /// Instances taken from the backbone at once; all are kept alive while the first is retried.
 const BATCH: usize = 16;
+
+/// The consumer's own `max_deliver`: no backbone limit. The forwarder retries in place and
+/// applies the crash guard itself, leaving out deliveries given back at shutdown (`handback`).
+/// One below `u32::MAX` because the backbones allow one more delivery than this.
+const NO_BACKBONE_LIMIT: u32 = u32::MAX - 1;
 
 /// What a DICOM destination's forwarding loop needs.
 #[derive(Clone)]
@@ -96,16 +110,20 @@ enum Outcome {
 /// Forwards until shutdown.
 pub async fn run(ctx: DicomForwardContext) -> Result<(), BackboneError> {
     let name = consumer_name(&ctx.name);
-    let spec = ConsumerSpec::new(name.clone(), ALL_CHANNELS, &ctx.backbone_config);
+    let spec = ConsumerSpec {
+        max_deliver: NO_BACKBONE_LIMIT,
+        ..ConsumerSpec::new(name.clone(), ALL_CHANNELS, &ctx.backbone_config)
+    };
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
     let peer = format!("{}:{}", ctx.config.host.trim(), ctx.config.port);
     tracing::info!(destination = %ctx.name, %peer, called_ae = %ctx.config.called_ae, "DICOM destination forwarding");
     let session = Mutex::new(Session::new(&ctx.name, &ctx.config));
     let health = Health::new(&ctx.name, "dicom", peer);
+    let handbacks = Mutex::new(Handbacks::new(&ctx.name));
     let shutdown = ctx.shutdown.clone();
     consumer
         .run_batches(&name, BATCH, Duration::from_secs(1), &shutdown, |batch| {
-            forward_in_order(&ctx, &session, &health, batch)
+            forward_in_order(&ctx, &session, &health, &handbacks, batch)
         })
         .await;
     session.lock().await.release().await;
@@ -118,6 +136,7 @@ async fn forward_in_order(
     ctx: &DicomForwardContext,
     session: &Mutex<Session>,
     health: &Health,
+    handbacks: &Mutex<Handbacks>,
     batch: Vec<Delivery>,
 ) -> bool {
     let mut session = session.lock().await;
@@ -130,6 +149,18 @@ async fn forward_in_order(
     let mut pending: VecDeque<Delivery> = batch.into();
     let renew_every = renew_interval(ctx.backbone_config.ack_wait);
     while let Some(d) = pending.pop_front() {
+        if d.delivered > 1 {
+            if let Some(why) = crashed_too_often(ctx, handbacks, &d).await {
+                tracing::warn!(destination = %ctx.name, sequence = d.sequence, "unsettled too often: dead-lettered");
+                let outcome = Outcome::Refused(Failure {
+                    why,
+                    status: None,
+                    comment: None,
+                });
+                settle(ctx, d, outcome).await;
+                continue;
+            }
+        }
         let held: Vec<&Delivery> = std::iter::once(&d).chain(pending.iter()).collect();
         let work = async {
             match job::decode(&ctx.config, &ctx.storage_roots, &d).await {
@@ -145,7 +176,12 @@ async fn forward_in_order(
         let outcome = renewing(work, &held, renew_every).await;
         drop(held);
         if matches!(outcome, Outcome::Shutdown) {
-            // Give everything in hand back at once rather than after the ack wait.
+            // Record the hand-back first, so the next delivery of each is not taken for a
+            // crash; then give everything in hand back at once rather than after the ack wait.
+            let sequences: Vec<u64> = std::iter::once(&d).chain(pending.iter()).map(|d| d.sequence).collect();
+            if let Err(e) = handback::record(&ctx.backbone, &ctx.name, &sequences).await {
+                tracing::warn!(destination = %ctx.name, error = %e, "shutdown hand-back not recorded: it counts as a delivery");
+            }
             for d in std::iter::once(d).chain(pending) {
                 let _ = d.nak(Duration::ZERO, "shutting down").await;
             }
@@ -154,6 +190,33 @@ async fn forward_in_order(
         settle(ctx, d, outcome).await;
     }
     true
+}
+
+/// The dead-letter reason when `d` has been delivered `max_deliver` times before
+/// without being settled or given back at shutdown: the forwarder crashed or
+/// hung on it (or on the instance ahead of it) each time.
+async fn crashed_too_often(ctx: &DicomForwardContext, handbacks: &Mutex<Handbacks>, d: &Delivery) -> Option<String> {
+    let limit = ctx.backbone_config.max_deliver;
+    let earlier = d.delivered.saturating_sub(1);
+    if earlier < limit {
+        return None;
+    }
+    let given_back = match handbacks.lock().await.of(&ctx.backbone, d.sequence).await {
+        Ok(n) => n,
+        Err(e) => {
+            // Unknown: sending it is safer than dead-lettering an instance that may only
+            // have waited through restarts. The check runs again on its next delivery.
+            tracing::warn!(destination = %ctx.name, error = %e, "shutdown hand-backs unreadable: crash guard skipped");
+            return None;
+        }
+    };
+    let unsettled = earlier.saturating_sub(given_back);
+    (unsettled >= limit).then(|| {
+        format!(
+            "not settled after {unsettled} deliveries (the destination crashed or hung each time; \
+             {given_back} given back at shutdown not counted)"
+        )
+    })
 }
 
 /// Attempts one instance until the PACS stores it, refuses it for good, the

@@ -145,6 +145,9 @@ impl Session {
             called_ae: self.called_ae.clone(),
             connect_timeout: self.timeout,
             response_timeout: self.timeout,
+            // One setting for both: a PDU not taken for `timeout` is as dead as an answer
+            // not given in that time; a whole instance is not limited.
+            write_timeout: self.timeout,
             max_pdu_length: self.max_pdu_length,
         };
         let association = match Association::establish(&cfg, &proposed).await {

@@ -11,11 +11,10 @@ use std::time::Duration;
 use dicom_ul::association::client::{AsyncClientAssociation, ClientAssociationOptions};
 use dicom_ul::association::Error as UlError;
 use dicom_ul::pdu::{AssociationRJResult, PDataValueType, Pdu, PresentationContextResultReason};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::command::{self as dimse, Response};
-use super::pdata;
+use super::pdata::{self, WriteError};
 
 /// The largest response command set accepted.
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -33,15 +32,20 @@ pub struct ScuConfig {
     /// SCP that serves one association at a time (dcmtk storescp without `--fork`) leaves
     /// the others waiting for their A-ASSOCIATE-AC until it is done with the first.
     pub connect_timeout: Duration,
-    /// Limit on one request: sending it and reading its response.
+    /// Limit on waiting for a response, counted from the last byte of the request sent.
     pub response_timeout: Duration,
+    /// Limit on writing one P-DATA-TF PDU (at most the SCP's maximum PDU length, and at most
+    /// 1 MiB): an SCP that takes none of it for this long has stopped reading. Sending a
+    /// whole data set has no limit of its own, so a large instance over a slow link takes
+    /// the time it needs as long as it keeps moving.
+    pub write_timeout: Duration,
     /// Largest PDU we receive (Maximum Length Received we announce).
     pub max_pdu_length: u32,
 }
 
 impl ScuConfig {
-    /// Defaults for `addr`: MODSIM calling ANY-SCP, 30 s to associate, 30 s per response,
-    /// 16 KiB PDUs received (responses are small).
+    /// Defaults for `addr`: MODSIM calling ANY-SCP, 30 s to associate, 30 s per PDU written,
+    /// 30 s per response, 16 KiB PDUs received (responses are small).
     pub fn new(addr: SocketAddr) -> Self {
         ScuConfig {
             addr,
@@ -49,6 +53,7 @@ impl ScuConfig {
             called_ae: "ANY-SCP".into(),
             connect_timeout: Duration::from_secs(30),
             response_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_pdu_length: 16_384,
         }
     }
@@ -109,8 +114,9 @@ pub enum ScuError {
     /// The connection failed while sending or receiving.
     #[error("connection lost: {0}")]
     Transport(String),
-    /// No response within the response timeout.
-    #[error("no response within {0:?}")]
+    /// No progress within the limit: a PDU not taken whole within the write timeout, or no
+    /// response within the response timeout.
+    #[error("no progress sending, or no response, within {0:?}")]
     Timeout(Duration),
     /// The peer sent something the protocol does not allow here.
     #[error("protocol error: {0}")]
@@ -126,7 +132,7 @@ pub struct Association {
     peer_max_pdu: u32,
     next_message_id: u16,
     response_timeout: Duration,
-    out: Vec<u8>,
+    write_timeout: Duration,
 }
 
 /// `e` and its sources, joined: dicom-ul's top-level messages ("failed to connect") hide
@@ -208,7 +214,7 @@ impl Association {
             peer_max_pdu,
             next_message_id: 1,
             response_timeout: cfg.response_timeout,
-            out: Vec::new(),
+            write_timeout: cfg.write_timeout,
         })
     }
 
@@ -293,6 +299,8 @@ impl Association {
         id
     }
 
+    /// Sends one message and reads its response. Sending is limited per PDU (the write
+    /// timeout), not as a whole; the response wait has its own limit from the last byte sent.
     async fn exchange(
         &mut self,
         pc_id: u8,
@@ -301,32 +309,28 @@ impl Association {
         dataset: Option<&[u8]>,
         expect: u16,
     ) -> Result<Response, ScuError> {
+        let (max_pdu, write_limit) = (self.peer_max_pdu, self.write_timeout);
+        let stream = self.inner.inner_stream();
+        let sent = match pdata::write(stream, pc_id, true, command, max_pdu, write_limit).await {
+            Ok(()) => match dataset {
+                Some(data) => pdata::write(stream, pc_id, false, data, max_pdu, write_limit).await,
+                None => Ok(()),
+            },
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(()) => {}
+            Err(WriteError::Stalled) => return Err(ScuError::Timeout(write_limit)),
+            Err(WriteError::Io(e)) => return Err(ScuError::Transport(format!("sending message {id}: {e}"))),
+        }
         let limit = self.response_timeout;
-        match tokio::time::timeout(limit, self.exchange_inner(pc_id, id, command, dataset, expect)).await {
+        match tokio::time::timeout(limit, self.read_response(id, expect)).await {
             Err(_) => Err(ScuError::Timeout(limit)),
             Ok(r) => r,
         }
     }
 
-    async fn exchange_inner(
-        &mut self,
-        pc_id: u8,
-        id: u16,
-        command: &[u8],
-        dataset: Option<&[u8]>,
-        expect: u16,
-    ) -> Result<Response, ScuError> {
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        pdata::frame(&mut out, pc_id, true, command, self.peer_max_pdu);
-        if let Some(data) = dataset {
-            pdata::frame(&mut out, pc_id, false, data, self.peer_max_pdu);
-        }
-        let written = self.inner.inner_stream().write_all(&out).await;
-        // Keep the buffer's capacity for the next message.
-        self.out = out;
-        written.map_err(|e| ScuError::Transport(format!("sending message {id}: {e}")))?;
-
+    async fn read_response(&mut self, id: u16, expect: u16) -> Result<Response, ScuError> {
         let mut rsp = Vec::new();
         loop {
             let pdu =
