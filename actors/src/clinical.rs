@@ -189,7 +189,11 @@ mod status_pages_tests {
                 .await
                 .unwrap();
         }
-        store.clinical().upsert_resource(&write("other", "completed")).await.unwrap();
+        store
+            .clinical()
+            .upsert_resource(&write("other", "completed"))
+            .await
+            .unwrap();
         let before = Utc::now() + chrono::Duration::seconds(1);
         let mut pages = StatusPages::new("Communication", "in-progress", before, 3);
         let mut seen = Vec::new();

@@ -11,6 +11,7 @@
 //! (`bus/tests/store_conformance.rs`) runs against both.
 
 pub mod clinical;
+mod event_log;
 pub mod fhir;
 mod messages;
 pub mod postgres;

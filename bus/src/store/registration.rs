@@ -237,25 +237,3 @@ pub(crate) fn chain_too_long() -> StoreError {
         "a patient's merged_into chain is longer than {MAX_MERGE_HOPS} hops (a cycle?)"
     ))
 }
-
-/// The events of `batch` to append to the log: the first copy of each id (a
-/// later one is a redelivery, and one statement may not meet the same key
-/// twice), in id order, so two batches sharing events (a redelivery racing
-/// the first delivery) wait on each other's ids in the same order, never in
-/// a cycle.
-pub(crate) fn first_copies(batch: &[(EventRecord, Vec<RegistrationChange>)]) -> Vec<&EventRecord> {
-    let mut seen = std::collections::HashSet::with_capacity(batch.len());
-    let mut firsts: Vec<&EventRecord> = batch.iter().map(|(e, _)| e).filter(|e| seen.insert(e.id)).collect();
-    firsts.sort_by_key(|e| e.id);
-    firsts
-}
-
-/// For each event of `batch`, true when this batch appended it to the log:
-/// its id is in `inserted` (what the insert returned) and it is the first
-/// copy of that id in the batch.
-pub(crate) fn appended(
-    batch: &[(EventRecord, Vec<RegistrationChange>)],
-    mut inserted: std::collections::HashSet<uuid::Uuid>,
-) -> Vec<bool> {
-    batch.iter().map(|(e, _)| inserted.remove(&e.id)).collect()
-}

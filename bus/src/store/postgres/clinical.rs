@@ -2,6 +2,8 @@
 //! token indexes, the per-service applied ledger and the outbox, written in
 //! one transaction per batch.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -10,10 +12,11 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::rows::{event, map_err};
-use super::{insert_event, PostgresStore};
+use super::{insert_event, insert_events, PostgresStore};
 use crate::store::clinical::{
     check_version, link_lock_keys, refuse_skipped_conditional, unique_tokens, validate, validate_service, ORDER_TYPE,
 };
+use crate::store::event_log::{appended, first_copies};
 use crate::store::registration::count;
 use crate::store::{ClinicalChange, ClinicalStore, EventRecord, OutboxEntry, ResourceRow, ResourceWrite, StoreError};
 
@@ -22,6 +25,31 @@ macro_rules! resource_columns {
     () => {
         "r.resource_type, r.key, r.patient_key, r.status, r.order_key, r.resource, r.version, r.updated_at"
     };
+}
+
+/// Records (service, event id) for every one of `events` (each once, in id
+/// order) in one statement; the ids that were not there yet. As
+/// [`mark_applied`], a concurrent apply of the same pair waits for the first
+/// to commit, then inserts nothing.
+async fn mark_applied_all(
+    tx: &mut PgConnection,
+    service: &str,
+    events: &[&EventRecord],
+    now: DateTime<Utc>,
+) -> Result<HashSet<Uuid>, StoreError> {
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let new: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO service_applied (service, event_id, applied_at) \
+         SELECT $1, e, $3 FROM UNNEST($2::uuid[]) WITH ORDINALITY AS u(e, ord) ORDER BY u.ord \
+         ON CONFLICT (service, event_id) DO NOTHING RETURNING event_id",
+    )
+    .bind(service)
+    .bind(&ids)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(new.into_iter().collect())
 }
 
 /// Records (service, event id) in the ledger; false when it was already there.
@@ -224,21 +252,22 @@ impl ClinicalStore for PostgresStore {
         // pair's event is in the log already, so this changes nothing for
         // it, and two services applying overlapping batches wait on each
         // other's event ids in one order, never in a cycle.
-        let mut events: Vec<&EventRecord> = batch.iter().map(|(e, _)| e).collect();
-        events.sort_by_key(|e| e.id);
-        events.dedup_by_key(|e| e.id);
-        for e in events {
-            insert_event(e).execute(&mut *tx).await.map_err(map_err)?;
-        }
+        let firsts = first_copies(batch);
+        insert_events(&mut tx, &firsts, now).await?;
         let writes = batch.iter().flat_map(|(_, changes)| changes).filter_map(|c| match c {
             ClinicalChange::Upsert(w) | ClinicalChange::UpsertIfVersion { write: w, .. } => Some(w),
             ClinicalChange::Emit(_) => None,
         });
         lock_links(&mut tx, &link_lock_keys(writes)).await?;
+        // Marked applied all at once, in the same id order.
+        let new = appended(batch, mark_applied_all(&mut tx, service, &firsts, now).await?);
         let mut out = Vec::with_capacity(batch.len());
-        for (e, changes) in batch {
+        // Follow-ups raised so far: one of them among the batch's later events
+        // is applied already (the ledger has it from the marks above).
+        let mut raised = HashSet::new();
+        for ((e, changes), new) in batch.iter().zip(new) {
+            let new = new && !raised.contains(&e.id);
             // Dropping `tx` on any error below rolls the whole batch back.
-            let new = mark_applied(&mut tx, service, e.id, now).await?;
             if new {
                 for change in changes {
                     match change {
@@ -250,7 +279,10 @@ impl ClinicalStore for PostgresStore {
                             let version = upsert(&mut tx, write, now).await?;
                             check_version(write, *expected, version)?;
                         }
-                        ClinicalChange::Emit(follow_up) => emit(&mut tx, service, follow_up, now).await?,
+                        ClinicalChange::Emit(follow_up) => {
+                            emit(&mut tx, service, follow_up, now).await?;
+                            raised.insert(follow_up.id);
+                        }
                     }
                 }
             } else {

@@ -11,6 +11,8 @@ mod fhir;
 mod registration;
 mod rows;
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
@@ -127,6 +129,37 @@ async fn record_one(
 /// A page size from a caller's limit: 0 means 100, never more than 1000.
 fn page_size(limit: u32) -> i64 {
     i64::from(if limit == 0 { 100 } else { limit.min(1000) })
+}
+
+/// Appends `firsts` (each id once, in id order: see
+/// [`first_copies`](crate::store::event_log::first_copies)) to the event log
+/// in one statement instead of one per event; the ids it appended (not in
+/// the log before).
+async fn insert_events(
+    tx: &mut sqlx::PgConnection,
+    firsts: &[&EventRecord],
+    now: chrono::DateTime<Utc>,
+) -> Result<HashSet<Uuid>, StoreError> {
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO events (id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at, \
+         recorded_at) \
+         SELECT e.*, $9 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
+         $7::jsonb[], $8::timestamptz[]) AS e \
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+    )
+    .bind(firsts.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.correlation_id).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.causation_id).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.patient_id.as_deref()).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| Json(&e.body)).collect::<Vec<_>>())
+    .bind(firsts.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(inserted.into_iter().collect())
 }
 
 /// The insertion of `e` into the event log; it affects no row when the id is

@@ -6,13 +6,11 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
-use uuid::Uuid;
 
 use super::rows::map_err;
-use super::PostgresStore;
-use crate::store::registration::{
-    appended, chain_too_long, count, first_copies, merged_keys, system_text, PatientUpserts,
-};
+use super::{insert_events, PostgresStore};
+use crate::store::event_log::{appended, first_copies};
+use crate::store::registration::{chain_too_long, count, merged_keys, system_text, PatientUpserts};
 use crate::store::{
     EncounterRow, EventRecord, PatientRow, RegistrationChange, RegistrationStore, StoreError, MAX_MERGE_HOPS,
 };
@@ -132,38 +130,6 @@ async fn apply<'a>(
     Ok(())
 }
 
-/// Appends the events of `batch` to the log in one statement (one round trip
-/// instead of one per event); true for each event this appended, false for
-/// one already in the log or earlier in the batch. The log is written in full
-/// before any change, which the caller's transaction makes invisible.
-async fn insert_events(
-    tx: &mut PgConnection,
-    batch: &[(EventRecord, Vec<RegistrationChange>)],
-    now: DateTime<Utc>,
-) -> Result<Vec<bool>, StoreError> {
-    let firsts = first_copies(batch);
-    let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO events (id, correlation_id, causation_id, kind, subject, patient_id, body, occurred_at, \
-         recorded_at) \
-         SELECT e.*, $9 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
-         $7::jsonb[], $8::timestamptz[]) AS e \
-         ON CONFLICT (id) DO NOTHING RETURNING id",
-    )
-    .bind(firsts.iter().map(|e| e.id).collect::<Vec<_>>())
-    .bind(firsts.iter().map(|e| e.correlation_id).collect::<Vec<_>>())
-    .bind(firsts.iter().map(|e| e.causation_id).collect::<Vec<_>>())
-    .bind(firsts.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-    .bind(firsts.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>())
-    .bind(firsts.iter().map(|e| e.patient_id.as_deref()).collect::<Vec<_>>())
-    .bind(firsts.iter().map(|e| Json(&e.body)).collect::<Vec<_>>())
-    .bind(firsts.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    Ok(appended(batch, inserted.into_iter().collect()))
-}
-
 /// A `patients` row.
 fn patient_row(row: &PgRow) -> Result<PatientRow, StoreError> {
     Ok(PatientRow {
@@ -212,7 +178,7 @@ impl RegistrationStore for PostgresStore {
         // A concurrent apply of the same event id blocks on the primary key
         // until the first commits, then inserts nothing: changes apply once.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let out = insert_events(&mut tx, batch, now).await?;
+        let out = appended(batch, insert_events(&mut tx, &first_copies(batch), now).await?);
         // Dropping `tx` on an error rolls the whole batch back.
         let mut upserts = PatientUpserts::default();
         for ((_, changes), new) in batch.iter().zip(&out) {

@@ -190,3 +190,24 @@ pub(super) async fn insert_events(
     }
     Ok(appended)
 }
+
+/// Records (service, event id) for every one of `events` (each once) with one
+/// multi-row INSERT per [`ROWS_PER_STATEMENT`]; the ids not there before.
+pub(super) async fn mark_applied_all(
+    tx: &mut SqliteConnection,
+    service: &str,
+    events: &[&EventRecord],
+    now: i64,
+) -> Result<HashSet<Uuid>, StoreError> {
+    let mut new = HashSet::with_capacity(events.len());
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO service_applied (service, event_id, applied_at) ");
+        q.push_values(chunk, |mut row, e| {
+            row.push_bind(service).push_bind(e.id.to_string()).push_bind(now);
+        });
+        q.push(" ON CONFLICT (service, event_id) DO NOTHING RETURNING event_id");
+        let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await.map_err(map_err)?;
+        new.extend(uuids(ids)?);
+    }
+    Ok(new)
+}

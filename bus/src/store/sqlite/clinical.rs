@@ -2,6 +2,8 @@
 //! indexes, the per-service applied ledger and the outbox, written on the
 //! single writer connection in one `BEGIN IMMEDIATE` transaction per batch.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
@@ -9,10 +11,11 @@ use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::rows::{event, get, get_json, get_time, json, map_err, micros};
-use super::{insert_event, SqliteStore, BEGIN_WRITE};
+use super::{batch, insert_event, SqliteStore, BEGIN_WRITE};
 use crate::store::clinical::{
     check_version, refuse_skipped_conditional, unique_tokens, validate, validate_service, ORDER_TYPE,
 };
+use crate::store::event_log::{appended, first_copies};
 use crate::store::registration::count;
 use crate::store::{ClinicalChange, ClinicalStore, EventRecord, OutboxEntry, ResourceRow, ResourceWrite, StoreError};
 
@@ -219,13 +222,25 @@ impl ClinicalStore for SqliteStore {
     ) -> Result<Vec<bool>, StoreError> {
         validate_service(service)?;
         let now = micros(Utc::now());
+        let firsts = first_copies(batch);
+        // Encoded before the write lock is taken, so a bad body costs no transaction.
+        let events = firsts
+            .iter()
+            .map(|e| Ok((*e, json(&e.body, "event body")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(map_err)?;
+        // The log and the ledger for the whole batch first, one statement each
+        // (each a hop to the driver's thread).
+        batch::insert_events(&mut tx, &events, now).await?;
+        let new = appended(batch, batch::mark_applied_all(&mut tx, service, &firsts, now).await?);
         let mut out = Vec::with_capacity(batch.len());
-        for (e, changes) in batch {
+        // Follow-ups raised so far: one of them among the batch's later events
+        // is applied already (the ledger has it from the marks above).
+        let mut raised = HashSet::new();
+        for ((e, changes), new) in batch.iter().zip(new) {
+            let new = new && !raised.contains(&e.id);
             // Dropping `tx` on any error below rolls the whole batch back.
-            let new = mark_applied(&mut tx, service, e.id, now).await?;
             if new {
-                insert_event(e)?.execute(&mut *tx).await.map_err(map_err)?;
                 for change in changes {
                     match change {
                         ClinicalChange::Upsert(w) => {
@@ -235,7 +250,10 @@ impl ClinicalStore for SqliteStore {
                             let version = upsert(&mut tx, write, now).await?;
                             check_version(write, *expected, version)?;
                         }
-                        ClinicalChange::Emit(follow_up) => emit(&mut tx, service, follow_up, now).await?,
+                        ClinicalChange::Emit(follow_up) => {
+                            emit(&mut tx, service, follow_up, now).await?;
+                            raised.insert(follow_up.id);
+                        }
                     }
                 }
             } else {

@@ -9,9 +9,8 @@ use sqlx::SqliteConnection;
 
 use super::rows::{get, get_json, get_time, json, map_err, micros};
 use super::{batch, SqliteStore, BEGIN_WRITE};
-use crate::store::registration::{
-    appended, chain_too_long, count, first_copies, merged_keys, system_text, PatientUpserts,
-};
+use crate::store::event_log::{appended, first_copies};
+use crate::store::registration::{chain_too_long, count, merged_keys, system_text, PatientUpserts};
 use crate::store::{
     EncounterRow, EventRecord, PatientRow, RegistrationChange, RegistrationStore, StoreError, MAX_MERGE_HOPS,
 };
