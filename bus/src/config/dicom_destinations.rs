@@ -26,8 +26,9 @@ pub struct DicomDestinationConfig {
     /// Largest PDU we receive, in bytes (4 KiB–4 MiB); what we send is cut to
     /// the PACS's own limit. Default 65536.
     pub max_pdu_length: u32,
-    /// Limit on connecting and negotiating, and on sending each instance and
-    /// getting its answer. Default `60s`.
+    /// Limit on connecting and negotiating, on writing each PDU of an
+    /// instance (a large instance takes as long as it needs while it keeps
+    /// moving), and on the answer after its last byte. Default `60s`.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Attempts per instance before it is dead-lettered. Default 10.
