@@ -56,7 +56,7 @@ fn header(pc_id: u8, command: bool, last: bool, len: usize) -> [u8; HEADER_LEN] 
     h
 }
 
-/// Why [`write`] stopped.
+/// Why [`write()`] stopped.
 #[derive(Debug)]
 pub enum WriteError {
     /// One PDU was not taken whole within the limit: the peer stopped reading.
