@@ -863,35 +863,23 @@ pub async fn clinical_replace_under_another_patient_drops_the_link(h: &Harness) 
 }
 
 pub async fn clinical_order_moved_to_another_patient_lets_go(h: &Harness) {
+    let linked = |key: &'static str| async move { order_key_of(h, "Observation", key).await };
+    let to_it = Some("o-move".to_string());
     upsert(h, about(P1, order("o-move", &["urn:placer|OM"]))).await;
     upsert(h, about(P1, result_of("Observation", "obs-m1", &["urn:placer|OM"]))).await;
     upsert(h, about(None, result_of("Observation", "obs-m2", &["urn:placer|OM"]))).await;
     assert_eq!(
-        order_key_of(h, "Observation", "obs-m1").await.as_deref(),
-        Some("o-move")
-    );
-    assert_eq!(
-        order_key_of(h, "Observation", "obs-m2").await.as_deref(),
-        Some("o-move")
+        (linked("obs-m1").await, linked("obs-m2").await),
+        (to_it.clone(), to_it.clone())
     );
     // The same order, same patient, written again: nothing lets go.
     upsert(h, about(P1, order("o-move", &["urn:placer|OM"]))).await;
-    assert_eq!(
-        order_key_of(h, "Observation", "obs-m1").await.as_deref(),
-        Some("o-move")
-    );
+    assert_eq!(linked("obs-m1").await, to_it);
     // Corrected to another patient: the first patient's result is no longer
     // tied to it; one of unknown patient stays.
     upsert(h, about(P2, order("o-move", &["urn:placer|OM"]))).await;
-    assert_eq!(order_key_of(h, "Observation", "obs-m1").await, None);
-    assert_eq!(
-        order_key_of(h, "Observation", "obs-m2").await.as_deref(),
-        Some("o-move")
-    );
+    assert_eq!((linked("obs-m1").await, linked("obs-m2").await), (None, to_it.clone()));
     // Moved back: the late link ties the first patient's result to it again.
     upsert(h, about(P1, order("o-move", &["urn:placer|OM"]))).await;
-    assert_eq!(
-        order_key_of(h, "Observation", "obs-m1").await.as_deref(),
-        Some("o-move")
-    );
+    assert_eq!(linked("obs-m1").await, to_it);
 }
