@@ -9,8 +9,9 @@
 //! so an imaging study that names the order by accession links to it. That
 //! token has no issuer, so two departments reusing an accession number for
 //! different patients share it: the store links a study (or result, or
-//! charge) to an order only when their patient keys agree or either is
-//! unknown, so another patient's order is never linked. Patient keys are
+//! charge) to an order only when their patient keys agree (equal, or the same
+//! value where one has no issuer) or either is unknown, so another patient's
+//! order is never linked. Patient keys are
 //! those the events name, not resolved through merges: after a merge, a study
 //! under the surviving key is linked only once the order is stored under it
 //! too (see `medbus_bus::store::clinical`).

@@ -153,6 +153,7 @@ conformance!(
     clinical_refused_resource_linked_by_the_right_order,
     clinical_replace_under_another_patient_drops_the_link,
     clinical_order_moved_to_another_patient_lets_go,
+    clinical_patient_without_issuer_matches_by_value,
     fhir_create_read_round_trip,
     fhir_update_bumps_version_and_replaces_identifiers,
     fhir_same_id_twice_in_one_batch,

@@ -15,7 +15,9 @@
 //! (`urn:medbus:accession|<value>`, no issuer), and two departments may reuse
 //! an accession or placer number for different patients. So a resource is
 //! linked to an order (at write or late) only when the resource's
-//! `patient_key` equals the order's, or either is unknown (NULL). At write,
+//! `patient_key` equals the order's, or either is unknown (NULL), or one has
+//! no system (`|value`, a Patient ID without an issuer) and the values are
+//! equal; two systems with one value are two patients. At write,
 //! orders of another patient are passed over and the first of its tokens
 //! naming an order of the right patient wins; a resource refused that way
 //! stays unlinked until an order of its patient with one of its tokens is

@@ -883,3 +883,42 @@ pub async fn clinical_order_moved_to_another_patient_lets_go(h: &Harness) {
     upsert(h, about(P1, order("o-move", &["urn:placer|OM"]))).await;
     assert_eq!(linked("obs-m1").await, to_it);
 }
+
+pub async fn clinical_patient_without_issuer_matches_by_value(h: &Harness) {
+    let linked = |key: &'static str| async move { order_key_of(h, "Observation", key).await };
+    // The order's patient has an issuer; a modality's Patient ID often has none.
+    upsert(h, about(Some("urn:issuer:a|123"), order("o-issued", &["urn:acsn|A1"]))).await;
+    upsert(
+        h,
+        about(Some("|123"), result_of("Observation", "same-value", &["urn:acsn|A1"])),
+    )
+    .await;
+    upsert(
+        h,
+        about(Some("|124"), result_of("Observation", "other-value", &["urn:acsn|A1"])),
+    )
+    .await;
+    // Two issuers with the same value are two patients.
+    upsert(
+        h,
+        about(
+            Some("urn:issuer:b|123"),
+            result_of("Observation", "other-issuer", &["urn:acsn|A1"]),
+        ),
+    )
+    .await;
+    assert_eq!(linked("same-value").await.as_deref(), Some("o-issued"));
+    assert_eq!(linked("other-value").await, None);
+    assert_eq!(linked("other-issuer").await, None);
+    // The other way round, late: an issuer-less order, then an issued result.
+    upsert(
+        h,
+        about(
+            Some("urn:issuer:a|777"),
+            result_of("Observation", "late", &["urn:acsn|A2"]),
+        ),
+    )
+    .await;
+    upsert(h, about(Some("|777"), order("o-bare", &["urn:acsn|A2"]))).await;
+    assert_eq!(linked("late").await.as_deref(), Some("o-bare"));
+}

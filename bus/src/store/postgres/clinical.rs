@@ -69,6 +69,38 @@ async fn mark_applied(tx: &mut PgConnection, service: &str, id: Uuid, now: DateT
     Ok(done.rows_affected() == 1)
 }
 
+/// SQL: true when the patient keys `$a` and `$b` may name the same patient:
+/// equal, either unknown, or the same value where one has no system (a
+/// modality's Patient ID without an issuer against an order's issued one).
+/// Links between resources of two patients are never made.
+macro_rules! same_patient {
+    ($a:literal, $b:literal) => {
+        concat!(
+            "(",
+            $a,
+            " IS NULL OR ",
+            $b,
+            " IS NULL OR ",
+            $a,
+            " = ",
+            $b,
+            " OR ((left(",
+            $a,
+            ", 1) = '|' OR left(",
+            $b,
+            ", 1) = '|') AND substr(",
+            $a,
+            ", strpos(",
+            $a,
+            ", '|') + 1) = substr(",
+            $b,
+            ", strpos(",
+            $b,
+            ", '|') + 1)))"
+        )
+    };
+}
+
 /// Namespace of the link-token advisory locks (first key of `pg_advisory_xact_lock(int, int)`).
 const LINK_LOCKS: i32 = 0x6d62_6c6b;
 
@@ -96,22 +128,26 @@ async fn upsert(tx: &mut PgConnection, w: &ResourceWrite, now: DateTime<Utc>) ->
     // NULL keeps the one it had unless that order is now another patient's)
     // and the row itself. A shared accession or placer number must never tie
     // one patient's resource to another patient's order.
-    let version: i64 = sqlx::query_scalar(
+    let version: i64 = sqlx::query_scalar(concat!(
         "INSERT INTO clinical_resources (resource_type, key, patient_key, status, order_key, resource, version, \
          updated_at) VALUES ($1, $2, $3, $4, \
          (SELECT i.key FROM clinical_identifiers i JOIN clinical_resources o \
           ON o.resource_type = i.resource_type AND o.key = i.key \
           WHERE i.resource_type = $7 AND i.token = ANY($8::text[]) \
-          AND ($3::text IS NULL OR o.patient_key IS NULL OR o.patient_key = $3::text) \
+          AND ",
+        same_patient!("$3::text", "o.patient_key"),
+        " \
           ORDER BY array_position($8::text[], i.token) LIMIT 1), $5, 1, $6) \
          ON CONFLICT (resource_type, key) DO UPDATE SET patient_key = EXCLUDED.patient_key, \
          status = EXCLUDED.status, order_key = COALESCE(EXCLUDED.order_key, \
          CASE WHEN EXISTS (SELECT 1 FROM clinical_resources o WHERE o.resource_type = $7 \
-          AND o.key = clinical_resources.order_key AND o.patient_key <> EXCLUDED.patient_key) \
+          AND o.key = clinical_resources.order_key AND NOT ",
+        same_patient!("o.patient_key", "EXCLUDED.patient_key"),
+        ") \
          THEN NULL ELSE clinical_resources.order_key END), \
          resource = EXCLUDED.resource, version = clinical_resources.version + 1, updated_at = EXCLUDED.updated_at \
-         RETURNING version",
-    )
+         RETURNING version"
+    ))
     .bind(&w.resource_type)
     .bind(&w.key)
     .bind(&w.patient_key)
@@ -157,10 +193,12 @@ async fn upsert(tx: &mut PgConnection, w: &ResourceWrite, now: DateTime<Utc>) ->
         // An order now of another patient (a correction moved it) lets go of
         // the resources of the patient it was linked under: they must not stay
         // tied to another patient's order. Neither version nor updated_at moves.
-        sqlx::query(
+        sqlx::query(concat!(
             "UPDATE clinical_resources SET order_key = NULL \
-             WHERE order_key = $1 AND patient_key IS NOT NULL AND $2::text IS NOT NULL AND patient_key <> $2::text",
-        )
+             WHERE order_key = $1 AND NOT ",
+            same_patient!("patient_key", "$2::text"),
+            ""
+        ))
         .bind(&w.key)
         .bind(&w.patient_key)
         .execute(&mut *tx)
@@ -169,13 +207,15 @@ async fn upsert(tx: &mut PgConnection, w: &ResourceWrite, now: DateTime<Utc>) ->
         // The late link: rows that named this order before it was stored, of
         // its patient (or where either patient is unknown).
         // Neither version nor updated_at moves: the resource itself is unchanged.
-        sqlx::query(
+        sqlx::query(concat!(
             "UPDATE clinical_resources SET order_key = $1 \
-             WHERE order_key IS NULL AND ($3::text IS NULL OR patient_key IS NULL OR patient_key = $3::text) \
+             WHERE order_key IS NULL AND ",
+            same_patient!("$3::text", "patient_key"),
+            " \
              AND (resource_type, key) IN ( \
              SELECT t.resource_type, t.key FROM clinical_order_tokens t \
-             JOIN clinical_identifiers i ON i.token = t.token WHERE i.resource_type = $2 AND i.key = $1)",
-        )
+             JOIN clinical_identifiers i ON i.token = t.token WHERE i.resource_type = $2 AND i.key = $1)"
+        ))
         .bind(&w.key)
         .bind(ORDER_TYPE)
         .bind(&w.patient_key)

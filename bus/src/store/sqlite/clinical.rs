@@ -26,6 +26,38 @@ macro_rules! resource_columns {
     };
 }
 
+/// SQL: true when the patient keys `$a` and `$b` may name the same patient:
+/// equal, either unknown, or the same value where one has no system (a
+/// modality's Patient ID without an issuer against an order's issued one).
+/// Links between resources of two patients are never made.
+macro_rules! same_patient {
+    ($a:literal, $b:literal) => {
+        concat!(
+            "(",
+            $a,
+            " IS NULL OR ",
+            $b,
+            " IS NULL OR ",
+            $a,
+            " = ",
+            $b,
+            " OR ((substr(",
+            $a,
+            ", 1, 1) = '|' OR substr(",
+            $b,
+            ", 1, 1) = '|') AND substr(",
+            $a,
+            ", instr(",
+            $a,
+            ", '|') + 1) = substr(",
+            $b,
+            ", instr(",
+            $b,
+            ", '|') + 1)))"
+        )
+    };
+}
+
 /// Records (service, event id) in the ledger; false when it was already there.
 async fn mark_applied(tx: &mut SqliteConnection, service: &str, id: Uuid, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
@@ -50,12 +82,14 @@ async fn resolve_order(
     patient: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
     for token in tokens {
-        let key: Option<String> = sqlx::query_scalar(
+        let key: Option<String> = sqlx::query_scalar(concat!(
             "SELECT i.key FROM clinical_identifiers i JOIN clinical_resources o \
              ON o.resource_type = i.resource_type AND o.key = i.key \
              WHERE i.resource_type = ?1 AND i.token = ?2 \
-             AND (?3 IS NULL OR o.patient_key IS NULL OR o.patient_key = ?3)",
-        )
+             AND ",
+            same_patient!("?3", "o.patient_key"),
+            ""
+        ))
         .bind(ORDER_TYPE)
         .bind(*token)
         .bind(patient)
@@ -78,18 +112,20 @@ async fn upsert(tx: &mut SqliteConnection, w: &ResourceWrite, now: i64) -> Resul
     // seq: the write lock makes MAX() + 1 safe; a replace keeps the first seq.
     // A replace whose tokens resolve to nothing keeps its order, unless that
     // order is another patient's now that the resource's patient changed.
-    let version: i64 = sqlx::query_scalar(
+    let version: i64 = sqlx::query_scalar(concat!(
         "INSERT INTO clinical_resources (resource_type, key, seq, patient_key, status, order_key, resource, \
          version, updated_at) \
          VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM clinical_resources), ?3, ?4, ?5, ?6, 1, ?7) \
          ON CONFLICT (resource_type, key) DO UPDATE SET patient_key = excluded.patient_key, \
          status = excluded.status, order_key = COALESCE(excluded.order_key, \
          CASE WHEN EXISTS (SELECT 1 FROM clinical_resources o WHERE o.resource_type = ?8 \
-          AND o.key = clinical_resources.order_key AND o.patient_key <> excluded.patient_key) \
+          AND o.key = clinical_resources.order_key AND NOT ",
+        same_patient!("o.patient_key", "excluded.patient_key"),
+        ") \
          THEN NULL ELSE clinical_resources.order_key END), \
          resource = excluded.resource, version = clinical_resources.version + 1, updated_at = excluded.updated_at \
-         RETURNING version",
-    )
+         RETURNING version"
+    ))
     .bind(&w.resource_type)
     .bind(&w.key)
     .bind(&w.patient_key)
@@ -133,10 +169,12 @@ async fn upsert(tx: &mut SqliteConnection, w: &ResourceWrite, now: i64) -> Resul
         // An order now of another patient (a correction moved it) lets go of
         // the resources of the patient it was linked under: they must not stay
         // tied to another patient's order. Neither version nor updated_at moves.
-        sqlx::query(
+        sqlx::query(concat!(
             "UPDATE clinical_resources SET order_key = NULL \
-             WHERE order_key = ?1 AND patient_key IS NOT NULL AND ?2 IS NOT NULL AND patient_key <> ?2",
-        )
+             WHERE order_key = ?1 AND NOT ",
+            same_patient!("patient_key", "?2"),
+            ""
+        ))
         .bind(&w.key)
         .bind(&w.patient_key)
         .execute(&mut *tx)
@@ -145,13 +183,15 @@ async fn upsert(tx: &mut SqliteConnection, w: &ResourceWrite, now: i64) -> Resul
         // The late link: rows that named this order before it was stored, of
         // its patient (or where either patient is unknown).
         // Neither version nor updated_at moves: the resource itself is unchanged.
-        sqlx::query(
+        sqlx::query(concat!(
             "UPDATE clinical_resources SET order_key = ?1 \
-             WHERE order_key IS NULL AND (?3 IS NULL OR patient_key IS NULL OR patient_key = ?3) \
+             WHERE order_key IS NULL AND ",
+            same_patient!("?3", "patient_key"),
+            " \
              AND (resource_type, key) IN ( \
              SELECT t.resource_type, t.key FROM clinical_order_tokens t \
-             JOIN clinical_identifiers i ON i.token = t.token WHERE i.resource_type = ?2 AND i.key = ?1)",
-        )
+             JOIN clinical_identifiers i ON i.token = t.token WHERE i.resource_type = ?2 AND i.key = ?1)"
+        ))
         .bind(&w.key)
         .bind(ORDER_TYPE)
         .bind(&w.patient_key)
