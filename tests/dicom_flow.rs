@@ -428,8 +428,10 @@ async fn kill_during_transfer(env: Vec<(&'static str, String)>, store_config: me
         "killed after {acked} instances answered with success ({} failed, {} unsent)",
         report.failed, report.unsent
     );
+    // 150 files were on disk; over one association the last of them may
+    // still have been waiting for its answer when the kill came.
     assert!(
-        (150..600).contains(&acked),
+        (149..600).contains(&acked),
         "the kill came during the transfer: {acked}"
     );
     drop(m);
