@@ -264,9 +264,10 @@ async fn record(store: &SharedStore, id: &str) -> NotificationRecord {
     NotificationRecord::from_row(&row).expect("a notification record")
 }
 
-/// Every stored notification.
+/// Every stored notification, each once: one whose status changes between
+/// two of the per-status reads below is seen twice, and its later version wins.
 async fn records(store: &SharedStore) -> Vec<NotificationRecord> {
-    let mut out = Vec::new();
+    let mut latest: BTreeMap<String, (i64, NotificationRecord)> = BTreeMap::new();
     for s in Status::ALL {
         let rows = store
             .clinical()
@@ -279,9 +280,16 @@ async fn records(store: &SharedStore) -> Vec<NotificationRecord> {
             )
             .await
             .unwrap();
-        out.extend(rows.iter().filter_map(NotificationRecord::from_row));
+        for row in &rows {
+            let Some(rec) = NotificationRecord::from_row(row) else {
+                continue;
+            };
+            if latest.get(&row.key).is_none_or(|(v, _)| *v < row.version) {
+                latest.insert(row.key.clone(), (row.version, rec));
+            }
+        }
     }
-    out
+    latest.into_values().map(|(_, rec)| rec).collect()
 }
 
 // ---- the tests ---------------------------------------------------------------------
