@@ -26,3 +26,25 @@ pub(crate) fn first_copies<C>(batch: &[(EventRecord, Vec<C>)]) -> Vec<&EventReco
 pub(crate) fn appended<C>(batch: &[(EventRecord, Vec<C>)], mut inserted: HashSet<Uuid>) -> Vec<bool> {
     batch.iter().map(|(e, _)| inserted.remove(&e.id)).collect()
 }
+
+/// For each event of a clinical `batch`, true when its changes are applied
+/// now: `marked` holds the ids the ledger took as new (see [`appended`]), and
+/// a follow-up raised by an earlier event of the batch counts as applied
+/// already (the service never applies its own follow-ups), as one by one.
+pub(crate) fn applied_now(batch: &[(EventRecord, Vec<super::ClinicalChange>)], marked: HashSet<Uuid>) -> Vec<bool> {
+    let mut raised = HashSet::new();
+    batch
+        .iter()
+        .zip(appended(batch, marked))
+        .map(|((e, changes), new)| {
+            let new = new && !raised.contains(&e.id);
+            if new {
+                raised.extend(changes.iter().filter_map(|c| match c {
+                    super::ClinicalChange::Emit(f) => Some(f.id),
+                    _ => None,
+                }));
+            }
+            new
+        })
+        .collect()
+}

@@ -16,7 +16,7 @@ use super::{insert_event, insert_events, PostgresStore};
 use crate::store::clinical::{
     check_version, link_lock_keys, refuse_skipped_conditional, unique_tokens, validate, validate_service, ORDER_TYPE,
 };
-use crate::store::event_log::{appended, first_copies};
+use crate::store::event_log::{applied_now, first_copies};
 use crate::store::registration::count;
 use crate::store::{ClinicalChange, ClinicalStore, EventRecord, OutboxEntry, ResourceRow, ResourceWrite, StoreError};
 
@@ -196,8 +196,7 @@ async fn upsert(tx: &mut PgConnection, w: &ResourceWrite, now: DateTime<Utc>) ->
         sqlx::query(concat!(
             "UPDATE clinical_resources SET order_key = NULL \
              WHERE order_key = $1 AND NOT ",
-            same_patient!("patient_key", "$2::text"),
-            ""
+            same_patient!("patient_key", "$2::text")
         ))
         .bind(&w.key)
         .bind(&w.patient_key)
@@ -300,13 +299,9 @@ impl ClinicalStore for PostgresStore {
         });
         lock_links(&mut tx, &link_lock_keys(writes)).await?;
         // Marked applied all at once, in the same id order.
-        let new = appended(batch, mark_applied_all(&mut tx, service, &firsts, now).await?);
+        let new = applied_now(batch, mark_applied_all(&mut tx, service, &firsts, now).await?);
         let mut out = Vec::with_capacity(batch.len());
-        // Follow-ups raised so far: one of them among the batch's later events
-        // is applied already (the ledger has it from the marks above).
-        let mut raised = HashSet::new();
-        for ((e, changes), new) in batch.iter().zip(new) {
-            let new = new && !raised.contains(&e.id);
+        for ((_, changes), new) in batch.iter().zip(new) {
             // Dropping `tx` on any error below rolls the whole batch back.
             if new {
                 for change in changes {
@@ -319,10 +314,7 @@ impl ClinicalStore for PostgresStore {
                             let version = upsert(&mut tx, write, now).await?;
                             check_version(write, *expected, version)?;
                         }
-                        ClinicalChange::Emit(follow_up) => {
-                            emit(&mut tx, service, follow_up, now).await?;
-                            raised.insert(follow_up.id);
-                        }
+                        ClinicalChange::Emit(follow_up) => emit(&mut tx, service, follow_up, now).await?,
                     }
                 }
             } else {

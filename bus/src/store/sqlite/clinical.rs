@@ -2,8 +2,6 @@
 //! indexes, the per-service applied ledger and the outbox, written on the
 //! single writer connection in one `BEGIN IMMEDIATE` transaction per batch.
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
@@ -15,7 +13,7 @@ use super::{batch, insert_event, SqliteStore, BEGIN_WRITE};
 use crate::store::clinical::{
     check_version, refuse_skipped_conditional, unique_tokens, validate, validate_service, ORDER_TYPE,
 };
-use crate::store::event_log::{appended, first_copies};
+use crate::store::event_log::{applied_now, first_copies};
 use crate::store::registration::count;
 use crate::store::{ClinicalChange, ClinicalStore, EventRecord, OutboxEntry, ResourceRow, ResourceWrite, StoreError};
 
@@ -87,8 +85,7 @@ async fn resolve_order(
              ON o.resource_type = i.resource_type AND o.key = i.key \
              WHERE i.resource_type = ?1 AND i.token = ?2 \
              AND ",
-            same_patient!("?3", "o.patient_key"),
-            ""
+            same_patient!("?3", "o.patient_key")
         ))
         .bind(ORDER_TYPE)
         .bind(*token)
@@ -172,8 +169,7 @@ async fn upsert(tx: &mut SqliteConnection, w: &ResourceWrite, now: i64) -> Resul
         sqlx::query(concat!(
             "UPDATE clinical_resources SET order_key = NULL \
              WHERE order_key = ?1 AND NOT ",
-            same_patient!("patient_key", "?2"),
-            ""
+            same_patient!("patient_key", "?2")
         ))
         .bind(&w.key)
         .bind(&w.patient_key)
@@ -272,13 +268,9 @@ impl ClinicalStore for SqliteStore {
         // The log and the ledger for the whole batch first, one statement each
         // (each a hop to the driver's thread).
         batch::insert_events(&mut tx, &events, now).await?;
-        let new = appended(batch, batch::mark_applied_all(&mut tx, service, &firsts, now).await?);
+        let new = applied_now(batch, batch::mark_applied_all(&mut tx, service, &firsts, now).await?);
         let mut out = Vec::with_capacity(batch.len());
-        // Follow-ups raised so far: one of them among the batch's later events
-        // is applied already (the ledger has it from the marks above).
-        let mut raised = HashSet::new();
-        for ((e, changes), new) in batch.iter().zip(new) {
-            let new = new && !raised.contains(&e.id);
+        for ((_, changes), new) in batch.iter().zip(new) {
             // Dropping `tx` on any error below rolls the whole batch back.
             if new {
                 for change in changes {
@@ -290,10 +282,7 @@ impl ClinicalStore for SqliteStore {
                             let version = upsert(&mut tx, write, now).await?;
                             check_version(write, *expected, version)?;
                         }
-                        ClinicalChange::Emit(follow_up) => {
-                            emit(&mut tx, service, follow_up, now).await?;
-                            raised.insert(follow_up.id);
-                        }
+                        ClinicalChange::Emit(follow_up) => emit(&mut tx, service, follow_up, now).await?,
                     }
                 }
             } else {
