@@ -396,6 +396,15 @@ async fn fhir_create_read_search_conditional_transaction_and_malformed_input() {
         let store = store.clone();
         async move { store.clinical().count_resources(t).await.unwrap() }
     };
+    // The transaction above carried an Observation: the results service
+    // applies it (and the report it comes in) in one transaction, possibly
+    // after this point, so wait for it before counting, or the counts below
+    // would take it for the panel's.
+    eventually("the earlier observation applied", || {
+        let count = clinical_count("Observation");
+        async move { (count.await >= 1).then_some(()) }
+    })
+    .await;
     let (obs_before, reports_before) = (
         clinical_count("Observation").await,
         clinical_count("DiagnosticReport").await,
