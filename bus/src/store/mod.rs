@@ -308,6 +308,11 @@ pub trait Store: Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn kind(&self) -> &'static str;
 
+    /// How many write transactions can make progress at once: writers that
+    /// batch (the FHIR server's group commit) run no more workers than this,
+    /// since a worker waiting for a busy connection only splits the batch.
+    fn concurrent_writers(&self) -> usize;
+
     /// Readiness: Ok when a trivial query succeeds now.
     async fn check(&self) -> Result<(), StoreError>;
 

@@ -157,7 +157,10 @@ pub(super) async fn commit(
     let kept = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
     let bytes = Bytes::from(serde_json::to_vec(&kept).unwrap_or_default());
     let patient = patient_of(&planned);
-    let request = match keep(server, interaction, None, patient.as_deref(), bytes).await {
+    let started = std::time::Instant::now();
+    let outcome = keep(server, interaction, None, patient.as_deref(), bytes).await;
+    metrics::histogram!("medbus_fhir_stage_seconds", "stage" => "keep").record(started.elapsed().as_secs_f64());
+    let request = match outcome {
         Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %e, interaction, "fhir request not kept; answering 503");
@@ -182,7 +185,9 @@ pub(super) async fn commit(
     // The request is marked committed in the resources' transaction, or
     // refused when the store says no: the FHIR router turns only committed
     // requests into events (a refused one's client got an error).
+    let started = std::time::Instant::now();
     let written = tokio::time::timeout(STORE_DEADLINE, server.committer.commit(request.clone(), writes)).await;
+    metrics::histogram!("medbus_fhir_stage_seconds", "stage" => "commit").record(started.elapsed().as_secs_f64());
     let rows = match written {
         Ok(Ok(rows)) => rows,
         Ok(Err(e)) => {

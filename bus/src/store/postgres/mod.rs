@@ -259,6 +259,10 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    fn concurrent_writers(&self) -> usize {
+        self.pool.options().get_max_connections() as usize
+    }
+
     async fn check(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
         Ok(())

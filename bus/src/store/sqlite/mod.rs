@@ -171,6 +171,11 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn concurrent_writers(&self) -> usize {
+        // One writer connection: SQLite takes one write transaction at a time.
+        1
+    }
+
     async fn check(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.writer).await.map_err(map_err)?;
         sqlx::query("SELECT 1").execute(&self.reader).await.map_err(map_err)?;
