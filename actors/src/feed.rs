@@ -115,6 +115,9 @@ pub struct FeedSpec {
     pub kinds: Vec<EventKind>,
     /// Lanes per batch.
     pub lanes: usize,
+    /// How long a batch that has started to come waits for more before it
+    /// is applied ([`Consumer::linger`](medbus_bus::backbone::Consumer::linger)); zero for none.
+    pub linger: Duration,
 }
 
 /// Runs the feed until shutdown.
@@ -132,7 +135,8 @@ where
         &backbone,
         ConsumerSpec::new(spec.name.clone(), spec.filter.clone(), cfg),
     )
-    .await?;
+    .await?
+    .linger(spec.linger);
     tracing::info!(consumer = %spec.name, "domain feed consuming");
     let blocked = Blocked::default();
     let name = spec.name.clone();

@@ -49,6 +49,7 @@ pub fn feed_spec() -> FeedSpec {
         filter: "medbus.events.>".into(),
         kinds: KINDS.to_vec(),
         lanes: 16,
+        linger: std::time::Duration::ZERO,
     }
 }
 

@@ -57,6 +57,7 @@ conformance!(
     closed_backbone_refuses_work,
     publish_refuses_a_wildcard_subject,
     tail_reads_a_filter_from_a_position,
+    a_lingering_consumer_hands_over_what_came_meanwhile,
 );
 
 const SHORT: Duration = Duration::from_millis(400);
@@ -573,4 +574,74 @@ async fn tail_reads_a_filter_from_a_position(mut h: Harness) {
     let star = bb.open_tail("medbus.events.*.y", Some(0)).await;
     let mut star = star.expect("open tail");
     assert_eq!(tail_take(&mut star, 1, LONG).await, vec![(seqs[1], "p1".to_string())]);
+}
+
+/// `Consumer::linger`: a batch that has started to come waits once for more,
+/// so messages published just after the first come in the same batch; and
+/// shutdown cuts the wait short without dropping what is in hand.
+async fn a_lingering_consumer_hands_over_what_came_meanwhile(mut h: Harness) {
+    let bb = h.open().await;
+    let subject = "medbus.events.imaging.instance-stored";
+    let linger = Duration::from_millis(600);
+    let mut c = consumer(&bb, h.spec("lingering", subject)).await.linger(linger);
+    publish(&bb, msg(subject, "l1", "1")).await;
+    let later = bb.clone();
+    let publisher = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        for id in ["l2", "l3"] {
+            publish(&later, msg(subject, id, id.to_string())).await;
+        }
+    });
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let batches = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<String>>::new()));
+    let seen = batches.clone();
+    let stop = shutdown.clone();
+    c.run_batches("lingering", 100, LONG, &shutdown, |batch| {
+        let (seen, stop) = (seen.clone(), stop.clone());
+        async move {
+            let got = ids(&batch);
+            ack_all(batch).await;
+            let mut seen = seen.lock().unwrap();
+            seen.push(got);
+            if seen.iter().map(Vec::len).sum::<usize>() >= 3 {
+                stop.cancel();
+            }
+            true
+        }
+    })
+    .await;
+    publisher.await.unwrap();
+    let batches = batches.lock().unwrap().clone();
+    assert_eq!(
+        batches,
+        vec![vec!["l1", "l2", "l3"]],
+        "one batch with all three expected"
+    );
+
+    // Shutdown during the linger: the one message in hand is still handed over.
+    publish(&bb, msg(subject, "l4", "4")).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut c = c.linger(Duration::from_secs(30));
+    let handed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let into = handed.clone();
+    let stop = shutdown.clone();
+    let started = Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+    });
+    c.run_batches("lingering", 100, LONG, &shutdown, |batch| {
+        let into = into.clone();
+        async move {
+            into.lock().unwrap().extend(ids(&batch));
+            ack_all(batch).await;
+            true
+        }
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown did not cut the linger short"
+    );
+    assert_eq!(*handed.lock().unwrap(), vec!["l4".to_string()]);
 }

@@ -66,6 +66,7 @@ pub fn feed_spec() -> FeedSpec {
         filter: EventKind::ResultCritical.subject().to_string(),
         kinds: KINDS.to_vec(),
         lanes: 4,
+        linger: std::time::Duration::ZERO,
     }
 }
 

@@ -42,6 +42,7 @@ pub fn feed_spec() -> FeedSpec {
         filter: "medbus.events.result.>".into(),
         kinds: KINDS.to_vec(),
         lanes: 16,
+        linger: std::time::Duration::ZERO,
     }
 }
 
