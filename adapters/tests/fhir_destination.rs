@@ -185,6 +185,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 struct Running {
     bb: SharedBackbone,
     cfg: BackboneConfig,
+    config: FhirDestinationConfig,
     server: Server,
     shutdown: CancellationToken,
     run: JoinHandle<Result<(), backbone::BackboneError>>,
@@ -206,24 +207,42 @@ async fn start(cfg: BackboneConfig, dir: &std::path::Path, tune: impl FnOnce(&mu
     let server = Server::default();
     let mut config = dest(start_server(server.clone()).await);
     tune(&mut config);
-    let shutdown = CancellationToken::new();
-    let run = tokio::spawn(destination::run(FhirDestinationContext {
-        name: "emr".into(),
-        config,
-        backbone: bb.clone(),
-        backbone_config: cfg.clone(),
-        shutdown: shutdown.clone(),
-    }));
+    let (shutdown, run) = run_destination(&bb, &cfg, &config);
     Running {
         bb,
         cfg,
+        config,
         server,
         shutdown,
         run,
     }
 }
 
+fn run_destination(
+    bb: &SharedBackbone,
+    cfg: &BackboneConfig,
+    config: &FhirDestinationConfig,
+) -> (CancellationToken, JoinHandle<Result<(), backbone::BackboneError>>) {
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(destination::run(FhirDestinationContext {
+        name: "emr".into(),
+        config: config.clone(),
+        backbone: bb.clone(),
+        backbone_config: cfg.clone(),
+        shutdown: shutdown.clone(),
+    }));
+    (shutdown, run)
+}
+
 impl Running {
+    /// Shuts the destination down and starts it again on the same backbone and server.
+    async fn restart(mut self) -> Running {
+        self.shutdown.cancel();
+        self.run.await.unwrap().unwrap();
+        (self.shutdown, self.run) = run_destination(&self.bb, &self.cfg, &self.config);
+        self
+    }
+
     /// Everything on `filter` that arrives within `wait` once `n` are there,
     /// read (and acked, so none comes twice) by a new consumer `name`: (subject, headers, payload).
     async fn collect(&self, name: &str, filter: &str, n: usize, wait: Duration) -> Vec<(String, Headers, Bytes)> {
@@ -489,6 +508,27 @@ async fn patterns_select_events(cfg: BackboneConfig, dir: &std::path::Path) {
     bb.close().await.unwrap();
 }
 
+/// (6) Shutdowns while the server keeps failing, more of them than
+/// `max_deliver`, never dead-letter the event in hand (each is recorded as
+/// given back): it is delivered once the server answers.
+async fn restarts_never_dead_letter(cfg: BackboneConfig, dir: &std::path::Path) {
+    let cfg = BackboneConfig { max_deliver: 2, ..cfg };
+    let mut r = start(cfg, dir, |c| c.max_attempts = 1000).await;
+    r.server.script("M9", vec![Reply::status(503); 30]);
+    publish_patient(&r.bb, "patient.registered", "M9", "Restart").await;
+    for _ in 0..r.cfg.max_deliver + 2 {
+        let before = r.server.seen().len();
+        wait_for("an attempt by this run", || r.server.seen().len() > before).await;
+        r = r.restart().await;
+    }
+    wait_for("M9 delivered", || {
+        r.server.statuses().contains(&("M9".to_string(), 200))
+    })
+    .await;
+    assert!(r.dead_letters(0).await.is_empty());
+    r.stop().await;
+}
+
 fn fast(url: String) -> BackboneConfig {
     BackboneConfig {
         url,
@@ -520,6 +560,11 @@ on_both_backbones!(
     bundle_of_conditional_updates,
     embedded_patient_event_is_a_bundle_of_conditional_updates,
     jetstream_patient_event_is_a_bundle_of_conditional_updates
+);
+on_both_backbones!(
+    restarts_never_dead_letter,
+    embedded_restarts_while_the_server_fails_never_dead_letter,
+    jetstream_restarts_while_the_server_fails_never_dead_letter
 );
 on_both_backbones!(
     retried_then_delivered_once,

@@ -129,16 +129,7 @@ async fn scenario(cfg: BackboneConfig, dir: &std::path::Path) {
     let shutdown = CancellationToken::new();
     let run = tokio::spawn(webhook::run(SubscriptionContext {
         name: "erp".into(),
-        config: SubscriptionConfig {
-            subject: "medbus.events.patient.>".into(),
-            url,
-            secret: Secret::new(SECRET),
-            timeout: TIMEOUT,
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(100),
-            enabled: true,
-        },
+        config: subscription(url, 5),
         backbone: bb.clone(),
         backbone_config: cfg.clone(),
         shutdown: shutdown.clone(),
@@ -189,6 +180,67 @@ async fn scenario(cfg: BackboneConfig, dir: &std::path::Path) {
     bb.close().await.unwrap();
 }
 
+fn subscription(url: String, max_attempts: u32) -> SubscriptionConfig {
+    SubscriptionConfig {
+        subject: "medbus.events.patient.>".into(),
+        url,
+        secret: Secret::new(SECRET),
+        timeout: TIMEOUT,
+        max_attempts,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        enabled: true,
+    }
+}
+
+/// Shutdowns while the receiver keeps failing, more of them than
+/// `max_deliver`, never dead-letter the event in hand (each is recorded as
+/// given back): it is delivered once the receiver answers.
+async fn restarts(cfg: BackboneConfig, dir: &std::path::Path) {
+    let cfg = BackboneConfig { max_deliver: 2, ..cfg };
+    let bb = backbone::connect(&cfg, dir).await.unwrap();
+    let receiver = Receiver::default();
+    receiver.script.lock().unwrap().insert("R1".into(), vec![503; 30]);
+    let url = start_receiver(receiver.clone()).await;
+    publish_event(&bb, "patient.registered", "R1").await;
+    let seen = || receiver.seen.lock().unwrap().clone();
+    let start = || {
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn(webhook::run(SubscriptionContext {
+            name: "erp".into(),
+            config: subscription(url.clone(), 1000),
+            backbone: bb.clone(),
+            backbone_config: cfg.clone(),
+            shutdown: shutdown.clone(),
+        }));
+        (shutdown, run)
+    };
+    for _ in 0..cfg.max_deliver + 2 {
+        let before = seen().len();
+        let (shutdown, run) = start();
+        wait_for("an attempt by this run", || seen().len() > before).await;
+        shutdown.cancel();
+        run.await.unwrap().unwrap();
+    }
+    let (shutdown, run) = start();
+    wait_for("R1 delivered", || {
+        seen().iter().any(|(m, _, _, s)| m == "R1" && *s == 200)
+    })
+    .await;
+    let mut dlq = open_consumer(&bb, ConsumerSpec::new("ops", "medbus.dlq.>", &cfg))
+        .await
+        .unwrap();
+    let dead = dlq.fetch(10, Duration::from_millis(500)).await.unwrap();
+    assert!(
+        dead.is_empty(),
+        "dead-lettered: {:?}",
+        dead.iter().map(|d| &d.headers).collect::<Vec<_>>()
+    );
+    shutdown.cancel();
+    run.await.unwrap().unwrap();
+    bb.close().await.unwrap();
+}
+
 fn fast(url: String) -> BackboneConfig {
     BackboneConfig {
         url,
@@ -210,4 +262,19 @@ async fn jetstream_signed_in_order_retried_and_dead_lettered() {
     };
     let dir = tempfile::tempdir().unwrap();
     scenario(fast(nats.url()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_restarts_while_the_receiver_fails_never_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    restarts(fast("embedded".into()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_restarts_while_the_receiver_fails_never_dead_letter() {
+    let Some(nats) = medbus_testkit::NatsServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    restarts(fast(nats.url()), dir.path()).await;
 }

@@ -15,7 +15,16 @@
 //! notifications service turns a long outage into an alert). Best effort: a
 //! failed publish is logged and delivery goes on. At start the receiver is
 //! taken to be reachable, so one that is down from the start is reported too.
+//!
+//! The sender retries in place for as long as the receiver is down, so a
+//! restart meanwhile must not bring the messages in hand closer to the dead
+//! letter: shutdown records that it gave them back
+//! (`medbus.egress.hl7v2-handback.<name>`), and the guard against a destination
+//! that crashes or hangs on the same message every time (`backbone.max_deliver`
+//! unsettled deliveries) counts only deliveries not given back
+//! ([`CrashGuard`]).
 
+use medbus_bus::backbone::handback::{CrashGuard, NO_BACKBONE_LIMIT};
 use medbus_bus::backbone::renew::{renew_interval, renewing};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -73,8 +82,17 @@ pub async fn run(ctx: DestinationContext) -> Result<(), BackboneError> {
     let subject = Subject::egress("hl7v2", &ctx.name)
         .map_err(|e| BackboneError::Invalid(e.to_string()))?
         .to_string();
-    let spec = ConsumerSpec::new(consumer_name(&ctx.name), subject, &ctx.backbone_config);
+    // No backbone limit: the guard applies it, leaving out shutdown hand-backs.
+    let spec = ConsumerSpec {
+        max_deliver: NO_BACKBONE_LIMIT,
+        ..ConsumerSpec::new(consumer_name(&ctx.name), subject, &ctx.backbone_config)
+    };
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
+    let guard = CrashGuard::new(
+        &ctx.name,
+        format!("medbus.egress.hl7v2-handback.{}", ctx.name),
+        ctx.backbone_config.max_deliver,
+    );
     let config =
         sender_config(&ctx.config).map_err(|e| BackboneError::Invalid(format!("destination {}: {e}", ctx.name)))?;
     let mut sender = MllpSender::new(config);
@@ -89,7 +107,7 @@ pub async fn run(ctx: DestinationContext) -> Result<(), BackboneError> {
         match batch {
             Ok(batch) => {
                 backoff = Duration::from_millis(100);
-                if !deliver_in_order(&ctx, &mut sender, &mut health, batch).await {
+                if !deliver_in_order(&ctx, &mut sender, &mut health, &guard, batch).await {
                     break;
                 }
             }
@@ -112,11 +130,18 @@ async fn deliver_in_order(
     ctx: &DestinationContext,
     sender: &mut MllpSender,
     health: &mut Health,
+    guard: &CrashGuard,
     batch: Vec<Delivery>,
 ) -> bool {
     let mut pending: VecDeque<Delivery> = batch.into();
     let renew_every = renew_interval(ctx.backbone_config.ack_wait);
     while let Some(d) = pending.pop_front() {
+        if d.delivered > 1 {
+            if let Some(why) = guard.crashed_too_often(&ctx.backbone, &d).await {
+                dead_letter(ctx, d, &why).await;
+                continue;
+            }
+        }
         let result = {
             let payload = match outbound_bytes(&d) {
                 Ok(p) => p,
@@ -129,10 +154,7 @@ async fn deliver_in_order(
             renewing(deliver_watched(ctx, sender, health, &payload), &held, renew_every).await
         };
         if matches!(result, Err(SendError::Shutdown)) {
-            // Give everything in hand back at once rather than after the ack wait.
-            for d in std::iter::once(d).chain(pending) {
-                let _ = d.nak(Duration::ZERO, "shutting down").await;
-            }
+            guard.give_back(&ctx.backbone, std::iter::once(d).chain(pending)).await;
             return false;
         }
         settle(ctx, d, result).await;
@@ -240,18 +262,26 @@ fn outbound_bytes(d: &Delivery) -> Result<bytes::Bytes, String> {
 }
 
 async fn settle(ctx: &DestinationContext, d: Delivery, result: Result<AckOutcome, SendError>) {
-    let name = ctx.name.as_str();
-    let (label, settled) = match result {
+    match result {
         Ok(ack) => {
-            tracing::debug!(destination = name, code = %ack.code, sequence = d.sequence, "delivered");
-            ("accepted", d.ack().await)
+            tracing::debug!(destination = %ctx.name, code = %ack.code, sequence = d.sequence, "delivered");
+            let settled = d.ack().await;
+            record(&ctx.name, "accepted", settled);
         }
-        Err(e) => {
-            let why = e.to_string();
-            tracing::warn!(destination = name, sequence = d.sequence, reason = %why, "not delivered: dead-lettered");
-            ("dead_lettered", d.reject(&why).await)
-        }
-    };
+        Err(e) => dead_letter(ctx, d, &e.to_string()).await,
+    }
+}
+
+/// Sends `d` to the dead letter with `why`.
+async fn dead_letter(ctx: &DestinationContext, d: Delivery, why: &str) {
+    let name = ctx.name.as_str();
+    tracing::warn!(destination = name, sequence = d.sequence, reason = %why, "not delivered: dead-lettered");
+    let settled = d.reject(why).await;
+    record(name, "dead_lettered", settled);
+}
+
+/// Logs a failed settle and counts the outcome.
+fn record(name: &str, label: &'static str, settled: Result<(), BackboneError>) {
     if let Err(e) = settled {
         // Unsettled: delivered again after the ack wait; the receiver may see it twice.
         tracing::warn!(destination = name, error = %e, "could not settle a delivery");

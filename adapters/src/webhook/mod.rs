@@ -20,6 +20,7 @@ pub mod body;
 pub mod send;
 pub mod sign;
 
+use medbus_bus::backbone::handback::{CrashGuard, NO_BACKBONE_LIMIT};
 use medbus_bus::backbone::renew::{renew_interval, renewing};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -63,17 +64,27 @@ pub async fn run(ctx: SubscriptionContext) -> Result<(), BackboneError> {
     let http = reqwest::Client::builder()
         .build()
         .map_err(|e| BackboneError::Invalid(format!("subscription {}: http client: {e}", ctx.name)))?;
-    let spec = ConsumerSpec::new(
-        consumer_name(&ctx.name),
-        ctx.config.subject.clone(),
-        &ctx.backbone_config,
-    );
+    // No backbone limit: the subscription retries in place, and the guard applies
+    // the limit leaving out deliveries given back at shutdown (see `CrashGuard`).
+    let spec = ConsumerSpec {
+        max_deliver: NO_BACKBONE_LIMIT,
+        ..ConsumerSpec::new(
+            consumer_name(&ctx.name),
+            ctx.config.subject.clone(),
+            &ctx.backbone_config,
+        )
+    };
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
+    let guard = CrashGuard::new(
+        &ctx.name,
+        format!("medbus.egress.webhook-handback.{}", ctx.name),
+        ctx.backbone_config.max_deliver,
+    );
     tracing::info!(subscription = %ctx.name, subject = %ctx.config.subject, "webhook subscription delivering");
     let (name, shutdown) = (format!("subscription_{}", ctx.name), ctx.shutdown.clone());
     consumer
         .run_batches(&name, BATCH, Duration::from_secs(1), &shutdown, |batch| {
-            deliver_in_order(&ctx, &http, batch)
+            deliver_in_order(&ctx, &http, &guard, batch)
         })
         .await;
     tracing::info!(subscription = %ctx.name, "webhook subscription stopped");
@@ -81,19 +92,27 @@ pub async fn run(ctx: SubscriptionContext) -> Result<(), BackboneError> {
 }
 
 /// Delivers a batch one event at a time; false when shutdown interrupted it.
-async fn deliver_in_order(ctx: &SubscriptionContext, http: &reqwest::Client, batch: Vec<Delivery>) -> bool {
+async fn deliver_in_order(
+    ctx: &SubscriptionContext,
+    http: &reqwest::Client,
+    guard: &CrashGuard,
+    batch: Vec<Delivery>,
+) -> bool {
     let mut pending: VecDeque<Delivery> = batch.into();
     let renew_every = renew_interval(ctx.backbone_config.ack_wait);
     while let Some(d) = pending.pop_front() {
+        if d.delivered > 1 {
+            if let Some(why) = guard.crashed_too_often(&ctx.backbone, &d).await {
+                settle(ctx, d, Outcome::Refused(why)).await;
+                continue;
+            }
+        }
         let outcome = {
             let held: Vec<&Delivery> = std::iter::once(&d).chain(pending.iter()).collect();
             renewing(deliver_one(ctx, http, &d), &held, renew_every).await
         };
         if matches!(outcome, Outcome::Shutdown) {
-            // Give everything in hand back at once rather than after the ack wait.
-            for d in std::iter::once(d).chain(pending) {
-                let _ = d.nak(Duration::ZERO, "shutting down").await;
-            }
+            guard.give_back(&ctx.backbone, std::iter::once(d).chain(pending)).await;
             return false;
         }
         settle(ctx, d, outcome).await;

@@ -16,6 +16,7 @@
 
 pub mod dead_letter;
 pub mod embedded;
+pub mod handback;
 pub mod jetstream;
 pub mod keep;
 pub mod lanes;

@@ -33,17 +33,15 @@
 //! ack is lost is sent again (the PACS keeps one copy per SOP Instance UID).
 //!
 //! Shutdown gives the deliveries in hand back at once, and records that it did
-//! (`handback`): the backbone counts each delivery, and a restart must not
+//! (`medbus_bus::backbone::handback`): the backbone counts each delivery, and a restart must not
 //! bring an instance closer to the dead letter. The guard against a handler
 //! that crashes or hangs on the same instance every time (`backbone.max_deliver`
 //! unsettled deliveries) is kept, counting only deliveries not given back.
 //!
-//! - `handback`: the shutdown records and the crash guard's count;
 //! - `job`: a delivery decoded and its file read;
 //! - `session`: the kept-open association;
 //! - `verdict`: what a C-STORE status or error means.
 
-mod handback;
 mod job;
 mod session;
 mod verdict;
@@ -52,6 +50,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use medbus_bus::backbone::handback::{CrashGuard, NO_BACKBONE_LIMIT};
 use medbus_bus::backbone::renew::{renew_interval, renewing};
 use medbus_bus::backbone::{open_consumer, BackboneError, ConsumerSpec, Delivery, Headers, SharedBackbone};
 use medbus_bus::config::dicom_destinations::{consumer_name, DicomDestinationConfig};
@@ -60,7 +59,6 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::destination_status::Health;
-use handback::Handbacks;
 use job::{Decoded, Job};
 use session::Session;
 use verdict::{Failure, Verdict};
@@ -75,11 +73,6 @@ const ALL_CHANNELS: &str = "medbus.ingress.dicom.>";
 
 /// Instances taken from the backbone at once; all are kept alive while the first is retried.
 const BATCH: usize = 16;
-
-/// The consumer's own `max_deliver`: no backbone limit. The forwarder retries in place and
-/// applies the crash guard itself, leaving out deliveries given back at shutdown (`handback`).
-/// One below `u32::MAX` because the backbones allow one more delivery than this.
-const NO_BACKBONE_LIMIT: u32 = u32::MAX - 1;
 
 /// What a DICOM destination's forwarding loop needs.
 #[derive(Clone)]
@@ -119,11 +112,13 @@ pub async fn run(ctx: DicomForwardContext) -> Result<(), BackboneError> {
     tracing::info!(destination = %ctx.name, %peer, called_ae = %ctx.config.called_ae, "DICOM destination forwarding");
     let session = Mutex::new(Session::new(&ctx.name, &ctx.config));
     let health = Health::new(&ctx.name, "dicom", peer);
-    let handbacks = Mutex::new(Handbacks::new(&ctx.name));
+    // The consumer has no backbone limit: the forwarder retries in place and applies
+    // the crash guard itself, leaving out deliveries given back at shutdown.
+    let guard = CrashGuard::new(&ctx.name, handback_subject(&ctx.name), ctx.backbone_config.max_deliver);
     let shutdown = ctx.shutdown.clone();
     consumer
         .run_batches(&name, BATCH, Duration::from_secs(1), &shutdown, |batch| {
-            forward_in_order(&ctx, &session, &health, &handbacks, batch)
+            forward_in_order(&ctx, &session, &health, &guard, batch)
         })
         .await;
     session.lock().await.release().await;
@@ -136,7 +131,7 @@ async fn forward_in_order(
     ctx: &DicomForwardContext,
     session: &Mutex<Session>,
     health: &Health,
-    handbacks: &Mutex<Handbacks>,
+    guard: &CrashGuard,
     batch: Vec<Delivery>,
 ) -> bool {
     let mut session = session.lock().await;
@@ -150,7 +145,7 @@ async fn forward_in_order(
     let renew_every = renew_interval(ctx.backbone_config.ack_wait);
     while let Some(d) = pending.pop_front() {
         if d.delivered > 1 {
-            if let Some(why) = crashed_too_often(ctx, handbacks, &d).await {
+            if let Some(why) = guard.crashed_too_often(&ctx.backbone, &d).await {
                 tracing::warn!(destination = %ctx.name, sequence = d.sequence, "unsettled too often: dead-lettered");
                 let outcome = Outcome::Refused(Failure {
                     why,
@@ -176,15 +171,7 @@ async fn forward_in_order(
         let outcome = renewing(work, &held, renew_every).await;
         drop(held);
         if matches!(outcome, Outcome::Shutdown) {
-            // Record the hand-back first, so the next delivery of each is not taken for a
-            // crash; then give everything in hand back at once rather than after the ack wait.
-            let sequences: Vec<u64> = std::iter::once(&d).chain(pending.iter()).map(|d| d.sequence).collect();
-            if let Err(e) = handback::record(&ctx.backbone, &ctx.name, &sequences).await {
-                tracing::warn!(destination = %ctx.name, error = %e, "shutdown hand-back not recorded: it counts as a delivery");
-            }
-            for d in std::iter::once(d).chain(pending) {
-                let _ = d.nak(Duration::ZERO, "shutting down").await;
-            }
+            guard.give_back(&ctx.backbone, std::iter::once(d).chain(pending)).await;
             return false;
         }
         settle(ctx, d, outcome).await;
@@ -192,31 +179,9 @@ async fn forward_in_order(
     true
 }
 
-/// The dead-letter reason when `d` has been delivered `max_deliver` times before
-/// without being settled or given back at shutdown: the forwarder crashed or
-/// hung on it (or on the instance ahead of it) each time.
-async fn crashed_too_often(ctx: &DicomForwardContext, handbacks: &Mutex<Handbacks>, d: &Delivery) -> Option<String> {
-    let limit = ctx.backbone_config.max_deliver;
-    let earlier = d.delivered.saturating_sub(1);
-    if earlier < limit {
-        return None;
-    }
-    let given_back = match handbacks.lock().await.of(&ctx.backbone, d.sequence).await {
-        Ok(n) => n,
-        Err(e) => {
-            // Unknown: sending it is safer than dead-lettering an instance that may only
-            // have waited through restarts. The check runs again on its next delivery.
-            tracing::warn!(destination = %ctx.name, error = %e, "shutdown hand-backs unreadable: crash guard skipped");
-            return None;
-        }
-    };
-    let unsettled = earlier.saturating_sub(given_back);
-    (unsettled >= limit).then(|| {
-        format!(
-            "not settled after {unsettled} deliveries (the destination crashed or hung each time; \
-             {given_back} given back at shutdown not counted)"
-        )
-    })
+/// The subject of destination `name`'s shutdown hand-back records.
+fn handback_subject(name: &str) -> String {
+    format!("medbus.egress.dicom-handback.{name}")
 }
 
 /// Attempts one instance until the PACS stores it, refuses it for good, the

@@ -34,6 +34,7 @@
 pub mod outcome;
 pub mod push;
 
+use medbus_bus::backbone::handback::{CrashGuard, NO_BACKBONE_LIMIT};
 use medbus_bus::backbone::renew::{renew_interval, renewing};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -93,14 +94,24 @@ pub async fn run(ctx: FhirDestinationContext) -> Result<(), BackboneError> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| BackboneError::Invalid(format!("FHIR destination {}: http client: {e}", ctx.name)))?;
-    let spec = ConsumerSpec::new(consumer_name(&ctx.name), FILTER, &ctx.backbone_config);
+    // No backbone limit: the destination retries in place, and the guard applies
+    // the limit leaving out deliveries given back at shutdown (see `CrashGuard`).
+    let spec = ConsumerSpec {
+        max_deliver: NO_BACKBONE_LIMIT,
+        ..ConsumerSpec::new(consumer_name(&ctx.name), FILTER, &ctx.backbone_config)
+    };
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
+    let guard = CrashGuard::new(
+        &ctx.name,
+        format!("medbus.egress.fhir-handback.{}", ctx.name),
+        ctx.backbone_config.max_deliver,
+    );
     tracing::info!(destination = %ctx.name, url = %redact_url(&ctx.config.url), "FHIR destination pushing");
     let (name, shutdown) = (consumer_name(&ctx.name), ctx.shutdown.clone());
     let health = Health::new(&ctx.name, "fhir", redact_url(&ctx.config.url));
     consumer
         .run_batches(&name, BATCH, Duration::from_secs(1), &shutdown, |batch| {
-            deliver_in_order(&ctx, &http, &health, batch)
+            deliver_in_order(&ctx, &http, &health, &guard, batch)
         })
         .await;
     tracing::info!(destination = %ctx.name, "FHIR destination stopped");
@@ -112,11 +123,18 @@ async fn deliver_in_order(
     ctx: &FhirDestinationContext,
     http: &reqwest::Client,
     health: &Health,
+    guard: &CrashGuard,
     batch: Vec<Delivery>,
 ) -> bool {
     let mut pending: VecDeque<Delivery> = batch.into();
     let renew_every = renew_interval(ctx.backbone_config.ack_wait);
     while let Some(d) = pending.pop_front() {
+        if d.delivered > 1 {
+            if let Some(why) = guard.crashed_too_often(&ctx.backbone, &d).await {
+                settle(ctx, d, Outcome::Refused(why)).await;
+                continue;
+            }
+        }
         let outcome = match decode(&ctx.config, &d) {
             Decoded::Skip(why) => Outcome::Skipped(why),
             Decoded::Bad(why) => Outcome::Refused(why),
@@ -126,10 +144,7 @@ async fn deliver_in_order(
             }
         };
         if matches!(outcome, Outcome::Shutdown) {
-            // Give everything in hand back at once rather than after the ack wait.
-            for d in std::iter::once(d).chain(pending) {
-                let _ = d.nak(Duration::ZERO, "shutting down").await;
-            }
+            guard.give_back(&ctx.backbone, std::iter::once(d).chain(pending)).await;
             return false;
         }
         settle(ctx, d, outcome).await;
