@@ -88,11 +88,7 @@ pub async fn run(ctx: DestinationContext) -> Result<(), BackboneError> {
         ..ConsumerSpec::new(consumer_name(&ctx.name), subject, &ctx.backbone_config)
     };
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
-    let guard = CrashGuard::new(
-        &ctx.name,
-        format!("medbus.egress.hl7v2-handback.{}", ctx.name),
-        ctx.backbone_config.max_deliver,
-    );
+    let guard = CrashGuard::new("hl7v2", &ctx.name, ctx.backbone_config.max_deliver)?;
     let config =
         sender_config(&ctx.config).map_err(|e| BackboneError::Invalid(format!("destination {}: {e}", ctx.name)))?;
     let mut sender = MllpSender::new(config);

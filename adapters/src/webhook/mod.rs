@@ -75,11 +75,7 @@ pub async fn run(ctx: SubscriptionContext) -> Result<(), BackboneError> {
         )
     };
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
-    let guard = CrashGuard::new(
-        &ctx.name,
-        format!("medbus.egress.webhook-handback.{}", ctx.name),
-        ctx.backbone_config.max_deliver,
-    );
+    let guard = CrashGuard::new("webhook", &ctx.name, ctx.backbone_config.max_deliver)?;
     tracing::info!(subscription = %ctx.name, subject = %ctx.config.subject, "webhook subscription delivering");
     let (name, shutdown) = (format!("subscription_{}", ctx.name), ctx.shutdown.clone());
     consumer

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use tokio::sync::Mutex;
 
 use super::{BackboneError, Delivery, Headers, Outgoing, SharedBackbone, Tail};
+use crate::subjects::Subject;
 
 /// Record header: the sequences given back, comma-separated.
 pub const SEQUENCES: &str = "Medbus-Dicom-Handback-Sequences";
@@ -124,16 +125,21 @@ pub struct CrashGuard {
 }
 
 impl CrashGuard {
-    /// The guard of destination `name` (for log lines), keeping its records on
-    /// `subject` (a subject no consumer of messages to deliver reads), and
-    /// dead-lettering after `max_deliver` unsettled deliveries.
-    pub fn new(name: &str, subject: String, max_deliver: u32) -> Self {
-        CrashGuard {
+    /// The guard of destination `name` of `kind` (`hl7v2`, `fhir`, `dicom`,
+    /// `webhook`), keeping its records on `medbus.egress.<kind>-handback.<name>`
+    /// (a subject no consumer of messages to deliver reads) and dead-lettering
+    /// after `max_deliver` unsettled deliveries. Invalid when `kind` or `name`
+    /// is not a subject token.
+    pub fn new(kind: &str, name: &str, max_deliver: u32) -> Result<Self, BackboneError> {
+        let subject = Subject::egress(&format!("{kind}-handback"), name)
+            .map_err(|e| BackboneError::Invalid(format!("{kind} destination {name}: {e}")))?
+            .to_string();
+        Ok(CrashGuard {
             name: name.to_string(),
             handbacks: Mutex::new(Handbacks::new(subject.clone())),
             subject,
             max_deliver,
-        }
+        })
     }
 
     /// The dead-letter reason when `d` has been delivered `max_deliver` times
@@ -173,6 +179,20 @@ impl CrashGuard {
         }
         for d in held {
             let _ = d.nak(Duration::ZERO, "shutting down").await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_go_on_the_kinds_own_egress_subject_and_bad_names_are_refused() {
+        let guard = CrashGuard::new("hl7v2", "lab", 5).unwrap();
+        assert_eq!(guard.subject, "medbus.egress.hl7v2-handback.lab");
+        for (kind, name) in [("hl7v2", "a.b"), ("fhir", ""), ("webhook", "x>"), ("dic om", "pacs")] {
+            assert!(CrashGuard::new(kind, name, 5).is_err(), "{kind:?} {name:?} accepted");
         }
     }
 }

@@ -114,7 +114,7 @@ pub async fn run(ctx: DicomForwardContext) -> Result<(), BackboneError> {
     let health = Health::new(&ctx.name, "dicom", peer);
     // The consumer has no backbone limit: the forwarder retries in place and applies
     // the crash guard itself, leaving out deliveries given back at shutdown.
-    let guard = CrashGuard::new(&ctx.name, handback_subject(&ctx.name), ctx.backbone_config.max_deliver);
+    let guard = CrashGuard::new("dicom", &ctx.name, ctx.backbone_config.max_deliver)?;
     let shutdown = ctx.shutdown.clone();
     consumer
         .run_batches(&name, BATCH, Duration::from_secs(1), &shutdown, |batch| {
@@ -177,11 +177,6 @@ async fn forward_in_order(
         settle(ctx, d, outcome).await;
     }
     true
-}
-
-/// The subject of destination `name`'s shutdown hand-back records.
-fn handback_subject(name: &str) -> String {
-    format!("medbus.egress.dicom-handback.{name}")
 }
 
 /// Attempts one instance until the PACS stores it, refuses it for good, the

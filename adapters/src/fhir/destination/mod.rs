@@ -101,11 +101,7 @@ pub async fn run(ctx: FhirDestinationContext) -> Result<(), BackboneError> {
         ..ConsumerSpec::new(consumer_name(&ctx.name), FILTER, &ctx.backbone_config)
     };
     let mut consumer = open_consumer(&ctx.backbone, spec).await?;
-    let guard = CrashGuard::new(
-        &ctx.name,
-        format!("medbus.egress.fhir-handback.{}", ctx.name),
-        ctx.backbone_config.max_deliver,
-    );
+    let guard = CrashGuard::new("fhir", &ctx.name, ctx.backbone_config.max_deliver)?;
     tracing::info!(destination = %ctx.name, url = %redact_url(&ctx.config.url), "FHIR destination pushing");
     let (name, shutdown) = (consumer_name(&ctx.name), ctx.shutdown.clone());
     let health = Health::new(&ctx.name, "fhir", redact_url(&ctx.config.url));
